@@ -1,0 +1,1 @@
+//! mix (being written).

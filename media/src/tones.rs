@@ -1,0 +1,1 @@
+//! tones (being written).

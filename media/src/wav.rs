@@ -1,0 +1,1 @@
+//! wav (being written).

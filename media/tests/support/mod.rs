@@ -12,7 +12,7 @@ use std::process::Command;
 /// espeak-ng voices with different pitch, timbre and language, to vary the
 /// speech a detector is exposed to.
 pub const VOICES: &[&str] = &[
-    "en-us", "en-gb", "en-us+f3", "en-us+m7", "en-gb-x-rp+f4", "de", "fr", "es", "it", "pt-br",
+    "en-us", "en-gb", "en-us+f3", "en-us+m7", "en-gb-x-rp+f4", "de", "fr-fr", "es", "it", "pt-br",
 ];
 
 /// Ordinary prose, numbers included, a little over a minute per voice at

@@ -1,0 +1,783 @@
+//! Server configuration: built-in defaults, then an optional TOML file, then
+//! `HOTLINE_*` environment variables, each layer overriding the one before.
+//!
+//! Environment variables name a key path with `__` between levels, so keys
+//! that contain a single underscore stay readable:
+//! `HOTLINE_HTTP__LISTEN=0.0.0.0:8080`, `HOTLINE_RTP__PORT_MIN=20000`,
+//! `HOTLINE_DATA_DIR=/var/lib/hotline`. A value is typed after the key it
+//! replaces (a string key stays a string even if the value looks numeric);
+//! for keys with no default, the value is read as a TOML literal when it is
+//! one (`5060`, `true`, `["udp:0.0.0.0:5060"]`) and as a string otherwise.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "HOTLINE_";
+
+/// Everything the server can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, recordings and converted models live.
+    pub data_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// The control plane's HTTP listener.
+    pub http: HttpConfig,
+    /// SIP signalling.
+    pub sip: SipConfig,
+    /// RTP media ports and addressing.
+    pub rtp: RtpConfig,
+    /// Storage backend.
+    pub database: DatabaseConfig,
+    /// SIP trunks (carriers) calls arrive from and leave through.
+    pub trunks: Vec<TrunkConfig>,
+    /// Speech and language engines.
+    pub providers: ProvidersConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            database: DatabaseConfig::default(),
+            trunks: Vec::new(),
+            providers: ProvidersConfig::default(),
+        }
+    }
+}
+
+/// Log output settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter directive such as `info` or `hotline=debug,info`.
+    /// `RUST_LOG`, when set, takes precedence.
+    pub level: String,
+    /// Human-readable text or one JSON object per line.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// HTTP control plane settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the REST and WebSocket API listens on. Loopback by default:
+    /// exposing the API is a deliberate choice.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// SIP signalling settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Sockets to listen on, as `transport:ip:port` (`udp:0.0.0.0:5060`).
+    pub listen: Vec<SipListen>,
+    /// Address advertised in Via, Contact and SDP when the server sits behind
+    /// NAT. The listen address is used when unset.
+    pub public_ip: Option<IpAddr>,
+    /// The SIP domain Hotline answers for; the public or listen IP if unset.
+    #[serde(deserialize_with = "opt_text")]
+    pub domain: Option<String>,
+    /// Overrides the `User-Agent`/`Server` header.
+    #[serde(deserialize_with = "opt_text")]
+    pub user_agent: Option<String>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: vec![
+                SipListen::new(SipTransport::Udp, SocketAddr::from(([0, 0, 0, 0], 5060))),
+                SipListen::new(SipTransport::Tcp, SocketAddr::from(([0, 0, 0, 0], 5060))),
+            ],
+            public_ip: None,
+            domain: None,
+            user_agent: None,
+        }
+    }
+}
+
+/// A SIP transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SipTransport {
+    /// UDP (RFC 3261 §18).
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP (`sips:`).
+    Tls,
+}
+
+impl fmt::Display for SipTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        })
+    }
+}
+
+impl FromStr for SipTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(SipTransport::Udp),
+            "tcp" => Ok(SipTransport::Tcp),
+            "tls" => Ok(SipTransport::Tls),
+            other => Err(format!("unknown SIP transport {other:?} (udp, tcp or tls)")),
+        }
+    }
+}
+
+impl Serialize for SipTransport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SipTransport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One SIP listening socket, written `transport:ip:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipListen {
+    /// Transport protocol.
+    pub transport: SipTransport,
+    /// Local address to bind.
+    pub addr: SocketAddr,
+}
+
+impl SipListen {
+    /// A listener on `addr` over `transport`.
+    pub fn new(transport: SipTransport, addr: SocketAddr) -> Self {
+        SipListen { transport, addr }
+    }
+}
+
+impl fmt::Display for SipListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+impl FromStr for SipListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (transport, addr) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not transport:ip:port"))?;
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("{s:?}: bad address {addr:?}: {e}"))?;
+        Ok(SipListen::new(transport.parse()?, addr))
+    }
+}
+
+impl Serialize for SipListen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SipListen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// RTP media settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtpConfig {
+    /// Lowest UDP port for media (inclusive, even).
+    pub port_min: u16,
+    /// Highest UDP port for media (inclusive).
+    pub port_max: u16,
+    /// IP to bind media sockets on.
+    pub bind_ip: IpAddr,
+    /// Address written in SDP; falls back to `sip.public_ip`, then the bind IP.
+    pub public_ip: Option<IpAddr>,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            port_min: 10000,
+            port_max: 19999,
+            bind_ip: IpAddr::from([0, 0, 0, 0]),
+            public_ip: None,
+        }
+    }
+}
+
+impl RtpConfig {
+    /// How many calls the port range can carry: one even RTP port per call
+    /// (RTCP takes the odd port above it).
+    pub fn call_capacity(&self) -> usize {
+        let first_even = self.port_min + self.port_min % 2;
+        if first_even >= self.port_max {
+            return 0;
+        }
+        usize::from((self.port_max - first_even) / 2 + 1)
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`. Unset means an embedded SQLite file
+    /// in the data directory. `DATABASE_URL` is honoured too.
+    #[serde(deserialize_with = "opt_text")]
+    pub url: Option<String>,
+}
+
+/// A SIP trunk: a carrier that sends calls to Hotline and takes calls from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Unique name that API requests and numbers refer to.
+    pub name: String,
+    /// The carrier's SIP host, `host` or `host:port`.
+    pub host: String,
+    /// Transport used to reach the carrier.
+    #[serde(default = "default_trunk_transport")]
+    pub transport: SipTransport,
+    /// Digest username for challenges from the carrier (and for REGISTER).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub username: Option<String>,
+    /// Digest password.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub password: Option<String>,
+    /// Digest realm to insist on; any realm the carrier offers when unset.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub realm: Option<String>,
+    /// Register to the carrier instead of relying on IP authentication.
+    #[serde(default)]
+    pub register: bool,
+    /// Source IPs or CIDR blocks inbound calls from this trunk come from.
+    #[serde(default)]
+    pub inbound_ips: Vec<String>,
+    /// Challenge inbound requests from this trunk with digest auth.
+    #[serde(default)]
+    pub inbound_auth: bool,
+    /// Codec preference for this trunk, by name (`PCMU`, `PCMA`, `opus`).
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+}
+
+fn default_trunk_transport() -> SipTransport {
+    SipTransport::Udp
+}
+
+fn default_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into(), "opus".into()]
+}
+
+/// The speech-to-text, language model and text-to-speech engines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Speech-to-text.
+    pub stt: ProviderConfig,
+    /// The agent's brain: an LLM or an offline flow.
+    pub llm: ProviderConfig,
+    /// Text-to-speech.
+    pub tts: ProviderConfig,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            stt: ProviderConfig::local("whisper"),
+            llm: ProviderConfig::local("flow"),
+            tts: ProviderConfig::local("piper"),
+        }
+    }
+}
+
+/// One engine's settings. `kind` picks the implementation; the embedded
+/// defaults need no key and no network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Implementation name, e.g. `whisper`, `openai`, `flow`, `piper`.
+    pub kind: String,
+    /// Model or voice name, where the implementation has a choice.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub model: Option<String>,
+    /// Base URL for HTTP providers (OpenAI-compatible servers included).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub base_url: Option<String>,
+    /// API key for cloud providers.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub api_key: Option<String>,
+}
+
+impl ProviderConfig {
+    fn local(kind: &str) -> Self {
+        ProviderConfig {
+            kind: kind.into(),
+            model: None,
+            base_url: None,
+            api_key: None,
+        }
+    }
+}
+
+/// Reads an optional text value that may have arrived as a bare TOML
+/// scalar, as `HOTLINE_TRUNK_PASSWORD=12345` does from the environment.
+fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(Option::<Scalar>::deserialize(d)?.map(|v| match v {
+        Scalar::Text(s) => s,
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }))
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The merged configuration does not parse into the schema.
+    #[error("invalid configuration{}: {message}", origin.as_deref().map(|o| format!(" in {o}")).unwrap_or_default())]
+    Parse {
+        /// The file the error is in, if it came from one.
+        origin: Option<String>,
+        /// What is wrong, with the key at fault.
+        message: String,
+    },
+    /// A value parses but is not acceptable.
+    #[error("invalid configuration: {field}: {message}")]
+    Invalid {
+        /// The key at fault, dotted (`rtp.port_min`).
+        field: String,
+        /// Why it is not acceptable.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `HOTLINE_*` variables from
+    /// `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table =
+            toml::Table::try_from(Config::default()).expect("the default configuration serializes");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: Some(path.display().to_string()),
+                message: e.to_string(),
+            })?;
+            merge(&mut table, from_file);
+        }
+        for (name, value) in env {
+            if let Some(path) = env_key_path(&name) {
+                apply_env(&mut table, &path, &value);
+            }
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: None,
+                message: e.message().to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            field: field.into(),
+            message,
+        };
+        if self.rtp.port_min == 0 || self.rtp.port_min > self.rtp.port_max {
+            return Err(invalid(
+                "rtp.port_min",
+                format!(
+                    "range {}..={} is empty or starts at 0",
+                    self.rtp.port_min, self.rtp.port_max
+                ),
+            ));
+        }
+        if self.rtp.call_capacity() == 0 {
+            return Err(invalid(
+                "rtp.port_max",
+                "the RTP range must hold at least one even/odd port pair".into(),
+            ));
+        }
+        if self.sip.listen.is_empty() {
+            return Err(invalid(
+                "sip.listen",
+                "at least one listener is needed".into(),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid("log.level", e.to_string()));
+        }
+        let mut names = BTreeSet::new();
+        for (i, trunk) in self.trunks.iter().enumerate() {
+            if trunk.name.trim().is_empty() {
+                return Err(invalid(
+                    &format!("trunks[{i}].name"),
+                    "must not be empty".into(),
+                ));
+            }
+            if !names.insert(trunk.name.as_str()) {
+                return Err(invalid(
+                    &format!("trunks[{i}].name"),
+                    format!("duplicate trunk name {:?}", trunk.name),
+                ));
+            }
+            if trunk.host.trim().is_empty() {
+                return Err(invalid(
+                    &format!("trunks[{i}].host"),
+                    "must not be empty".into(),
+                ));
+            }
+            if trunk.username.is_some() != trunk.password.is_some() {
+                return Err(invalid(
+                    &format!("trunks[{i}].password"),
+                    "username and password go together".into(),
+                ));
+            }
+            if (trunk.register || trunk.inbound_auth) && trunk.username.is_none() {
+                return Err(invalid(
+                    &format!("trunks[{i}].username"),
+                    "register and inbound_auth need credentials".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets replaced, for `config show`.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        let redact = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("********".into());
+            }
+        };
+        for trunk in &mut shown.trunks {
+            redact(&mut trunk.password);
+        }
+        for p in [
+            &mut shown.providers.stt,
+            &mut shown.providers.llm,
+            &mut shown.providers.tts,
+        ] {
+            redact(&mut p.api_key);
+        }
+        if let Some(url) = &mut shown.database.url {
+            *url = redact_url_password(url);
+        }
+        toml::to_string_pretty(&shown).expect("the configuration serializes")
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:********@host
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((creds, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Maps `HOTLINE_RTP__PORT_MIN` to `["rtp", "port_min"]`. `HOTLINE_CONFIG`
+/// names the file itself and is not a key.
+fn env_key_path(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    if rest.is_empty() || rest == "CONFIG" {
+        return None;
+    }
+    Some(rest.split("__").map(|p| p.to_ascii_lowercase()).collect())
+}
+
+fn apply_env(table: &mut toml::Table, path: &[String], raw: &str) {
+    let (last, parents) = path.split_last().expect("path is never empty");
+    let mut node = table;
+    for key in parents {
+        let entry = node
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        node = entry.as_table_mut().expect("just made a table");
+    }
+    let value = match node.get(last) {
+        Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+        _ => parse_literal(raw),
+    };
+    node.insert(last.clone(), value);
+}
+
+fn parse_literal(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// Deep-merges `over` into `base`: tables merge key by key, anything else
+/// (arrays included) replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (10000, 19999));
+        assert_eq!(c.rtp.call_capacity(), 5000);
+        assert_eq!(c.providers.stt.kind, "whisper");
+        assert!(c.database.url.is_none());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let f = write(
+            r#"
+            data_dir = "/var/lib/hotline"
+            [http]
+            listen = "0.0.0.0:9000"
+            [rtp]
+            port_min = 20000
+            port_max = 20999
+            [sip]
+            listen = ["udp:127.0.0.1:5080"]
+            public_ip = "203.0.113.7"
+            [[trunks]]
+            name = "carrier"
+            host = "sip.example.net:5060"
+            username = "acct"
+            password = "secret"
+            register = true
+            [providers.llm]
+            kind = "openai"
+            model = "gpt-4o-mini"
+            "#,
+        );
+        let c = Config::load(
+            Some(f.path()),
+            env(&[
+                ("HOTLINE_RTP__PORT_MAX", "20499"),
+                ("HOTLINE_HTTP__LISTEN", "127.0.0.1:9100"),
+                ("HOTLINE_PROVIDERS__LLM__API_KEY", "12345"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/hotline"));
+        assert_eq!(c.http.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 20499));
+        assert_eq!(
+            c.sip.listen,
+            vec![SipListen::new(
+                SipTransport::Udp,
+                "127.0.0.1:5080".parse().unwrap()
+            )]
+        );
+        assert_eq!(c.sip.public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(c.trunks[0].codecs, default_codecs());
+        assert_eq!(c.providers.llm.model.as_deref(), Some("gpt-4o-mini"));
+        // A key with no default that looks numeric still arrives as text.
+        assert_eq!(c.providers.llm.api_key.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn env_values_take_the_type_of_the_key_they_replace() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOTLINE_DATA_DIR", "12345"),
+                ("HOTLINE_LOG__FORMAT", "json"),
+                ("HOTLINE_SIP__LISTEN", r#"["tcp:127.0.0.1:5070"]"#),
+                ("HOTLINE_PROVIDERS__TTS__MODEL", "en_US-joe-medium"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("12345"));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.sip.listen[0].transport, SipTransport::Tcp);
+        assert_eq!(c.providers.tts.model.as_deref(), Some("en_US-joe-medium"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_field() {
+        let f = write("[http]\nlisten = \"127.0.0.1:8080\"\nlissten = 1\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("lissten"), "{e}");
+
+        let e = Config::load(None, env(&[("HOTLINE_RTP__PORT_MIN", "30000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rtp.port_min"), "{e}");
+
+        let e = Config::load(
+            None,
+            env(&[("HOTLINE_SIP__LISTEN", r#"["sctp:1.2.3.4:5"]"#)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sctp"), "{e}");
+
+        let e = Config::load(None, env(&[("HOTLINE_LOG__LEVEL", "hotline=loud")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.level"), "{e}");
+    }
+
+    #[test]
+    fn trunks_are_checked() {
+        let f = write(
+            "[[trunks]]\nname = \"a\"\nhost = \"h\"\n[[trunks]]\nname = \"a\"\nhost = \"h2\"\n",
+        );
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("trunks[1].name"), "{e}");
+
+        let f = write("[[trunks]]\nname = \"a\"\nhost = \"h\"\nregister = true\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("trunks[0].username"), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let mut c = Config::default();
+        c.trunks.push(TrunkConfig {
+            name: "t".into(),
+            host: "h".into(),
+            transport: SipTransport::Udp,
+            username: Some("u".into()),
+            password: Some("hunter2".into()),
+            realm: None,
+            register: false,
+            inbound_ips: vec![],
+            inbound_auth: false,
+            codecs: default_codecs(),
+        });
+        c.providers.llm.api_key = Some("sk-abc".into());
+        c.database.url = Some("postgres://hl:pw@localhost/hl".into());
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-abc") && !shown.contains(":pw@"));
+        assert!(shown.contains("postgres://hl:********@localhost/hl"));
+        // The redacted text is itself a valid configuration.
+        let back: Config = toml::from_str(&shown).unwrap();
+        assert_eq!(back.trunks[0].name, "t");
+    }
+
+    #[test]
+    fn rtp_capacity_counts_even_ports() {
+        let mut r = RtpConfig {
+            port_min: 10001,
+            port_max: 10004,
+            ..RtpConfig::default()
+        };
+        assert_eq!(r.call_capacity(), 2); // 10002, 10004
+        r.port_min = 10004;
+        assert_eq!(r.call_capacity(), 0);
+    }
+}

@@ -1,0 +1,15 @@
+//! # hotline
+//!
+//! The Hotline server: call tasks, the agent pipeline and the control plane,
+//! built on [`hotline_media`] (audio, no I/O) and [`hotline_sip`] (signalling).
+//! The binary in `main.rs` is a thin CLI over [`server::run`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+
+/// This build's version, as reported by `/healthz` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

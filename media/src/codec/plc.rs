@@ -13,9 +13,9 @@
 //! that, when a loss starts, it can rewrite the last quarter period it has
 //! not yet played. That delay would shift every G.711 stream by 30 samples
 //! even when nothing is lost, so this version runs with zero delay and
-//! instead starts the concealment by cross-fading from the time-reversed
-//! tail of the real signal into the pitch buffer (the technique spandsp
-//! uses), which is continuous at the join.
+//! instead bends the start of the replay: it is offset by the pitch
+//! prediction error of the last real sample, fading to no offset over a
+//! quarter period, which continues the real signal's level and slope.
 //!
 //! All lengths are the Appendix's 8 kHz values scaled to the sample rate, so
 //! the same code serves 8 kHz G.711 and wideband audio.
@@ -84,6 +84,8 @@ pub struct Plc {
     pitchblen: usize,
     /// Whether `pitch` has been estimated since the last reset.
     have_pitch: bool,
+    /// Level of the replay relative to the history: the pitch correlation.
+    voicing: f32,
 }
 
 impl Plc {
@@ -117,6 +119,7 @@ impl Plc {
             poffset: 0,
             pitchblen: pitch_max,
             have_pitch: false,
+            voicing: 1.0,
         })
     }
 
@@ -187,7 +190,7 @@ impl Plc {
         if n >= 6 * self.frame {
             return 0.0;
         }
-        let mut s = self.read_pitchbuf();
+        let mut s = self.read_pitchbuf() * self.voicing;
         if self.ola_pos < self.ola_len {
             let w = (self.ola_pos + 1) as f32 / self.ola_len as f32;
             s = (1.0 - w) * self.ola[self.ola_pos] + w * s;
@@ -213,6 +216,7 @@ impl Plc {
             *f = h as f32;
         }
         self.pitch = self.find_pitch();
+        self.voicing = self.voicing(self.pitch);
         self.have_pitch = true;
         self.poverlap = self.pitch / 4;
         let pov = self.poverlap;
@@ -220,10 +224,15 @@ impl Plc {
         self.poffset = 0;
         self.pitchblen = self.pitch;
         self.smooth_wrap();
-        // Zero-delay start: fade from the mirror image of the last real
-        // samples, which meets the last sample exactly.
+        // Zero-delay start. The replay begins one period back, so its first
+        // sample follows the last real one up to the pitch prediction error
+        // `e` of that last sample. Start the replay offset by `e` and fade
+        // the offset out over a quarter period: the join then repeats the
+        // slope the signal had one period earlier, with no step.
+        let e = f32::from(self.history[end - 1]) - f32::from(self.history[end - 1 - self.pitch]);
+        let start = end - self.pitch;
         for i in 0..pov {
-            self.ola[i] = self.history[end - 1 - i] as f32;
+            self.ola[i] = self.pitchbuf[start + i] + e;
         }
         self.ola_len = pov;
         self.ola_pos = 0;
@@ -235,7 +244,7 @@ impl Plc {
         let pov = self.poverlap;
         let saved = self.poffset;
         for i in 0..pov {
-            self.ola[i] = self.read_pitchbuf();
+            self.ola[i] = self.read_pitchbuf() * self.voicing;
         }
         self.poffset = saved;
         while self.poffset > self.pitch {
@@ -320,6 +329,23 @@ impl Plc {
             }
         }
         self.pitch_max - fine_best
+    }
+
+    /// Normalised correlation between the last `corr_len` samples and the
+    /// ones `lag` earlier: how well repeating the last period predicts the
+    /// signal. Clamped to [0, 1].
+    fn voicing(&self, lag: usize) -> f32 {
+        let end = self.pitchbuf.len();
+        let l = &self.pitchbuf[end - self.corr_len..end];
+        let r = &self.pitchbuf[end - self.corr_len - lag..end - lag];
+        let (mut c, mut el, mut er) = (0.0f64, 0.0f64, 0.0f64);
+        for (&x, &y) in l.iter().zip(r) {
+            c += x as f64 * y as f64;
+            el += x as f64 * x as f64;
+            er += y as f64 * y as f64;
+        }
+        let floor = CORR_MIN_POWER * self.ndec as f64;
+        (c / (el.max(floor) * er.max(floor)).sqrt()).clamp(0.0, 1.0) as f32
     }
 
     fn push_history(&mut self, frame: &[i16]) {

@@ -185,7 +185,9 @@ fn quantisation_error_is_within_half_a_step() {
 
 #[test]
 fn slices_and_trait_objects_agree_with_the_scalar_functions() {
-    let pcm: Vec<i16> = (0..160).map(|n| ((n * 409) % 65536 - 32768) as i16).collect();
+    let pcm: Vec<i16> = (0..160)
+        .map(|n| ((n * 409) % 65536 - 32768) as i16)
+        .collect();
     for (law, kind) in [(Law::Mu, CodecKind::Pcmu), (Law::A, CodecKind::Pcma)] {
         let mut bytes = Vec::new();
         encode_slice(law, &pcm, &mut bytes);

@@ -14,7 +14,9 @@ fn voiced(f0: f64, rate: u32, len: usize) -> Vec<i16> {
         .map(|n| {
             let t = n as f64 / rate as f64;
             let v: f64 = (1..=8)
-                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t + h as f64).sin() / h as f64)
+                .map(|h| {
+                    (2.0 * std::f64::consts::PI * f0 * h as f64 * t + h as f64).sin() / h as f64
+                })
                 .sum();
             (v * 6000.0) as i16
         })
@@ -217,7 +219,12 @@ fn frame_size_does_not_change_the_result() {
 /// Loses 5 % of 20 ms frames at random and compares concealment against
 /// filling the gaps with silence. The SNR counts every lost frame and the
 /// frame after it, where the cross-fade acts.
-fn speech_snr(clean: &[i16], rate: u32, seed: u64, conceal: impl Fn(&[bool]) -> Vec<i16>) -> (f64, f64) {
+fn speech_snr(
+    clean: &[i16],
+    rate: u32,
+    seed: u64,
+    conceal: impl Fn(&[bool]) -> Vec<i16>,
+) -> (f64, f64) {
     let frame = rate as usize / 50;
     let frames = clean.len() / frame;
     let mut noise = Noise::new(seed);
@@ -258,7 +265,10 @@ fn speech_with_random_loss_beats_zero_filling() {
                 run_plc(&clean[..lost.len() * frame], rate, |i| lost[i])
             });
             println!("{rate} Hz {voice}: PLC {plc:.2} dB, zero fill {zero:.2} dB");
-            assert!(plc > zero, "{rate} Hz {voice}: PLC {plc:.2} dB vs zero {zero:.2} dB");
+            assert!(
+                plc > zero,
+                "{rate} Hz {voice}: PLC {plc:.2} dB vs zero {zero:.2} dB"
+            );
         }
     }
 }

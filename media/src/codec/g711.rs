@@ -83,7 +83,11 @@ const fn ulaw_from_14bit(x: i16) -> u8 {
 /// Encodes a 12-bit two's-complement sample (the 16-bit sample's top 12
 /// bits) to A-law.
 const fn alaw_from_12bit(x: i16) -> u8 {
-    let (sign, magnitude) = if x < 0 { (0x00, !x as u16) } else { (0x80, x as u16) };
+    let (sign, magnitude) = if x < 0 {
+        (0x00, !x as u16)
+    } else {
+        (0x80, x as u16)
+    };
     let code = if magnitude < 16 {
         magnitude as u8
     } else {

@@ -236,8 +236,14 @@ mod tests {
         assert_eq!(CodecKind::Pcmu.static_payload_type(), Some(0));
         assert_eq!(CodecKind::Pcma.static_payload_type(), Some(8));
         assert_eq!(CodecKind::Opus.static_payload_type(), None);
-        assert_eq!(CodecKind::from_static_payload_type(0), Some(CodecKind::Pcmu));
-        assert_eq!(CodecKind::from_static_payload_type(8), Some(CodecKind::Pcma));
+        assert_eq!(
+            CodecKind::from_static_payload_type(0),
+            Some(CodecKind::Pcmu)
+        );
+        assert_eq!(
+            CodecKind::from_static_payload_type(8),
+            Some(CodecKind::Pcma)
+        );
         assert_eq!(CodecKind::from_static_payload_type(9), None);
         assert_eq!(CodecKind::from_static_payload_type(111), None);
         assert_eq!(CodecKind::Pcmu.rtp_clock_rate(), 8000);

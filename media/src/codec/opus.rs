@@ -32,7 +32,7 @@ fn check_rate(rate: u32) -> Result<(), CodecError> {
 /// Whether `samples` at `rate` is a whole number of 2.5 ms units, which is
 /// all libopus accepts for concealment and FEC.
 fn check_quantum(samples: usize, rate: u32) -> Result<(), CodecError> {
-    if samples % (rate as usize / 400) == 0 {
+    if samples.is_multiple_of(rate as usize / 400) {
         Ok(())
     } else {
         Err(CodecError::FrameSize { samples, rate })
@@ -109,7 +109,8 @@ impl OpusEncoder {
         self.inner.set_vbr(c.vbr)?;
         self.inner.set_inband_fec(c.inband_fec)?;
         self.inner.set_dtx(c.dtx)?;
-        self.inner.set_packet_loss_perc(c.expected_loss_percent.into())?;
+        self.inner
+            .set_packet_loss_perc(c.expected_loss_percent.into())?;
         self.config = c;
         Ok(())
     }
@@ -151,7 +152,7 @@ impl AudioEncoder for OpusEncoder {
     /// 100 or 120 ms.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError> {
         let quanta = pcm.len() * 400 / self.rate as usize;
-        let valid = pcm.len() * 400 % self.rate as usize == 0
+        let valid = (pcm.len() * 400).is_multiple_of(self.rate as usize)
             && matches!(quanta, 1 | 2 | 4 | 8 | 16 | 24 | 32 | 40 | 48);
         if !valid {
             return Err(CodecError::FrameSize {
@@ -234,7 +235,15 @@ impl AudioDecoder for OpusDecoder {
         if payload.is_empty() {
             return Err(CodecError::EmptyPayload);
         }
-        Ok(::opus::packet::get_nb_samples(payload, self.rate)?)
+        match ::opus::packet::get_nb_samples(payload, self.rate)? {
+            // A code 3 packet may claim zero frames; libopus counts it
+            // without complaint but it is invalid (RFC 6716 §3.2.5).
+            0 => Err(CodecError::Opus {
+                function: "opus_packet_get_nb_samples",
+                code: ::opus::ErrorCode::InvalidPacket,
+            }),
+            n => Ok(n),
+        }
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {

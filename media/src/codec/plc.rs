@@ -17,6 +17,14 @@
 //! prediction error of the last real sample, fading to no offset over a
 //! quarter period, which continues the real signal's level and slope.
 //!
+//! A second addition: the replay is scaled by the normalised correlation at
+//! the chosen pitch lag (clamped to [0, 1]), which is the gain that
+//! minimises the expected error of predicting the next period from the last.
+//! Strongly voiced speech (correlation near 1) is replayed at full level, as
+//! in the Appendix; noise-like sounds, which repeat badly, are replayed
+//! quieter instead of as a buzz. The scaling fades in with the start
+//! overlap, so it adds no step.
+//!
 //! All lengths are the Appendix's 8 kHz values scaled to the sample rate, so
 //! the same code serves 8 kHz G.711 and wideband audio.
 
@@ -184,7 +192,7 @@ impl Plc {
         self.lost += 1;
         if n == 0 {
             self.start_erasure();
-        } else if n % self.frame == 0 && (n / self.frame == 1 || n / self.frame == 2) {
+        } else if n.is_multiple_of(self.frame) && (n / self.frame == 1 || n / self.frame == 2) {
             self.add_period();
         }
         if n >= 6 * self.frame {
@@ -399,7 +407,11 @@ mod tests {
                 let mut out = vec![0; 10];
                 plc.conceal(&mut out);
                 let found = plc.pitch().unwrap();
-                assert_eq!(found % period, 0, "rate {rate} period {period} found {found}");
+                assert_eq!(
+                    found % period,
+                    0,
+                    "rate {rate} period {period} found {found}"
+                );
                 if 2 * period > plc.pitch_max {
                     assert_eq!(found, period, "rate {rate}");
                 }

@@ -11,7 +11,7 @@ use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
 use super::PromptError;
 
-/// Target FFT block length in input samples: long enough for a sharp
+/// Minimum FFT block length on either side: long enough for a sharp
 /// anti-aliasing filter. The delay it adds is trimmed anyway.
 const BLOCK: usize = 1024;
 
@@ -52,21 +52,25 @@ pub(super) fn convert(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, P
 
 /// FFT block length (input samples) rubato must use for `from` → `to`.
 ///
-/// Blocks are multiples of `from / gcd`. rubato centres its filter on
-/// sample `block / 2` (integer division) but trims `block / 2` output-side,
-/// which is half an input sample too much when the block is odd: a 44.1 kHz
-/// source would come out 11 µs early. An even block makes both agree.
+/// Blocks are multiples of `from / gcd` on the input side and `to / gcd` on
+/// the output side. rubato centres its filter on input sample `block_in / 2`
+/// but trims `block_out / 2` output samples of delay (integer divisions);
+/// the two agree only when both blocks are even. Otherwise the output is
+/// shifted by half a sample (48 kHz → 8 kHz with odd blocks comes out with a
+/// half-sample error that wrecks the waveform).
 fn block_len(from: u32, to: u32) -> usize {
     let (mut a, mut b) = (from as usize, to as usize);
     while b != 0 {
         (a, b) = (b, a % b);
     }
-    let unit = from as usize / a;
-    let mut blocks = BLOCK.div_ceil(unit);
-    if (blocks * unit) % 2 == 1 {
+    let (unit_in, unit_out) = (from as usize / a, to as usize / a);
+    // The filter's cutoff sharpens with the block on the narrower side, so
+    // both sides get at least BLOCK samples.
+    let mut blocks = BLOCK.div_ceil(unit_in).max(BLOCK.div_ceil(unit_out));
+    if blocks % 2 == 1 && (unit_in % 2 == 1 || unit_out % 2 == 1) {
         blocks += 1;
     }
-    blocks * unit
+    blocks * unit_in
 }
 
 #[cfg(test)]
@@ -97,11 +101,27 @@ mod tests {
 
     #[test]
     fn blocks_are_even_multiples_of_the_rate_unit() {
-        assert_eq!(block_len(44_100, 8_000), 4 * 441);
+        assert_eq!(block_len(44_100, 8_000), 14 * 441);
         assert_eq!(block_len(22_050, 16_000), 4 * 441);
-        assert_eq!(block_len(48_000, 8_000), 171 * 6);
+        assert_eq!(block_len(48_000, 8_000), 1024 * 6);
         assert_eq!(block_len(11_025, 8_000), 4 * 441);
         assert_eq!(block_len(16_000, 48_000), 1024);
+        assert_eq!(block_len(8_000, 44_100), 14 * 80);
+    }
+
+    #[test]
+    fn downsampling_by_six_is_aligned() {
+        // 48 kHz -> 8 kHz has a one-sample output unit; an odd number of
+        // blocks would misalign by half an output sample.
+        let x = sine(1000.0, 48_000, 48_000);
+        let y = convert(&x, 48_000, 8_000).unwrap();
+        let expect = sine(1000.0, 8_000, 8_000);
+        let err = y[400..7_600]
+            .iter()
+            .zip(&expect[400..7_600])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(err < 0.001, "max error {err}");
     }
 
     #[test]

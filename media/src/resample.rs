@@ -96,7 +96,7 @@ impl std::fmt::Debug for Resampler {
 }
 
 fn check_rate(rate: u32) -> Result<(), ResampleError> {
-    if (MIN_RATE..=MAX_RATE).contains(&rate) && rate % (1000 / FRAME_MS) == 0 {
+    if (MIN_RATE..=MAX_RATE).contains(&rate) && rate.is_multiple_of(1000 / FRAME_MS) {
         Ok(())
     } else {
         Err(ResampleError::UnsupportedRate(rate))
@@ -206,7 +206,9 @@ impl Resampler {
     /// Zero for a passthrough, otherwise 10 ms, except from 22.05 kHz where it
     /// is 220 input samples (9.977 ms).
     pub fn delay(&self) -> Duration {
-        Duration::from_nanos(u64::from(self.delay_in_samples) * 1_000_000_000 / u64::from(self.in_rate))
+        Duration::from_nanos(
+            u64::from(self.delay_in_samples) * 1_000_000_000 / u64::from(self.in_rate),
+        )
     }
 
     /// [`delay`](Resampler::delay) in output samples, rounded to the nearest
@@ -343,7 +345,9 @@ mod tests {
         assert!(r.is_passthrough());
         assert_eq!(r.delay(), Duration::ZERO);
         assert_eq!(r.delay_samples(), 0);
-        let frame: Vec<i16> = (0..320).map(|i| (i * 97 % 65_536 - 32_768) as i16).collect();
+        let frame: Vec<i16> = (0..320)
+            .map(|i| (i * 97 % 65_536 - 32_768) as i16)
+            .collect();
         let mut out = vec![1, 2];
         r.process(&frame, &mut out).unwrap();
         assert_eq!(&out[..2], &[1, 2]);
@@ -360,7 +364,10 @@ mod tests {
         let r = Resampler::new(48_000, 8_000).unwrap();
         assert_eq!(r.delay_samples(), 80);
         let r = Resampler::new(22_050, 8_000).unwrap();
-        assert_eq!(r.delay(), Duration::from_nanos(220 * 1_000_000_000 / 22_050));
+        assert_eq!(
+            r.delay(),
+            Duration::from_nanos(220 * 1_000_000_000 / 22_050)
+        );
         assert_eq!(r.delay_samples(), 80);
     }
 
@@ -391,7 +398,9 @@ mod tests {
     #[test]
     fn reset_forgets_previous_audio() {
         let mut r = Resampler::new(16_000, 8_000).unwrap();
-        let loud: Vec<i16> = (0..320).map(|i| if i % 2 == 0 { 20_000 } else { -1_000 }).collect();
+        let loud: Vec<i16> = (0..320)
+            .map(|i| if i % 2 == 0 { 20_000 } else { -1_000 })
+            .collect();
         let mut out = Vec::new();
         r.process(&loud, &mut out).unwrap();
         r.reset();

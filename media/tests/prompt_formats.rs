@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hotline_media::prompt::{decode_bytes, decode_reader, Prompt, PromptOptions};
+use hotline_media::prompt::{Prompt, PromptOptions, decode_bytes, decode_reader};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/prompts")
@@ -15,7 +15,11 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn number(name: &str) -> f64 {
-    String::from_utf8(read(name)).unwrap().trim().parse().unwrap()
+    String::from_utf8(read(name))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Duration of the utterance as sox reported it when make.sh ran.
@@ -73,7 +77,11 @@ fn best_correlation(a: &[i16], b: &[i16], max_lag: isize) -> (f64, isize) {
 
 /// Least-squares gain of `a` relative to `b`.
 fn gain(a: &[i16], b: &[i16]) -> f64 {
-    let ab: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+    let ab: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
     let bb: f64 = b.iter().map(|&y| f64::from(y).powi(2)).sum();
     ab / bb
 }
@@ -104,7 +112,10 @@ fn wav_reference_decodes_bit_exact() {
         .collect();
     let p = decode("thank_you_16k.wav", 16_000);
     assert_eq!(p.samples, pcm);
-    assert_eq!((p.rate, p.source_rate, p.source_channels), (16_000, 16_000, 1));
+    assert_eq!(
+        (p.rate, p.source_rate, p.source_channels),
+        (16_000, 16_000, 1)
+    );
 }
 
 /// What sox decodes `name` to, as 16-bit mono at the file's own rate.
@@ -112,10 +123,24 @@ fn sox_decode(name: &str) -> Vec<i16> {
     let out = std::process::Command::new("sox")
         .args(["-R", "-D"])
         .arg(dir().join(name))
-        .args(["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-"])
+        .args([
+            "-t",
+            "raw",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            "-",
+        ])
         .output()
         .expect("sox is installed (scripts/deps)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -140,8 +165,15 @@ fn lossless_formats_at_their_own_rate_match_sox() {
             .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
             .max()
             .unwrap();
-        let allowed = if name.contains("s24") || name.contains("f32") { 1 } else { 0 };
-        assert!(max_diff <= allowed, "{name}: differs from sox by up to {max_diff}");
+        let allowed = if name.contains("s24") || name.contains("f32") {
+            1
+        } else {
+            0
+        };
+        assert!(
+            max_diff <= allowed,
+            "{name}: differs from sox by up to {max_diff}"
+        );
     }
 }
 
@@ -199,7 +231,10 @@ fn every_format_matches_the_wav_reference() {
                     assert!(s > 30.0, "{name} at {rate} Hz: SNR {s:.1} dB");
                 }
             } else {
-                assert!(lag.abs() <= rate as isize / 1000, "{name} at {rate} Hz: shifted by {lag}");
+                assert!(
+                    lag.abs() <= rate as isize / 1000,
+                    "{name} at {rate} Hz: shifted by {lag}"
+                );
                 assert!(corr >= 0.9, "{name} at {rate} Hz: correlation {corr:.4}");
                 // MP3 at these bitrates comes out about 5 % quieter; a wrong
                 // downmix (one channel: 1.0, the sum: 1.5) is far outside.
@@ -232,7 +267,8 @@ fn extension_hint_is_optional_and_a_wrong_one_does_not_mislead() {
         let bare = decode_bytes(&read(name), &PromptOptions::new(8_000)).unwrap();
         assert_eq!(hinted, bare, "{name} without hint");
         let wrong = if name.ends_with(".mp3") { "wav" } else { "mp3" };
-        let misled = decode_bytes(&read(name), &PromptOptions::new(8_000).extension(wrong)).unwrap();
+        let misled =
+            decode_bytes(&read(name), &PromptOptions::new(8_000).extension(wrong)).unwrap();
         assert_eq!(hinted, misled, "{name} with hint {wrong}");
     }
 }
@@ -244,6 +280,9 @@ fn odd_target_rates_work() {
     for rate in [11_025, 22_050, 44_100, 32_000, 12_345] {
         let p = decode("thank_you_22k.flac", rate);
         let got = p.samples.len() as f64 / f64::from(rate);
-        assert!((got - secs).abs() < 0.001 + 1.0 / 22_050.0, "{rate} Hz: {got}");
+        assert!(
+            (got - secs).abs() < 0.001 + 1.0 / 22_050.0,
+            "{rate} Hz: {got}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hotline_media::resample::{frame_len, Resampler};
+use hotline_media::resample::{Resampler, frame_len};
 
 struct Counting;
 
@@ -46,7 +46,9 @@ fn process_flush_and_reset_do_not_allocate() {
     for from in rates {
         for to in rates {
             let mut r = Resampler::new(from, to).unwrap();
-            let input: Vec<i16> = (0..frame_len(from)).map(|i| (i as i16).wrapping_mul(37)).collect();
+            let input: Vec<i16> = (0..frame_len(from))
+                .map(|i| (i as i16).wrapping_mul(37))
+                .collect();
             let mut out = Vec::with_capacity(frame_len(to));
             // Warm up: rubato plans its FFTs at construction, but give any
             // lazy state one frame to settle.
@@ -62,7 +64,12 @@ fn process_flush_and_reset_do_not_allocate() {
             out.clear();
             r.process(&input, &mut out).unwrap();
             let after = ALLOCS.load(Ordering::SeqCst);
-            assert_eq!(after - before, 0, "{from}->{to}: {} allocations", after - before);
+            assert_eq!(
+                after - before,
+                0,
+                "{from}->{to}: {} allocations",
+                after - before
+            );
             assert_eq!(out.len(), frame_len(to));
         }
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hotline_media::resample::{frame_len, Resampler};
+use hotline_media::resample::{Resampler, frame_len};
 
 const RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
 
@@ -144,16 +144,25 @@ fn flush_releases_the_delayed_tail() {
         r.flush(&mut out).unwrap();
         assert_eq!(out.len(), 6 * frame_len(to), "{from}->{to}");
         let energy_after: i64 = out.iter().map(|&v| i64::from(v).pow(2)).sum();
-        assert!(energy_after > 4 * energy_before.max(1), "{from}->{to}: flush released nothing");
-        let expect = at as f64 * f64::from(to) / f64::from(from)
-            + r.delay().as_secs_f64() * f64::from(to);
+        assert!(
+            energy_after > 4 * energy_before.max(1),
+            "{from}->{to}: flush released nothing"
+        );
+        let expect =
+            at as f64 * f64::from(to) / f64::from(from) + r.delay().as_secs_f64() * f64::from(to);
         let got = peak_position(&out);
-        assert!((got - expect).abs() < 0.25, "{from}->{to}: peak at {got:.2}, expected {expect:.2}");
+        assert!(
+            (got - expect).abs() < 0.25,
+            "{from}->{to}: peak at {got:.2}, expected {expect:.2}"
+        );
 
         // After a flush the resampler starts clean: silence in, silence out.
         let mut after = Vec::new();
         r.process(&vec![0; n], &mut after).unwrap();
-        assert!(after.iter().all(|&v| v == 0), "{from}->{to}: old audio after flush");
+        assert!(
+            after.iter().all(|&v| v == 0),
+            "{from}->{to}: old audio after flush"
+        );
     }
 }
 

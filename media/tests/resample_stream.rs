@@ -3,7 +3,7 @@
 //! boundaries, length, and the rejection of tones the output rate cannot
 //! carry.
 
-use hotline_media::resample::{frame_len, Resampler};
+use hotline_media::resample::{Resampler, frame_len};
 
 /// The telephony/VoIP rates: every ordered pair must work.
 const RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
@@ -26,7 +26,9 @@ fn pairs() -> Vec<(u32, u32)> {
 /// A sine at `freq` Hz and peak `amp`, sampled at `rate`, starting at phase 0.
 fn sine(freq: f64, amp: f64, rate: u32, len: usize) -> Vec<i16> {
     (0..len)
-        .map(|n| (amp * (std::f64::consts::TAU * freq * n as f64 / f64::from(rate)).sin()).round() as i16)
+        .map(|n| {
+            (amp * (std::f64::consts::TAU * freq * n as f64 / f64::from(rate)).sin()).round() as i16
+        })
         .collect()
 }
 
@@ -39,7 +41,11 @@ fn stream(input: &[i16], from: u32, to: u32) -> Vec<i16> {
     for frame in input.chunks_exact(n) {
         let before = out.len();
         r.process(frame, &mut out).unwrap();
-        assert_eq!(out.len() - before, frame_len(to), "{from}->{to}: one frame out per frame in");
+        assert_eq!(
+            out.len() - before,
+            frame_len(to),
+            "{from}->{to}: one frame out per frame in"
+        );
     }
     out
 }
@@ -138,8 +144,13 @@ fn no_steps_or_clicks_at_frame_boundaries() {
             let n = frame_len(to);
             for i in 1..y.len() - 1 {
                 let step = (f64::from(y[i + 1]) - f64::from(y[i])).abs();
-                let curve = (f64::from(y[i + 1]) - 2.0 * f64::from(y[i]) + f64::from(y[i - 1])).abs();
-                let at = if (i + 1) % n == 0 { "at a frame boundary" } else { "inside a frame" };
+                let curve =
+                    (f64::from(y[i + 1]) - 2.0 * f64::from(y[i]) + f64::from(y[i - 1])).abs();
+                let at = if (i + 1) % n == 0 {
+                    "at a frame boundary"
+                } else {
+                    "inside a frame"
+                };
                 assert!(
                     step <= max_step,
                     "{from}->{to} {freq} Hz: step {step} > {max_step:.1} {at} (sample {i})"
@@ -170,7 +181,11 @@ fn tone_near_the_top_of_a_narrow_band_passes() {
         let (amp, resid) = fit(steady(&out, to), freq, to);
         let gain = db(amp / AMP);
         assert!(gain.abs() < 1.0, "{from}->{to} {freq} Hz: {gain:.2} dB");
-        assert!(db(amp / resid) > 50.0, "{from}->{to} {freq} Hz: SNR {:.1} dB", db(amp / resid));
+        assert!(
+            db(amp / resid) > 50.0,
+            "{from}->{to} {freq} Hz: SNR {:.1} dB",
+            db(amp / resid)
+        );
     }
 }
 
@@ -189,7 +204,8 @@ fn tones_above_the_output_band_are_removed_when_downsampling() {
             let input = sine(freq, AMP, from, FRAMES * frame_len(from));
             let out = stream(&input, from, to);
             let y = steady(&out, to);
-            let rms = (y.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
+            let rms =
+                (y.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
             let atten = db(AMP / std::f64::consts::SQRT_2 / rms.max(1e-9));
             assert!(
                 atten >= min_atten,
@@ -233,7 +249,10 @@ fn full_scale_sine_does_not_wrap() {
         let max_step = 2.0 * 32_767.0 * 1.02 * x.sin() + 2.0;
         for w in y.windows(2) {
             let step = (i32::from(w[1]) - i32::from(w[0])).abs();
-            assert!(f64::from(step) <= max_step, "{from}->{to}: step {step} ({w:?})");
+            assert!(
+                f64::from(step) <= max_step,
+                "{from}->{to}: step {step} ({w:?})"
+            );
         }
     }
 }

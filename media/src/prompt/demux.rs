@@ -176,10 +176,8 @@ pub(super) fn decode_mono<'s>(
                 .map(|frame| frame.iter().sum::<f32>() * scale),
         );
     }
-    if out.samples.is_empty() {
-        if let Some(e) = last_decode_error {
-            return Err(stream_error(e));
-        }
+    if let (true, Some(e)) = (out.samples.is_empty(), last_decode_error) {
+        return Err(stream_error(e));
     }
     Ok(out)
 }

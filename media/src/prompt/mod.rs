@@ -140,7 +140,19 @@ fn decode_source<'s>(
     if !TARGET_RATES.contains(&opts.target_rate) {
         return Err(PromptError::UnsupportedTargetRate(opts.target_rate));
     }
-    let decoded = demux::decode_mono(source, opts.extension.as_deref(), opts.max_duration)?;
+    // symphonia 0.6.1 still has arithmetic on header fields that can
+    // overflow (e.g. the WAV reader multiplies channels by bytes per sample
+    // unchecked, and shifts by a channel count), which panics in builds with
+    // overflow checks. A broken prompt must not take the call task down, so
+    // a panic inside the decoder becomes a `Corrupt` error. Only our own
+    // locals cross the boundary and they are dropped with it, so no state is
+    // observed half-updated.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        demux::decode_mono(source, opts.extension.as_deref(), opts.max_duration)
+    }))
+    .map_err(|payload| {
+        PromptError::Corrupt(format!("decoder failed: {}", panic_text(&payload)))
+    })??;
     if decoded.samples.is_empty() {
         return Err(PromptError::Empty);
     }
@@ -151,6 +163,14 @@ fn decode_source<'s>(
         source_rate: decoded.rate,
         source_channels: decoded.channels,
     })
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
 
 /// Saturating conversion: lossy codecs and band-limiting overshoot full

@@ -96,7 +96,7 @@ mod tests {
             .zip(&expect[400..7_600])
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
-        assert!(err < 0.01, "max error {err}");
+        assert!(err < 0.001, "max error {err}");
     }
 
     #[test]

@@ -118,7 +118,8 @@ pub fn mix(inputs: &[MixInput<'_>], out: &mut [i16], limit: Limit) {
 /// the rest of `out`.
 pub fn mix2(a: &[i16], b: &[i16], out: &mut [i16]) {
     for (i, o) in out.iter_mut().enumerate() {
-        let x = i32::from(a.get(i).copied().unwrap_or(0)) + i32::from(b.get(i).copied().unwrap_or(0));
+        let x =
+            i32::from(a.get(i).copied().unwrap_or(0)) + i32::from(b.get(i).copied().unwrap_or(0));
         *o = x.clamp(-32768, 32767) as i16;
     }
 }
@@ -250,7 +251,7 @@ impl Fader {
     }
 
     /// Fade length in samples.
-    pub fn len(&self) -> u32 {
+    pub fn fade_len(&self) -> u32 {
         self.len
     }
 
@@ -459,7 +460,7 @@ mod tests {
         assert!(f.is_muted());
         f.fade_in();
         assert!(f.is_fading());
-        assert_eq!(Fader::from_ms(8000, 15.0, Curve::Linear).len(), 120);
-        assert_eq!(Fader::from_ms(8000, 0.0, Curve::Linear).len(), 1);
+        assert_eq!(Fader::from_ms(8000, 15.0, Curve::Linear).fade_len(), 120);
+        assert_eq!(Fader::from_ms(8000, 0.0, Curve::Linear).fade_len(), 1);
     }
 }

@@ -48,7 +48,7 @@ fn fade_out_length_is_exact_to_the_sample() {
         for ms in [10.0f32, 15.0, 20.0] {
             for curve in CURVES {
                 let f = Fader::from_ms(rate, ms, curve);
-                let len = f.len() as usize;
+                let len = f.fade_len() as usize;
                 assert_eq!(len, (rate as f32 * ms / 1000.0) as usize);
                 let x = vec![20_000i16; 3 * len + 100];
                 for start in [0usize, 1, 37, len] {
@@ -135,7 +135,10 @@ fn fades_continue_across_frames_of_any_size() {
                 let whole = fade_out_framed(&x, len, curve, start, x.len());
                 for frame in [1usize, 7, 80, 160, 161, 320, 1000] {
                     let framed = fade_out_framed(&x, len, curve, start, frame);
-                    assert_eq!(framed, whole, "{curve:?} len {len} start {start} frame {frame}");
+                    assert_eq!(
+                        framed, whole,
+                        "{curve:?} len {len} start {start} frame {frame}"
+                    );
                 }
             }
         }
@@ -182,7 +185,7 @@ fn no_clicks_on_full_scale_tones() {
                         let x = sine(freq, rate, rate as usize / 5, 32_767.0, phase);
                         let input_step = max_step(&x);
                         let f = Fader::from_ms(rate, ms, curve);
-                        let len = f.len();
+                        let len = f.fade_len();
                         let slack = (32_767.0 * curve.max_step(len)).ceil() as i32 + 2;
                         let y = fade_out_framed(&x, len, curve, start, 160);
                         let a = start.saturating_sub(1);

@@ -67,7 +67,11 @@ fn mixing_saturates_at_full_scale() {
     let mut out = vec![0i16; 6];
     mix2(&a, &b, &mut out);
     assert_eq!(out, vec![32_767, -32_768, 32_000, 0, 32_767, -32_768]);
-    mix(&[MixInput::new(&a), MixInput::new(&b)], &mut out, Limit::Saturate);
+    mix(
+        &[MixInput::new(&a), MixInput::new(&b)],
+        &mut out,
+        Limit::Saturate,
+    );
     assert_eq!(out, vec![32_767, -32_768, 32_000, 0, 32_767, -32_768]);
     let mut acc = a.clone();
     mix_into(&mut acc, &b, 0.0);
@@ -126,7 +130,11 @@ fn mixing_sums_exactly_and_treats_short_inputs_as_silence() {
     let a: Vec<i16> = (0..160).map(|i| i * 3).collect();
     let b: Vec<i16> = (0..100).map(|i| -i).collect();
     let mut out = vec![1234i16; 160];
-    mix(&[MixInput::new(&a), MixInput::new(&b)], &mut out, Limit::Saturate);
+    mix(
+        &[MixInput::new(&a), MixInput::new(&b)],
+        &mut out,
+        Limit::Saturate,
+    );
     for i in 0..160 {
         let want = a[i] + if i < 100 { b[i] } else { 0 };
         assert_eq!(out[i], want);

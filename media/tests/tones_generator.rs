@@ -136,7 +136,11 @@ fn components_have_the_right_frequency_and_level() {
             // A window starting 20 ms in (past the ramp) holding whole
             // cycles: 200 ms for 425 Hz, else 100 ms so it fits the beep.
             let a = rate as usize / 50;
-            let len = if freqs.contains(&425.0) { rate / 5 } else { rate / 10 };
+            let len = if freqs.contains(&425.0) {
+                rate / 5
+            } else {
+                rate / 10
+            };
             let win = &x[a..a + len as usize];
             for &f in freqs {
                 let amp = goertzel_amplitude(win, f, f64::from(rate));
@@ -195,7 +199,10 @@ fn cadence_is_exact_to_the_sample() {
             }
             // Silence is exact silence everywhere outside the on periods.
             for (i, (&s, &on)) in x.iter().zip(&inside).enumerate() {
-                assert!(on || s == 0, "{name} at {rate}: sample {i} = {s} in an off period");
+                assert!(
+                    on || s == 0,
+                    "{name} at {rate}: sample {i} = {s} in an off period"
+                );
             }
             for &(a, b) in &wins {
                 let (a, b) = (a as usize, b as usize);
@@ -301,7 +308,11 @@ fn edges_are_click_free() {
                 // Steady-state step of this burst, away from its edges.
                 let steady = max_step(&x[a + ramp..b - ramp]);
                 // Peak of the burst bounds how much the envelope can add.
-                let peak = x[a..b].iter().map(|s| i32::from(s.unsigned_abs())).max().unwrap();
+                let peak = x[a..b]
+                    .iter()
+                    .map(|s| i32::from(s.unsigned_abs()))
+                    .max()
+                    .unwrap();
                 let env_slope = f64::from(peak) * std::f64::consts::PI / (2.0 * ramp as f64);
                 let bound = steady + env_slope.ceil() as i32 + 2;
                 let edge_in = max_step(&x[a.saturating_sub(1)..a + ramp + 1]);
@@ -313,7 +324,10 @@ fn edges_are_click_free() {
                 // The very first and last samples of a burst are small: the
                 // ramp starts near zero rather than at the sine's value.
                 assert!(i32::from(x[a].unsigned_abs()) <= peak / 20, "{name} {rate}");
-                assert!(i32::from(x[b - 1].unsigned_abs()) <= peak / 20, "{name} {rate}");
+                assert!(
+                    i32::from(x[b - 1].unsigned_abs()) <= peak / 20,
+                    "{name} {rate}"
+                );
             }
         }
     }
@@ -326,7 +340,8 @@ fn hard_edges_would_click() {
     let spec = ToneSpec::ringback(Region::Us).with_ramp_ms(0.0);
     let x = render(&spec, 8000, 20_000);
     let steady = max_step(&x[100..15_900]);
-    let onset = (i32::from(x[0]) - 0).abs();
+    // The first sample is the step from the preceding silence.
+    let onset = i32::from(x[0]).abs();
     assert!(onset > steady * 2, "{onset} vs {steady}");
     let smooth = render(&ToneSpec::ringback(Region::Us), 8000, 20_000);
     assert!(i32::from(smooth[0].abs()) < 10);
@@ -342,7 +357,11 @@ fn beep_is_200_ms_once() {
         assert_eq!(g.fill(&mut buf), n);
         assert!(g.is_finished());
         assert!(buf[n..].iter().all(|&s| s == 0));
-        let amp = goertzel_amplitude(&buf[n / 4..n / 4 + rate as usize / 10], 1000.0, f64::from(rate));
+        let amp = goertzel_amplitude(
+            &buf[n / 4..n / 4 + rate as usize / 10],
+            1000.0,
+            f64::from(rate),
+        );
         assert!((peak_to_dbm0(amp) + 13.0).abs() < 0.05);
     }
 }
@@ -367,7 +386,10 @@ fn sit_plays_three_rising_tones() {
             let mid = start + len / 2 - 400;
             let w = &x[mid..mid + 800];
             let own = goertzel_amplitude(w, f, 8000.0);
-            assert!((peak_to_dbm0(own) + 19.0).abs() < 0.3, "{region:?} tone {i}");
+            assert!(
+                (peak_to_dbm0(own) + 19.0).abs() < 0.3,
+                "{region:?} tone {i}"
+            );
             for (j, &other) in tones.iter().enumerate() {
                 if j != i {
                     assert!(goertzel_amplitude(w, other, 8000.0) < own * 0.05);

@@ -180,7 +180,11 @@ fn recording_is_readable_by_soxi() {
         .args(["remix", "1"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let left: Vec<i16> = std::fs::read(&raw)
         .unwrap()
         .chunks_exact(2)

@@ -28,7 +28,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn soxi(flag: &str, path: &Path) -> String {
-    run(Command::new("soxi").arg(flag).arg(path)).trim().to_string()
+    run(Command::new("soxi").arg(flag).arg(path))
+        .trim()
+        .to_string()
 }
 
 /// sox's own decode of `path` to 16-bit signed raw, without dither.
@@ -154,20 +156,48 @@ fn files_we_write_are_read_by_sox() {
 fn files_sox_writes_decode_like_sox_decodes_them() {
     let source = tmp("source.wav");
     let samples = signal(2 * 4001, 99);
-    std::fs::write(&source, encode_wav(WavSpec::stereo(8000), &samples).unwrap()).unwrap();
+    std::fs::write(
+        &source,
+        encode_wav(WavSpec::stereo(8000), &samples).unwrap(),
+    )
+    .unwrap();
 
     // (sox output options, expected encoding, container bits, extensible)
     let cases: &[(&[&str], Encoding, u16, bool, u16)] = &[
         (&["-b", "8"], Encoding::Pcm, 8, false, 2),
         (&["-b", "16"], Encoding::Pcm, 16, false, 2),
         (&["-b", "24"], Encoding::Pcm, 24, true, 2),
-        (&["-b", "32", "-e", "signed-integer"], Encoding::Pcm, 32, true, 2),
-        (&["-b", "32", "-e", "floating-point"], Encoding::Float, 32, false, 2),
-        (&["-b", "64", "-e", "floating-point"], Encoding::Float, 64, false, 2),
+        (
+            &["-b", "32", "-e", "signed-integer"],
+            Encoding::Pcm,
+            32,
+            true,
+            2,
+        ),
+        (
+            &["-b", "32", "-e", "floating-point"],
+            Encoding::Float,
+            32,
+            false,
+            2,
+        ),
+        (
+            &["-b", "64", "-e", "floating-point"],
+            Encoding::Float,
+            64,
+            false,
+            2,
+        ),
         (&["-e", "u-law"], Encoding::MuLaw, 8, false, 2),
         (&["-e", "a-law"], Encoding::ALaw, 8, false, 2),
         (&["-c", "1", "-e", "u-law"], Encoding::MuLaw, 8, false, 1),
-        (&["-c", "1", "-b", "16", "-r", "16000"], Encoding::Pcm, 16, false, 1),
+        (
+            &["-c", "1", "-b", "16", "-r", "16000"],
+            Encoding::Pcm,
+            16,
+            false,
+            1,
+        ),
         // Three channels force WAVE_FORMAT_EXTENSIBLE even at 16 bits.
         (&["-c", "3", "-b", "16"], Encoding::Pcm, 16, true, 3),
     ];

@@ -55,7 +55,11 @@ pub(crate) fn linear_to_alaw(pcm: i16) -> u8 {
     match SEG_END.iter().position(|&e| v <= e) {
         None => 0x7F ^ mask,
         Some(seg) => {
-            let mant = if seg < 2 { (v >> 1) & 0x0F } else { (v >> seg) & 0x0F };
+            let mant = if seg < 2 {
+                (v >> 1) & 0x0F
+            } else {
+                (v >> seg) & 0x0F
+            };
             ((seg as i32) << 4 | mant) as u8 ^ mask
         }
     }

@@ -229,8 +229,10 @@ fn parse_fmt(f: &[u8]) -> Result<WavFormat, WavError> {
     };
     // Containers are whole bytes: a 12-bit PCM file declares 12 bits but
     // stores 16 (block_align tells), so derive the container from it.
-    if block_align == 0 || block_align % channels != 0 {
-        return Err(WavError::BadFormat("block align is not a multiple of channels"));
+    if block_align == 0 || !block_align.is_multiple_of(channels) {
+        return Err(WavError::BadFormat(
+            "block align is not a multiple of channels",
+        ));
     }
     let container = block_align / channels;
     let ok = match encoding {
@@ -335,7 +337,10 @@ mod tests {
 
     #[test]
     fn skips_odd_and_unknown_chunks() {
-        let data: Vec<u8> = [1i16, -2, 300].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let data: Vec<u8> = [1i16, -2, 300]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
         let file = riff(&[
             chunk(b"JUNK", &[1, 2, 3]),
             chunk(b"fmt ", &fmt_body(1, 1, 8000, 16)),
@@ -365,13 +370,22 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_le_bytes()[..3].to_vec())
             .collect();
-        let file = riff(&[chunk(b"fmt ", &fmt_body(1, 1, 8000, 24)), chunk(b"data", &s24)]);
-        assert_eq!(read_wav(&file).unwrap().samples, vec![32767, -32768, 1, 0, -1]);
+        let file = riff(&[
+            chunk(b"fmt ", &fmt_body(1, 1, 8000, 24)),
+            chunk(b"data", &s24),
+        ]);
+        assert_eq!(
+            read_wav(&file).unwrap().samples,
+            vec![32767, -32768, 1, 0, -1]
+        );
         let s32: Vec<u8> = [i32::MAX, i32::MIN, 0x8000, 0x7FFF]
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let file = riff(&[chunk(b"fmt ", &fmt_body(1, 1, 8000, 32)), chunk(b"data", &s32)]);
+        let file = riff(&[
+            chunk(b"fmt ", &fmt_body(1, 1, 8000, 32)),
+            chunk(b"data", &s32),
+        ]);
         assert_eq!(read_wav(&file).unwrap().samples, vec![32767, -32768, 1, 0]);
     }
 
@@ -381,7 +395,10 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let file = riff(&[chunk(b"fmt ", &fmt_body(3, 1, 8000, 32)), chunk(b"data", &f)]);
+        let file = riff(&[
+            chunk(b"fmt ", &fmt_body(3, 1, 8000, 32)),
+            chunk(b"data", &f),
+        ]);
         assert_eq!(
             read_wav(&file).unwrap().samples,
             vec![16384, -32768, 32767, 0, -8192]
@@ -416,7 +433,10 @@ mod tests {
     #[test]
     fn unfinished_sizes_read_to_end_of_file() {
         let data: Vec<u8> = [5i16, 6, 7].iter().flat_map(|s| s.to_le_bytes()).collect();
-        let mut file = riff(&[chunk(b"fmt ", &fmt_body(1, 1, 8000, 16)), chunk(b"data", &data)]);
+        let mut file = riff(&[
+            chunk(b"fmt ", &fmt_body(1, 1, 8000, 16)),
+            chunk(b"data", &data),
+        ]);
         file[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         let n = file.len();
         file[n - 10..n - 6].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -435,12 +455,18 @@ mod tests {
         assert!(matches!(read_wav(&no_fmt), Err(WavError::MissingFmt)));
         let no_data = riff(&[chunk(b"fmt ", &fmt_body(1, 1, 8000, 16))]);
         assert!(matches!(read_wav(&no_data), Err(WavError::MissingData)));
-        let adpcm = riff(&[chunk(b"fmt ", &fmt_body(2, 1, 8000, 4)), chunk(b"data", &[0])]);
+        let adpcm = riff(&[
+            chunk(b"fmt ", &fmt_body(2, 1, 8000, 4)),
+            chunk(b"data", &[0]),
+        ]);
         assert!(matches!(
             read_wav(&adpcm),
             Err(WavError::Unsupported { format_tag: 2, .. })
         ));
-        let zero_ch = riff(&[chunk(b"fmt ", &fmt_body(1, 0, 8000, 16)), chunk(b"data", &[0])]);
+        let zero_ch = riff(&[
+            chunk(b"fmt ", &fmt_body(1, 0, 8000, 16)),
+            chunk(b"data", &[0]),
+        ]);
         assert!(matches!(read_wav(&zero_ch), Err(WavError::BadFormat(_))));
     }
 
@@ -450,8 +476,11 @@ mod tests {
             .iter()
             .flat_map(|s| s.to_le_bytes())
             .collect();
-        let w = read_wav(&riff(&[chunk(b"fmt ", &fmt_body(1, 2, 8000, 16)), chunk(b"data", &data)]))
-            .unwrap();
+        let w = read_wav(&riff(&[
+            chunk(b"fmt ", &fmt_body(1, 2, 8000, 16)),
+            chunk(b"data", &data),
+        ]))
+        .unwrap();
         assert_eq!(w.frames(), 3);
         assert_eq!(w.to_mono(), vec![151, -151, 32767]);
         assert_eq!(w.channel(1), vec![201, -201, 32767]);

@@ -45,7 +45,7 @@ const FLUSH_CHUNK: usize = 1024;
 ///   position either side reached.
 ///
 /// Memory is bounded: two `max_skew`-sample ring buffers plus a
-/// [`FLUSH_CHUNK`]-frame interleave buffer, all allocated up front, so
+/// 1024-frame interleave buffer, all allocated up front, so
 /// recording does not allocate per frame. At 8 kHz a one-second skew costs
 /// 32 KiB.
 ///

@@ -1,1 +1,0 @@
-//! wav (being written).

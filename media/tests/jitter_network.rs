@@ -339,10 +339,10 @@ fn check_losses_concealed(r: &Run) -> usize {
             ..
         } = p
         {
-            if let (Some((ps, pt)), Some(_)) = (prev, discontinuity) {
-                if ps == *ssrc {
-                    jumps.push((*ssrc, pt, *timestamp));
-                }
+            if let (Some((ps, pt)), Some(_)) = (prev, discontinuity)
+                && ps == *ssrc
+            {
+                jumps.push((*ssrc, pt, *timestamp));
             }
             prev = Some((*ssrc, *timestamp));
         }

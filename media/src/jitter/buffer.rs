@@ -625,3 +625,63 @@ fn micros_since(epoch: Instant, t: Instant) -> i64 {
         None => -us(epoch.duration_since(t)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn micros_since_is_signed() {
+        let t = Instant::now() + Duration::from_secs(1);
+        assert_eq!(micros_since(t, t + Duration::from_millis(3)), 3000);
+        assert_eq!(micros_since(t, t - Duration::from_millis(3)), -3000);
+    }
+
+    #[test]
+    fn history_tells_duplicates_from_late_packets() {
+        let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+        jb.fresh = false;
+        jb.next_seq = 10;
+        jb.advance(true); // 10 played
+        jb.advance(false); // 11 concealed
+        jb.skip_to(20);
+        assert!(jb.mark_handled(10), "10 was played: duplicate");
+        assert!(!jb.mark_handled(11), "11 was not: late");
+        assert!(jb.mark_handled(11), "a second copy of 11 is a duplicate");
+        assert!(!jb.mark_handled(20), "not behind the cursor");
+    }
+
+    /// The per-packet path must not allocate once built: the queue and the
+    /// statistics keep the sizes they were created with.
+    #[test]
+    fn hot_path_keeps_its_allocations() {
+        let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+        let (queue, stats) = (jb.queue.capacity(), jb.delays.allocated());
+        let base = Instant::now();
+        let mut x = 1u64;
+        for i in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let jitter = Duration::from_micros(x % 60_000);
+            let seq = i as u16 ^ u16::from(x.is_multiple_of(7)); // some reordering
+            let packet = JitterPacket {
+                seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 1,
+                marker: false,
+                payload: Bytes::from_static(b"x"),
+            };
+            jb.push(
+                packet,
+                base + Duration::from_millis(20 * u64::from(i)) + jitter,
+            );
+            let _ = jb.pop(base + Duration::from_millis(20 * u64::from(i) + 5));
+        }
+        assert!(jb.stats().played > 4000);
+        assert_eq!(jb.queue.capacity(), queue);
+        assert_eq!(jb.delays.allocated(), stats);
+    }
+}

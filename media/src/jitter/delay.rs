@@ -64,6 +64,12 @@ impl DelayWindow {
         self.p95
     }
 
+    /// Allocated sizes, to check that the hot path never grows them.
+    #[cfg(test)]
+    pub(super) fn allocated(&self) -> (usize, usize) {
+        (self.samples.capacity(), self.scratch.capacity())
+    }
+
     fn recompute(&mut self) {
         let Some(min) = self.samples.iter().map(|&(_, t)| t).min() else {
             self.min = None;

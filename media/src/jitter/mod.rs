@@ -54,15 +54,26 @@
 //! # Loss, lateness and stream changes
 //!
 //! Sequence numbers and timestamps are extended to 64 bits internally, so
-//! wraparound is invisible. A packet whose slot has been played or concealed
-//! is dropped (counted *late*, or *duplicate* if it was played). A missing
-//! packet is concealed ([`Pop::Lost`]) when its turn comes, but only for
-//! [`JitterConfig::max_concealment`] in a row: after that the stream is taken
-//! as stopped and `pop` returns [`Pop::Empty`] (silence) while a virtual
-//! playout clock keeps running. Packets that arrive after such an outage for
-//! slots whose time has passed (the backlog a network stall releases at once)
-//! are dropped as late and kept out of the delay statistics: a stall is one
-//! event, not jitter to buffer for.
+//! wraparound is invisible. Packets are held in sequence order, so a packet
+//! that arrives out of order but before its turn plays in order. When the
+//! packet due next is missing, one packet's duration is concealed
+//! ([`Pop::Lost`]) and the playout *timestamp* moves on; the sequence cursor
+//! moves only once a later packet is reached. With an empty buffer the buffer
+//! cannot tell loss from silence suppression (DTX) or lateness, and this way
+//! the first packet of the next talkspurt, which continues the sequence,
+//! still plays. A packet whose timestamp playout has already passed is
+//! dropped and counted *late* (or *duplicate* if it was played).
+//!
+//! Concealment runs for at most [`JitterConfig::max_concealment`] in a row
+//! (so a DTX stream gets that much concealment at the end of each
+//! talkspurt). After that the stream is taken as stopped and `pop` returns
+//! [`Pop::Empty`] (silence) while a virtual playout clock keeps running.
+//! Packets that then arrive for slots whose time has passed, the backlog a
+//! network stall releases at once, are dropped as late and kept out of the
+//! delay statistics: a stall is one event, not jitter to buffer for. If such
+//! stale packets keep coming for a whole statistics window, the sender's
+//! timestamps have fallen behind (some freeze them during a hold) and the
+//! buffer restarts playout on them.
 //!
 //! A new SSRC, a sequence jump (more than 3000 ahead or 100 behind, the RFC
 //! 3550 limits), a timestamp going backwards while the sequence advances, or

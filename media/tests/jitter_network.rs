@@ -859,3 +859,51 @@ fn talkspurts_with_silence_suppression() {
     assert!(played.len() >= 590, "{}", played.len());
     assert!(ms(s.mean_buffered_delay) <= 80.0, "{s:?}");
 }
+
+#[test]
+fn target_follows_a_change_in_jitter_fast_up_and_slowly_down() {
+    let mut rng = Rng::new(0x57EB);
+    let n = 3000;
+    let sent = sender(n, 0, 0, 0x57EB, STEP, 1.0);
+    // 10 ms of jitter, 100 ms between 20 s and 40 s, then 10 ms again.
+    let deliveries = deliver(&sent, |_, s| {
+        let j = if (20_000_000..40_000_000).contains(&s.send_us) {
+            100_000
+        } else {
+            10_000
+        };
+        vec![uniform_jitter(&mut rng, 30_000, j)]
+    });
+    let r = run(JitterConfig::default(), sent, deliveries, 60_500_000);
+    check_output(&r, STEP);
+    let target_at = |t: i64| {
+        let (_, st) = r.trace.iter().find(|(at, _)| *at >= t).unwrap();
+        ms(st.target_delay)
+    };
+    assert!(target_at(19_000_000) <= 30.0, "{}", target_at(19_000_000));
+    // Up within a second or two of the change...
+    assert!(target_at(22_000_000) >= 80.0, "{}", target_at(22_000_000));
+    assert!(target_at(39_000_000) >= 85.0, "{}", target_at(39_000_000));
+    // ...down gently: still well above the floor one second after the change,
+    // near it ten seconds later.
+    assert!(target_at(41_500_000) >= 60.0, "{}", target_at(41_500_000));
+    assert!(target_at(55_000_000) <= 30.0, "{}", target_at(55_000_000));
+    // During the rough stretch playout kept up with the p95 promise.
+    let late = r
+        .trace
+        .iter()
+        .find(|(t, _)| *t >= 39_000_000)
+        .unwrap()
+        .1
+        .late
+        - r.trace
+            .iter()
+            .find(|(t, _)| *t >= 23_000_000)
+            .unwrap()
+            .1
+            .late;
+    assert!(late <= 8 * 16 * 50 / 100, "{late} late packets in 16 s");
+    for (t, st) in r.trace.iter().filter(|(t, _)| *t >= 50_000_000) {
+        assert!(ms(st.buffered_delay) <= 60.0, "{t}: {st:?}");
+    }
+}

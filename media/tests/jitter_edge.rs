@@ -267,10 +267,11 @@ fn timestamps_frozen_during_a_hold_recover_within_a_window() {
     assert!(matches!(
         pops[first],
         Pop::Frame {
-            discontinuity: Some(Discontinuity::Resumed),
+            discontinuity: Some(Discontinuity::Resync),
             ..
         }
     ));
+    assert_eq!(l.jb.stats().resets, 1);
     let played = frames(&pops);
     assert!(played.len() >= 130, "{}", played.len());
     assert!(played.windows(2).all(|w| w[0] < w[1]));

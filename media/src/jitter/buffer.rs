@@ -327,8 +327,11 @@ impl JitterBuffer {
             let since = *self.stale_since.get_or_insert(arrival_us);
             if arrival_us - since > self.window_us {
                 // Stale for a whole window: this is no backlog, the sender's
-                // timestamps fell behind (frozen during a hold). Start over.
+                // timestamps fell behind (frozen during a hold). Start over
+                // on them as on a new stream: output timestamps go back.
                 self.state = State::Idle;
+                self.fresh = true;
+                self.counters.resets += 1;
             }
         }
         if behind || (passed && self.state != State::Idle) {
@@ -408,14 +411,17 @@ impl JitterBuffer {
                 Pop::Waiting
             };
         }
-        let disc = if std::mem::take(&mut self.fresh) {
+        let disc = if self.fresh {
             Discontinuity::Resync
         } else {
             Discontinuity::Resumed
         };
         self.state = State::Playing;
         self.pending_drop = 0;
-        self.play_front(now, Some(disc))
+        let pop = self.play_front(now, Some(disc));
+        // Only now: the cursor of a fresh stream starts at this packet.
+        self.fresh = false;
+        pop
     }
 
     fn pop_stopped(&mut self, now: i64) -> Pop {

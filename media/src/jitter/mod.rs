@@ -73,7 +73,8 @@
 //! delay statistics: a stall is one event, not jitter to buffer for. If such
 //! stale packets keep coming for a whole statistics window, the sender's
 //! timestamps have fallen behind (some freeze them during a hold) and the
-//! buffer restarts playout on them.
+//! buffer restarts playout on them as on a new stream
+//! ([`Discontinuity::Resync`]).
 //!
 //! A new SSRC, a sequence jump (more than 3000 ahead or 100 behind, the RFC
 //! 3550 limits), a timestamp going backwards while the sequence advances, or

@@ -1,1 +1,0 @@
-//! jitter (being written).

@@ -17,15 +17,45 @@ fn rollover_with_loss_and_reorder() {
     // duplicated, 3 skips 2, and 2 arrives last.
     let arrivals: [(u16, SeqUpdate); 11] = [
         (65530, SeqUpdate::Probation),
-        (65531, SeqUpdate::InOrder { extended: 65531, lost: 0 }),
-        (65533, SeqUpdate::InOrder { extended: 65533, lost: 1 }),
+        (
+            65531,
+            SeqUpdate::InOrder {
+                extended: 65531,
+                lost: 0,
+            },
+        ),
+        (
+            65533,
+            SeqUpdate::InOrder {
+                extended: 65533,
+                lost: 1,
+            },
+        ),
         (65532, SeqUpdate::Reordered { extended: 65532 }),
-        (0, SeqUpdate::InOrder { extended: 65536, lost: 2 }),
-        (1, SeqUpdate::InOrder { extended: 65537, lost: 0 }),
+        (
+            0,
+            SeqUpdate::InOrder {
+                extended: 65536,
+                lost: 2,
+            },
+        ),
+        (
+            1,
+            SeqUpdate::InOrder {
+                extended: 65537,
+                lost: 0,
+            },
+        ),
         (65534, SeqUpdate::Reordered { extended: 65534 }),
         (1, SeqUpdate::Duplicate { extended: 65537 }),
         (65534, SeqUpdate::Duplicate { extended: 65534 }),
-        (3, SeqUpdate::InOrder { extended: 65539, lost: 1 }),
+        (
+            3,
+            SeqUpdate::InOrder {
+                extended: 65539,
+                lost: 1,
+            },
+        ),
         (2, SeqUpdate::Reordered { extended: 65538 }),
     ];
     for (i, (seq, want)) in arrivals.into_iter().enumerate() {

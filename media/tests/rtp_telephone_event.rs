@@ -105,7 +105,10 @@ fn ten_second_event_at_8khz_is_two_segments() {
     // all without the E bit.
     assert_eq!(updates1.last().unwrap().1.2.duration, 160 + 480 * 136);
     let finals1: Vec<_> = seg1.iter().filter(|p| p.1.2.duration == 0xffff).collect();
-    assert_eq!(finals1.iter().map(|p| p.0).collect::<Vec<_>>(), vec![409, 412, 415]);
+    assert_eq!(
+        finals1.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![409, 412, 415]
+    );
     assert!(finals1.iter().all(|p| !p.1.2.end));
     // Segment 2 at timestamp 65535: first packet on tick 416 covers
     // (417 * 160) - 65535 = 1185 units, no marker; ends at 80000 total with

@@ -241,7 +241,12 @@ impl EventSender {
     }
 
     /// [`start`](Self::start) for a DTMF digit character.
-    pub fn start_digit(&mut self, digit: char, start: u32, duration: u32) -> Result<(), EventError> {
+    pub fn start_digit(
+        &mut self,
+        digit: char,
+        start: u32,
+        duration: u32,
+    ) -> Result<(), EventError> {
         let event = digit_to_event(digit).ok_or(EventError::InvalidDigit(digit))?;
         self.start(event, start, duration)
     }
@@ -722,7 +727,10 @@ mod tests {
                 },
                 EventError::ZeroInterval,
             ),
-            (SenderConfig { volume: 64, ..ok }, EventError::VolumeOutOfRange(64)),
+            (
+                SenderConfig { volume: 64, ..ok },
+                EventError::VolumeOutOfRange(64),
+            ),
             (
                 SenderConfig {
                     end_repeats: 0,
@@ -736,7 +744,10 @@ mod tests {
         }
         let mut s = EventSender::new(ok).unwrap();
         assert_eq!(s.config(), &ok);
-        assert_eq!(s.start_digit('x', 0, 800), Err(EventError::InvalidDigit('x')));
+        assert_eq!(
+            s.start_digit('x', 0, 800),
+            Err(EventError::InvalidDigit('x'))
+        );
         assert_eq!(s.start(1, 0, 0), Err(EventError::ZeroDuration));
         s.start_digit('7', 0, 800).unwrap();
         assert_eq!(s.start(1, 0, 800), Err(EventError::Busy));
@@ -806,9 +817,15 @@ mod tests {
         s.start(3, start, 320).unwrap();
         assert_eq!(s.next_packet(start.wrapping_sub(160)), None);
         let p = s.next_packet(start).unwrap();
-        assert_eq!((p.timestamp, p.marker, p.event.duration), (start, true, 160));
+        assert_eq!(
+            (p.timestamp, p.marker, p.event.duration),
+            (start, true, 160)
+        );
         let p = s.next_packet(start.wrapping_add(160)).unwrap();
-        assert_eq!((p.timestamp, p.event.end, p.event.duration), (start, true, 320));
+        assert_eq!(
+            (p.timestamp, p.event.end, p.event.duration),
+            (start, true, 320)
+        );
     }
 
     #[test]
@@ -859,7 +876,10 @@ mod tests {
             if let Some(p) = s.next_packet(now) {
                 // Every packet delivered twice, as a duplicating network would.
                 for _ in 0..2 {
-                    reports.extend(r.on_packet(9, p.timestamp, p.marker, &p.payload, now).unwrap());
+                    reports.extend(
+                        r.on_packet(9, p.timestamp, p.marker, &p.payload, now)
+                            .unwrap(),
+                    );
                 }
             }
             reports.extend(r.poll(now));
@@ -972,7 +992,9 @@ mod tests {
         feed(&mut r, 0, true, ev(1, false, 160), 160);
         let reports = r.on_packet(1, 5000, true, &ev(2, true, 800), 5800).unwrap();
         assert_eq!(reports.len(), 3);
-        let kinds: Vec<_> = reports.map(|r| (r.event(), matches!(r, EventReport::Start { .. }))).collect();
+        let kinds: Vec<_> = reports
+            .map(|r| (r.event(), matches!(r, EventReport::Start { .. })))
+            .collect();
         assert_eq!(kinds, vec![(1, false), (2, true), (2, false)]);
     }
 
@@ -1020,7 +1042,10 @@ mod tests {
     fn ssrc_change_is_a_new_event_even_with_equal_timestamp() {
         let mut r = EventReceiver::new(8000);
         feed(&mut r, 0, true, ev(1, true, 800), 800);
-        let out: Vec<_> = r.on_packet(2, 0, true, &ev(1, true, 800), 900).unwrap().collect();
+        let out: Vec<_> = r
+            .on_packet(2, 0, true, &ev(1, true, 800), 900)
+            .unwrap()
+            .collect();
         assert_eq!(out.len(), 2);
     }
 
@@ -1033,7 +1058,10 @@ mod tests {
         for k in 0..1000u32 {
             let now = k * 160;
             if let Some(p) = s.next_packet(now) {
-                reports.extend(r.on_packet(3, p.timestamp, p.marker, &p.payload, now).unwrap());
+                reports.extend(
+                    r.on_packet(3, p.timestamp, p.marker, &p.payload, now)
+                        .unwrap(),
+                );
             }
             reports.extend(r.poll(now));
         }

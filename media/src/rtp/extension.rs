@@ -313,7 +313,10 @@ mod tests {
                 id: 1,
                 data: &audio_level,
             },
-            ExtensionElement { id: 14, data: &long },
+            ExtensionElement {
+                id: 14,
+                data: &long,
+            },
         ];
         let mut out = vec![0xff];
         write_extension_elements(ExtensionForm::OneByte, &elems, &mut out).unwrap();
@@ -348,8 +351,18 @@ mod tests {
         let cases: [(ExtensionForm, u8, usize, ExtensionError); 6] = [
             (ExtensionForm::OneByte, 0, 1, ExtensionError::InvalidId(0)),
             (ExtensionForm::OneByte, 15, 1, ExtensionError::InvalidId(15)),
-            (ExtensionForm::OneByte, 1, 0, ExtensionError::InvalidLength(0)),
-            (ExtensionForm::OneByte, 1, 17, ExtensionError::InvalidLength(17)),
+            (
+                ExtensionForm::OneByte,
+                1,
+                0,
+                ExtensionError::InvalidLength(0),
+            ),
+            (
+                ExtensionForm::OneByte,
+                1,
+                17,
+                ExtensionError::InvalidLength(17),
+            ),
             (ExtensionForm::TwoByte, 0, 1, ExtensionError::InvalidId(0)),
             (
                 ExtensionForm::TwoByte,

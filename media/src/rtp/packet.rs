@@ -239,11 +239,10 @@ impl<'a> RtpPacket<'a> {
 
     /// The header extension, when the X bit is set.
     pub fn extension(&self) -> Option<HeaderExtension<'a>> {
-        self.extension
-            .map(|(profile, start, end)| HeaderExtension {
-                profile,
-                data: &self.buf[start..end],
-            })
+        self.extension.map(|(profile, start, end)| HeaderExtension {
+            profile,
+            data: &self.buf[start..end],
+        })
     }
 
     /// Length of everything before the payload.
@@ -455,12 +454,18 @@ mod tests {
         // Missing extension header.
         assert_eq!(
             RtpPacket::parse(&buf[..15]),
-            Err(RtpError::ExtensionTruncated { needed: 16, len: 15 })
+            Err(RtpError::ExtensionTruncated {
+                needed: 16,
+                len: 15
+            })
         );
         // Header present, data cut short.
         assert_eq!(
             RtpPacket::parse(&buf[..19]),
-            Err(RtpError::ExtensionTruncated { needed: 20, len: 19 })
+            Err(RtpError::ExtensionTruncated {
+                needed: 20,
+                len: 19
+            })
         );
     }
 
@@ -557,8 +562,8 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                0xb2, 0xef, 0xff, 0xfe, 1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 1, 0, 0, 0,
-                2, 0xbe, 0xde, 0, 1, 0x10, 0x7f, 0, 0, 0xaa, 0xbb, 0, 0, 0, 4
+                0xb2, 0xef, 0xff, 0xfe, 1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 1, 0, 0, 0, 2,
+                0xbe, 0xde, 0, 1, 0x10, 0x7f, 0, 0, 0xaa, 0xbb, 0, 0, 0, 4
             ]
         );
         let p = RtpPacket::parse(&out).unwrap();

@@ -64,13 +64,24 @@ impl ReceiveStats {
 
     /// Feeds a parsed packet; `arrival` is in RTP units of its clock.
     pub fn on_rtp(&mut self, packet: &RtpPacket<'_>, arrival: u32) -> PacketOutcome {
-        self.on_packet(packet.ssrc(), packet.sequence(), packet.timestamp(), arrival)
+        self.on_packet(
+            packet.ssrc(),
+            packet.sequence(),
+            packet.timestamp(),
+            arrival,
+        )
     }
 
     /// Feeds one packet's header fields and its arrival time in RTP units.
     /// Jitter is only updated for accepted packets, so duplicates and
     /// unconfirmed jumps do not disturb it.
-    pub fn on_packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u32) -> PacketOutcome {
+    pub fn on_packet(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        arrival: u32,
+    ) -> PacketOutcome {
         let mut new_source = false;
         if self.ssrc != Some(ssrc) {
             if self.ssrc.is_some() && self.previous_ssrc == Some(ssrc) {

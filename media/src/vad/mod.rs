@@ -1,0 +1,434 @@
+//! Voice activity detection for phone audio, with start/stop hysteresis.
+//!
+//! PLACEHOLDER DOC
+
+mod analysis;
+mod decimate;
+mod hysteresis;
+mod noise;
+
+use std::time::Duration;
+
+pub use analysis::Features;
+use analysis::Analyzer;
+use decimate::HalfBand;
+use hysteresis::{Frames, Hysteresis, Transition};
+
+/// Why a [`VadConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VadError {
+    /// Only 8 000 and 16 000 Hz are supported.
+    #[error("unsupported sample rate {0} Hz (use 8000 or 16000)")]
+    UnsupportedRate(u32),
+    /// Only 10 and 20 ms frames are supported.
+    #[error("unsupported frame length {0} ms (use 10 or 20)")]
+    UnsupportedFrame(u32),
+    /// A setting is out of its range; the text names it.
+    #[error("invalid VAD setting: {0}")]
+    Invalid(&'static str),
+}
+
+/// Preset thresholds, named after WebRTC's VAD modes: the higher, the more
+/// evidence a frame needs before it counts as speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggressiveness {
+    /// Misses the least speech; lets through the most noise.
+    Quality,
+    /// Default balance.
+    Normal,
+    /// For noisy lines.
+    Aggressive,
+    /// Only clear, voiced speech counts.
+    VeryAggressive,
+}
+
+impl Aggressiveness {
+    /// The speech-probability threshold this mode stands for.
+    pub fn threshold(self) -> f32 {
+        match self {
+            Aggressiveness::Quality => 0.3,
+            Aggressiveness::Normal => 0.5,
+            Aggressiveness::Aggressive => 0.7,
+            Aggressiveness::VeryAggressive => 0.85,
+        }
+    }
+}
+
+/// Settings of a [`Vad`]. Build with [`VadConfig::new`] or a preset and
+/// adjust fields; [`Vad::new`] checks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VadConfig {
+    /// Input rate: 8000 or 16000 Hz.
+    pub sample_rate: u32,
+    /// Decision granularity: 10 or 20 ms.
+    pub frame_ms: u32,
+    /// A frame is speech when its probability is at least this (0–1).
+    pub threshold: f32,
+    /// Speech must fill (most of) this long a window to start an
+    /// utterance. Default 200 ms.
+    pub start_ms: u32,
+    /// Non-speech allowed inside the start window (short dips between
+    /// syllables). Default 40 ms.
+    pub start_tolerance_ms: u32,
+    /// This much continuous non-speech ends an utterance. Default 600 ms.
+    pub stop_ms: u32,
+    /// An utterance is announced only once it has lasted this long (pauses
+    /// shorter than `stop_ms` included); shorter ones are dropped silently.
+    /// Default 0: the start window alone decides.
+    pub min_speech_ms: u32,
+    /// How far before the start window the start may be back-dated over
+    /// frames that stood out of the noise without being voiced (a weak
+    /// onset, an initial "s" or "f"). Default 300 ms.
+    pub max_backdate_ms: u32,
+    /// Frames quieter than this (dBm0, 94–3800 Hz) are never speech.
+    /// Default −55 dBm0: below comfort-noise levels people talk at, well
+    /// above idle-channel noise.
+    pub min_level_dbm0: f32,
+}
+
+impl VadConfig {
+    /// Defaults for `sample_rate` and `frame_ms`: threshold 0.5, start after
+    /// 200 ms, stop after 600 ms.
+    pub fn new(sample_rate: u32, frame_ms: u32) -> Self {
+        VadConfig {
+            sample_rate,
+            frame_ms,
+            threshold: Aggressiveness::Normal.threshold(),
+            start_ms: 200,
+            start_tolerance_ms: 40,
+            stop_ms: 600,
+            min_speech_ms: 0,
+            max_backdate_ms: 300,
+            min_level_dbm0: -55.0,
+        }
+    }
+
+    /// OpenAI Realtime `server_vad` defaults: threshold 0.5, 500 ms of
+    /// silence ends a turn (its 300 ms `prefix_padding_ms` is audio the
+    /// caller keeps before the start, not a detector setting).
+    pub fn openai_server_vad(sample_rate: u32) -> Self {
+        VadConfig {
+            stop_ms: 500,
+            ..VadConfig::new(sample_rate, 20)
+        }
+    }
+
+    /// Pipecat `VADParams` defaults: confidence 0.7, start after 0.2 s,
+    /// stop after 0.8 s.
+    pub fn pipecat(sample_rate: u32) -> Self {
+        VadConfig {
+            threshold: 0.7,
+            stop_ms: 800,
+            ..VadConfig::new(sample_rate, 20)
+        }
+    }
+
+    /// Sets the threshold from a preset mode.
+    pub fn with_aggressiveness(mut self, mode: Aggressiveness) -> Self {
+        self.threshold = mode.threshold();
+        self
+    }
+
+    fn validate(&self) -> Result<(), VadError> {
+        if self.sample_rate != 8000 && self.sample_rate != 16000 {
+            return Err(VadError::UnsupportedRate(self.sample_rate));
+        }
+        if self.frame_ms != 10 && self.frame_ms != 20 {
+            return Err(VadError::UnsupportedFrame(self.frame_ms));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(VadError::Invalid("threshold must be within 0..=1"));
+        }
+        if self.start_ms < self.frame_ms || self.start_ms > 5000 {
+            return Err(VadError::Invalid("start_ms must be one frame to 5000 ms"));
+        }
+        if self.start_tolerance_ms >= self.start_ms {
+            return Err(VadError::Invalid("start_tolerance_ms must be below start_ms"));
+        }
+        if self.stop_ms < self.frame_ms || self.stop_ms > 10_000 {
+            return Err(VadError::Invalid("stop_ms must be one frame to 10 000 ms"));
+        }
+        if self.min_speech_ms > 60_000 || self.max_backdate_ms > 5000 {
+            return Err(VadError::Invalid("min_speech_ms or max_backdate_ms too large"));
+        }
+        if !self.min_level_dbm0.is_finite() {
+            return Err(VadError::Invalid("min_level_dbm0 must be finite"));
+        }
+        Ok(())
+    }
+}
+
+/// An utterance boundary. Positions are measured from the start of the
+/// stream (the first sample given after [`Vad::new`] or [`Vad::reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VadEvent {
+    /// Speech started at `at` (the first frame of the run, not the moment it
+    /// was confirmed); it was confirmed `latency` later.
+    SpeechStart {
+        /// Where speech began.
+        at: Duration,
+        /// How long after `at` the start was confirmed.
+        latency: Duration,
+    },
+    /// Speech ended at `at` (the end of its last speech frame); it was
+    /// confirmed `latency` later, after `stop_ms` of silence.
+    SpeechEnd {
+        /// Where speech ended.
+        at: Duration,
+        /// How long after `at` the end was confirmed.
+        latency: Duration,
+    },
+}
+
+impl VadEvent {
+    /// Where the boundary lies in the stream.
+    pub fn at(&self) -> Duration {
+        match *self {
+            VadEvent::SpeechStart { at, .. } | VadEvent::SpeechEnd { at, .. } => at,
+        }
+    }
+
+    /// How long after [`VadEvent::at`] the boundary was confirmed.
+    pub fn latency(&self) -> Duration {
+        match *self {
+            VadEvent::SpeechStart { latency, .. } | VadEvent::SpeechEnd { latency, .. } => latency,
+        }
+    }
+
+    /// The stream position at which the event was emitted.
+    pub fn confirmed_at(&self) -> Duration {
+        self.at() + self.latency()
+    }
+
+    /// True for [`VadEvent::SpeechStart`].
+    pub fn is_start(&self) -> bool {
+        matches!(self, VadEvent::SpeechStart { .. })
+    }
+}
+
+/// The verdict on one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VadFrame {
+    /// Where the frame starts in the stream.
+    pub start: Duration,
+    /// Speech probability, 0–1.
+    pub probability: f32,
+    /// `probability >= threshold`.
+    pub speech: bool,
+    /// Inside an announced utterance after this frame (between a
+    /// `SpeechStart` and its `SpeechEnd`).
+    pub speaking: bool,
+    /// The measurements the probability was made from.
+    pub features: Features,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Largest frame at the 8 kHz analysis rate (20 ms).
+const MAX_HOP: usize = 160;
+
+/// A streaming voice activity detector. See the module documentation.
+pub struct Vad {
+    cfg: VadConfig,
+    /// Frame length at the 8 kHz analysis rate.
+    hop: usize,
+    decimator: Option<HalfBand>,
+    pending: [f32; MAX_HOP],
+    fill: usize,
+    analyzer: Analyzer,
+    hysteresis: Hysteresis,
+    frames: u64,
+    /// Frames left during which a frame whose peaks match `tone_peaks`
+    /// still counts as the tail of a tone.
+    tone_hold: u32,
+    tone_peaks: [u16; 2],
+    /// Previous frame was (or continued) a tone.
+    prev_tonal: bool,
+}
+
+impl Vad {
+    /// A detector for a new stream.
+    pub fn new(cfg: VadConfig) -> Result<Self, VadError> {
+        cfg.validate()?;
+        let frame = |ms: u32| ms.div_ceil(cfg.frame_ms) as usize;
+        let frames = Frames {
+            start: frame(cfg.start_ms),
+            tolerance: (cfg.start_tolerance_ms / cfg.frame_ms) as usize,
+            stop: frame(cfg.stop_ms),
+            min_speech: frame(cfg.min_speech_ms),
+            backdate: (cfg.max_backdate_ms / cfg.frame_ms) as usize,
+        };
+        Ok(Vad {
+            hop: (8 * cfg.frame_ms) as usize,
+            decimator: (cfg.sample_rate == 16000).then(HalfBand::new),
+            pending: [0.0; MAX_HOP],
+            fill: 0,
+            analyzer: Analyzer::new(cfg.frame_ms),
+            hysteresis: Hysteresis::new(frames),
+            frames: 0,
+            tone_hold: 0,
+            tone_peaks: [0; 2],
+            prev_tonal: false,
+            cfg,
+        })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &VadConfig {
+        &self.cfg
+    }
+
+    /// Forgets everything about the stream (noise floor, partial frame,
+    /// utterance state); positions count from zero again.
+    pub fn reset(&mut self) {
+        if let Some(d) = &mut self.decimator {
+            d.reset();
+        }
+        self.fill = 0;
+        self.analyzer.reset();
+        self.hysteresis.reset();
+        self.frames = 0;
+        self.tone_hold = 0;
+        self.prev_tonal = false;
+    }
+
+    /// True while inside an announced utterance.
+    pub fn is_speaking(&self) -> bool {
+        self.hysteresis.speaking()
+    }
+
+    /// Stream position up to which frames have been decided.
+    pub fn position(&self) -> Duration {
+        self.frame_start(self.frames)
+    }
+
+    fn frame_start(&self, frame: u64) -> Duration {
+        let samples = frame * (self.cfg.sample_rate / 1000 * self.cfg.frame_ms) as u64;
+        let rate = self.cfg.sample_rate as u64;
+        Duration::from_secs(samples / rate)
+            + Duration::from_nanos((samples % rate) * 1_000_000_000 / rate)
+    }
+
+    /// Feeds samples of any length. Every completed frame appends a
+    /// [`VadFrame`] to `frames` and possibly a [`VadEvent`] to `events`;
+    /// neither is cleared first. A partial frame is kept for the next call.
+    /// Does not allocate unless the output vectors must grow.
+    pub fn process(&mut self, samples: &[i16], frames: &mut Vec<VadFrame>, events: &mut Vec<VadEvent>) {
+        for &s in samples {
+            let x = s as f32;
+            let y = match &mut self.decimator {
+                Some(d) => match d.push(x) {
+                    Some(y) => y,
+                    None => continue,
+                },
+                None => x,
+            };
+            self.pending[self.fill] = y;
+            self.fill += 1;
+            if self.fill == self.hop {
+                self.fill = 0;
+                let (frame, event) = self.decide_frame();
+                frames.push(frame);
+                if let Some(e) = event {
+                    events.push(e);
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: if an utterance is open, returns its `SpeechEnd` at
+    /// the end of its last speech frame. The detector is then reset.
+    pub fn finish(&mut self) -> Option<VadEvent> {
+        let end = self.hysteresis.close().map(|last| {
+            let at = self.frame_start(last + 1);
+            VadEvent::SpeechEnd {
+                at,
+                latency: self.position().saturating_sub(at),
+            }
+        });
+        self.reset();
+        end
+    }
+
+    fn decide_frame(&mut self) -> (VadFrame, Option<VadEvent>) {
+        let hop = self.hop;
+        let features = self.analyzer.analyze(&self.pending[..hop]);
+        let (probability, energetic, tonal) = self.score(&features);
+        let speech = probability >= self.cfg.threshold;
+        let start = self.frame_start(self.frames);
+        self.frames += 1;
+        if tonal && !self.prev_tonal {
+            // The frames that led into a tone saw it through a window that
+            // also held the silence before it; their smeared spectrum can
+            // pass for a voice, so they are taken back.
+            self.hysteresis.retract(self.tone_edge_frames());
+        }
+        self.prev_tonal = tonal;
+        let event = self.hysteresis.push(speech, energetic).map(|t| match t {
+            Transition::Start { first, confirmed } => {
+                let at = self.frame_start(first);
+                VadEvent::SpeechStart {
+                    at,
+                    latency: self.frame_start(confirmed + 1) - at,
+                }
+            }
+            Transition::End { last, confirmed } => {
+                let at = self.frame_start(last + 1);
+                VadEvent::SpeechEnd {
+                    at,
+                    latency: self.frame_start(confirmed + 1) - at,
+                }
+            }
+        });
+        let frame = VadFrame {
+            start,
+            probability,
+            speech,
+            speaking: self.hysteresis.speaking(),
+            features,
+        };
+        (frame, event)
+    }
+
+    /// Frames whose 32 ms window straddles a tone edge.
+    fn tone_edge_frames(&self) -> usize {
+        (40 / self.cfg.frame_ms) as usize
+    }
+
+    /// Speech probability of a frame, whether it stands out of the noise
+    /// at all (used to back-date starts and extend ends), and whether it is
+    /// part of a tone.
+    fn score(&mut self, f: &Features) -> (f32, bool, bool) {
+        // A pure or dual tone leaves < 1 % of its above-noise power outside
+        // its two main lobes (residual ≤ −20 dB, measured −30 dB typical for
+        // DTMF); voices leave more than 3 % (≥ −15 dB even for high-pitched
+        // voices whose power sits in two harmonics).
+        let resid_db = 10.0 * (1.0 - f.tonality).max(1e-6).log10();
+        let mut tone = ((-14.0 - resid_db) / 6.0).clamp(0.0, 1.0);
+        let matches = |a: [u16; 2], b: [u16; 2]| {
+            a.iter().any(|&x| b.iter().any(|&y| x.abs_diff(y) <= 1))
+        };
+        if tone >= 1.0 {
+            self.tone_hold = self.tone_edge_frames() as u32;
+            self.tone_peaks = f.peaks;
+        } else if self.tone_hold > 0 {
+            // The fade-out of a tone: its window still holds the tone's end,
+            // smeared; it is recognised by peaks where the tone was.
+            self.tone_hold -= 1;
+            if matches(self.tone_peaks, f.peaks) {
+                tone = 1.0;
+            }
+        }
+        let tonal = tone >= 1.0;
+        if f.level_db < self.cfg.min_level_dbm0 {
+            return (0.0, false, tonal);
+        }
+        let energetic = f.top_snr_db > 9.0 && !tonal;
+        let voiced = sigmoid(15.0 * (f.periodicity - 0.42));
+        let loud = sigmoid(0.5 * (f.top_snr_db - 6.0));
+        let p = voiced * loud * (1.0 - tone);
+        (p, energetic, tonal)
+    }
+}

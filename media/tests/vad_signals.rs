@@ -170,12 +170,12 @@ pub fn dtmf_sequence(rate: u32, secs: f64) -> Vec<f64> {
         let d = digits[i % digits.len()];
         let len = (lens[i % lens.len()] * rate as f64 / 1000.0) as usize;
         let gap = (gaps[i % gaps.len()] * rate as f64 / 1000.0) as usize;
-        // Twist: the high tone a little louder, as Q.23 allows.
+        // Twist: the low tone 2 dB below the high one, as Q.24 allows.
         let lvl = levels[i % levels.len()];
         let [lo, hi] = dtmf_pair(d);
-        out.extend(tones(len, rate, &[lo], lvl));
+        out.extend(tones(len, rate, &[lo], lvl - 2.0));
         let start = out.len() - len;
-        for (j, v) in tones(len, rate, &[hi], lvl + 2.0).into_iter().enumerate() {
+        for (j, v) in tones(len, rate, &[hi], lvl).into_iter().enumerate() {
             out[start + j] += v;
         }
         out.extend(std::iter::repeat_n(0.0, gap));

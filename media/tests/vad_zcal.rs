@@ -13,19 +13,19 @@ fn pct(mut v: Vec<f32>, name: &str) {
 fn report(label: &str, x: &[f64], rate: u32, truth: Option<&[bool]>) {
     let (frames, events) = run(VadConfig::new(rate, 20), &to_i16(x), 160);
     let sel: Vec<&VadFrame> = frames.iter().enumerate().filter(|(i, _)| truth.map_or(true, |t| t.get(*i).copied().unwrap_or(false))).map(|(_, f)| f).collect();
-    if label == "dtmf" {
-        for (i, f) in frames.iter().enumerate().take(150) {
+    if label == "xx" {
+        for (i, f) in frames.iter().enumerate().filter(|(_, f)| f.probability > 0.3).filter(|_| label.starts_with("cn")) {
             println!("   #{i} p={:.2} sp={} per={:.2} res={:.1} pk={:?} top={:.1} lvl={:.1}", f.probability, f.speech as u8, f.features.periodicity, 10.0*(1.0-f.features.tonality).max(1e-6).log10(), f.features.peaks, f.features.top_snr_db, f.features.level_db);
         }
     }
     if truth.is_none() {
-        for (i, f) in frames.iter().enumerate().filter(|(_, f)| f.features.periodicity > 0.6 || f.probability > 0.4).take(12) {
-            println!("   #{i} p={:.2} per={:.2} ton={:.3} top={:.1} lvl={:.1}", f.probability, f.features.periodicity, f.features.tonality, f.features.top_snr_db, f.features.level_db);
+        for (i, f) in frames.iter().enumerate().filter(|(_, f)| f.probability > 0.3).filter(|_| label.starts_with("cn")).take(12) {
+            println!("   #{i} p={:.2} per={:.2} flat={:.3} top={:.1} lvl={:.1}", f.probability, f.features.periodicity, f.features.flatness, f.features.top_snr_db, f.features.level_db);
         }
     }
     println!("== {label}: events {}  speechfrac {:.3}", events.len(), sel.iter().filter(|f| f.speech).count() as f32 / sel.len() as f32);
     pct(sel.iter().map(|f| f.features.periodicity).collect(), "per");
-    pct(sel.iter().map(|f| f.features.tonality).collect(), "ton");
+    pct(sel.iter().map(|f| f.features.flatness).collect(), "flat");
     pct(sel.iter().filter(|f| f.features.level_db > -45.0).map(|f| 10.0*(1.0-f.features.tonality).max(1e-6).log10()).collect(), "resid_db(loud)");
     pct(sel.iter().map(|f| f.features.top_snr_db).collect(), "topsnr");
     pct(sel.iter().map(|f| f.features.snr_db).collect(), "snr");
@@ -35,7 +35,7 @@ fn report(label: &str, x: &[f64], rate: u32, truth: Option<&[bool]>) {
 #[test]
 fn calibrate() {
     let rate = 8000;
-    for voice in ["en-us+f3"] {
+    for voice in ["en-us", "en-us+f3", "de", "en-us+m7"] {
         let sp = corpus(voice, rate);
         let clean = speech_at(&sp, rate, -20.0);
         // truth: 20ms frames with energy within 25 dB of peak

@@ -48,6 +48,12 @@ pub struct Features {
     /// ringback) puts ~all its power there; a voice spreads it over its
     /// harmonics and formants.
     pub tonality: f32,
+    /// Spectral flatness (geometric over arithmetic mean) of the whitened
+    /// spectrum, 0–1. Noise of any colour and level, including a noise that
+    /// just got louder than the floor, whitens to independent exponential
+    /// bins whose flatness is e^−γ ≈ 0.56; speech and tones are peaky
+    /// (harmonics and formants over noise-level valleys) and score low.
+    pub flatness: f32,
     /// Bins (31.25 Hz apart) of the two strongest above-noise peaks, to
     /// follow a tone from frame to frame.
     pub peaks: [u16; 2],
@@ -98,7 +104,10 @@ impl Analyzer {
         let mut lag_gain = [0f32; LAG_MAX + 1];
         for (tau, g) in lag_gain.iter_mut().enumerate() {
             let env = (2.0 + (2.0 * std::f64::consts::PI * tau as f64 / N as f64).cos()) / 3.0;
-            *g = (1.0 / env) as f32;
+            // Capped at 2 (lags ≤ 64, pitch ≥ 125 Hz, fully corrected):
+            // beyond that the correction would mostly amplify the random
+            // autocorrelation of noise that rose above the floor.
+            *g = (1.0 / env).min(2.0) as f32;
         }
         Analyzer {
             window,
@@ -151,17 +160,20 @@ impl Analyzer {
         let mut total_noise = 0f32;
         let mut total_ratio = 0f32;
         let mut total_excess = 0f32;
+        let mut log_sum = 0f32;
         self.excess = [0.0; BINS];
         for k in LO..HI {
             total += self.power[k];
             total_noise += noise[k];
             let ratio = self.power[k] / noise[k];
             total_ratio += ratio;
+            log_sum += ratio.max(1e-3).ln();
             let e = (ratio - 1.0).max(0.0);
             self.excess[k] = e;
             total_excess += e;
         }
         let level_db = 10.0 * total.max(FLOOR).log10();
+        let flatness = ((log_sum / (HI - LO) as f32).exp() / (total_ratio / (HI - LO) as f32)).min(1.0);
         let snr_db = 10.0 * (total.max(FLOOR) / total_noise).log10();
 
         let mut best = [f32::NEG_INFINITY; 2];
@@ -187,6 +199,7 @@ impl Analyzer {
             top_snr_db,
             periodicity,
             tonality,
+            flatness,
             peaks,
         }
     }
@@ -247,3 +260,4 @@ impl Analyzer {
         (best / (2.0 * total)).clamp(0.0, 1.0)
     }
 }
+

@@ -405,15 +405,20 @@ impl Vad {
         // its two main lobes (residual ≤ −20 dB, measured −30 dB typical for
         // DTMF); voices leave more than 3 % (≥ −15 dB even for high-pitched
         // voices whose power sits in two harmonics).
+        let audible = f.level_db >= self.cfg.min_level_dbm0 && f.top_snr_db > 6.0;
         let resid_db = 10.0 * (1.0 - f.tonality).max(1e-6).log10();
-        let mut tone = ((-14.0 - resid_db) / 6.0).clamp(0.0, 1.0);
+        let mut tone = if audible {
+            ((-14.0 - resid_db) / 6.0).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let matches = |a: [u16; 2], b: [u16; 2]| {
             a.iter().any(|&x| b.iter().any(|&y| x.abs_diff(y) <= 1))
         };
         if tone >= 1.0 {
             self.tone_hold = self.tone_edge_frames() as u32;
             self.tone_peaks = f.peaks;
-        } else if self.tone_hold > 0 {
+        } else if self.tone_hold > 0 && audible {
             // The fade-out of a tone: its window still holds the tone's end,
             // smeared; it is recognised by peaks where the tone was.
             self.tone_hold -= 1;
@@ -421,14 +426,17 @@ impl Vad {
                 tone = 1.0;
             }
         }
+        if self.tone_hold > 0 && !audible {
+            self.tone_hold -= 1;
+        }
         let tonal = tone >= 1.0;
         if f.level_db < self.cfg.min_level_dbm0 {
             return (0.0, false, tonal);
         }
         let energetic = f.top_snr_db > 9.0 && !tonal;
-        let voiced = sigmoid(15.0 * (f.periodicity - 0.42));
-        let loud = sigmoid(0.5 * (f.top_snr_db - 6.0));
-        let p = voiced * loud * (1.0 - tone);
+        let loud = sigmoid(0.6 * (f.top_snr_db - 6.0));
+        let shape = 10.0 * (f.periodicity - 0.36) + 12.0 * (0.48 - f.flatness);
+        let p = loud * sigmoid(shape) * (1.0 - tone);
         (p, energetic, tonal)
     }
 }

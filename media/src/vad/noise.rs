@@ -18,8 +18,11 @@ use super::analysis::BINS;
 const SUBWINDOWS: usize = 8;
 /// Length of one sub-window; 8 × 200 ms = 1.6 s search window.
 const SUBWINDOW_MS: u32 = 200;
-/// Time constant of the periodogram smoothing in front of the minimum.
-const SMOOTH_MS: f32 = 40.0;
+/// Time constant of the periodogram smoothing in front of the minimum. A
+/// raw periodogram bin is exponentially distributed and dips to a few
+/// percent of its mean every few dozen frames; the minimum of that would
+/// sit far below the noise.
+const SMOOTH_MS: f32 = 60.0;
 /// The minimum of a smoothed periodogram under-estimates the mean noise
 /// power; this factor (measured on white noise with the 40 ms smoothing
 /// above, both frame lengths) brings it back to about the mean.
@@ -41,10 +44,12 @@ pub(crate) struct NoiseFloor {
     sub_pos: usize,
     in_sub: u32,
     noise: [f32; BINS],
-    started: bool,
     /// Frames seen, for the bias ramp below (capped).
     seen: u32,
     window_frames: u32,
+    /// Mean power per bin since the start, used while the minimum search
+    /// window is still filling.
+    mean: [f32; BINS],
 }
 
 impl NoiseFloor {
@@ -59,9 +64,9 @@ impl NoiseFloor {
             sub_pos: 0,
             in_sub: 0,
             noise: [FLOOR; BINS],
-            started: false,
             seen: 0,
             window_frames: (SUBWINDOW_MS / frame_ms).max(1) * SUBWINDOWS as u32,
+            mean: [0.0; BINS],
         }
     }
 
@@ -73,8 +78,8 @@ impl NoiseFloor {
         self.sub_pos = 0;
         self.in_sub = 0;
         self.noise = [FLOOR; BINS];
-        self.started = false;
         self.seen = 0;
+        self.mean = [0.0; BINS];
     }
 
     /// The current estimate of the mean noise power per bin.
@@ -84,26 +89,35 @@ impl NoiseFloor {
 
     /// Folds one frame's power spectrum into the tracker.
     pub(crate) fn update(&mut self, power: &[f32; BINS]) {
-        if !self.started {
-            // Start from the first frame rather than from zero: a line that
-            // opens with hum or hiss is noise from its first frame on.
-            self.smoothed = *power;
-            self.started = true;
-        }
-        // The minimum over only a few frames sits near the mean, not below
-        // it, so the bias correction grows from 1 to its full value as the
-        // search window fills.
-        self.seen = (self.seen + 1).min(self.window_frames);
-        let bias = 1.0 + (BIAS - 1.0) * self.seen as f32 / self.window_frames as f32;
-        let a = self.alpha;
+        // Until the search window has filled once, the minimum of a few
+        // frames is a noisy, single-draw estimate whose per-bin scatter looks
+        // like spectral structure. The running mean of all frames so far is
+        // the better estimate of a stationary start; twice the full-bias
+        // minimum caps it, so speech early in the stream cannot drag the
+        // floor up by more than ~3 dB.
+        let warming = self.seen < self.window_frames;
+        self.seen += 1;
+        let inv = 1.0 / self.seen as f32;
+        // The smoothing starts as a plain running mean, so the first frames
+        // are averaged like later ones instead of entering the minimum raw.
+        let a = self.alpha.min(1.0 - inv);
+        // Only once the average spans a full smoothing length may it enter
+        // the minimum.
+        let settled = self.seen as f32 * (1.0 - self.alpha) >= 1.0;
         for k in 0..BINS {
             let s = a * self.smoothed[k] + (1.0 - a) * power[k];
             self.smoothed[k] = s;
-            if s < self.current_min[k] {
+            if settled && s < self.current_min[k] {
                 self.current_min[k] = s;
             }
-            let m = self.current_min[k].min(self.window_min[k]);
-            self.noise[k] = (m * bias).max(FLOOR);
+            let floor = self.current_min[k].min(self.window_min[k]) * BIAS;
+            self.noise[k] = if warming {
+                self.mean[k] += (power[k] - self.mean[k]) * inv;
+                self.mean[k].min(2.0 * floor)
+            } else {
+                floor
+            }
+            .max(FLOOR);
         }
         self.in_sub += 1;
         if self.in_sub >= self.frames_per_sub {

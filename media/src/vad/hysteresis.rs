@@ -12,8 +12,12 @@ const ENERGETIC: u8 = 2;
 pub(crate) struct Frames {
     /// Start window length.
     pub start: usize,
-    /// Non-speech frames allowed inside the start window.
+    /// Frames that are neither speech nor energetic allowed inside the
+    /// start window.
     pub tolerance: usize,
+    /// Speech (voiced) frames needed inside the start window; the rest may
+    /// be energetic but unvoiced (fricatives, plosives, breathy onsets).
+    pub min_voiced: usize,
     /// Consecutive non-speech frames that end an utterance.
     pub stop: usize,
     /// Minimum utterance length before it is announced.
@@ -97,17 +101,20 @@ impl Hysteresis {
         match self.state {
             State::Silence => {
                 let start = self.cfg.start as u64;
-                if !speech || now + 1 < start {
+                if now + 1 < start {
                     return None;
                 }
                 let oldest = now + 1 - start;
                 if self.flags(oldest) & SPEECH == 0 {
                     return None;
                 }
-                let count = (oldest..=now)
-                    .filter(|&f| self.flags(f) & SPEECH != 0)
-                    .count();
-                if count + self.cfg.tolerance < self.cfg.start {
+                let (mut voiced, mut active) = (0, 0);
+                for f in oldest..=now {
+                    let flags = self.flags(f);
+                    voiced += usize::from(flags & SPEECH != 0);
+                    active += usize::from(flags != 0);
+                }
+                if voiced < self.cfg.min_voiced || active + self.cfg.tolerance < self.cfg.start {
                     return None;
                 }
                 // Back-date over the speech or energetic frames that lead up
@@ -177,7 +184,7 @@ impl Hysteresis {
     }
 
     fn check_min_length(&mut self, now: u64) -> Option<Transition> {
-        if now + 1 - self.first >= self.cfg.min_speech as u64 {
+        if self.last_speech + 1 - self.first >= self.cfg.min_speech as u64 {
             self.state = State::Speaking;
             Some(Transition::Start {
                 first: self.first,
@@ -204,6 +211,7 @@ mod tests {
     const CFG: Frames = Frames {
         start: 5,
         tolerance: 1,
+        min_voiced: 3,
         stop: 4,
         min_speech: 0,
         backdate: 3,
@@ -225,6 +233,16 @@ mod tests {
     fn tolerates_a_gap_in_the_start_window_but_not_two() {
         assert_eq!(run(CFG, "..SS.SS......").len(), 2);
         assert!(run(CFG, "..S.S.S.S.S.S.S").is_empty());
+    }
+
+    #[test]
+    fn unvoiced_frames_count_towards_the_start_but_not_alone() {
+        assert_eq!(
+            run(CFG, "..SSSee....")[0],
+            Transition::Start { first: 2, confirmed: 6 }
+        );
+        assert!(run(CFG, "..Seeee.....").is_empty());
+        assert!(run(CFG, "..eeeeeeeeee").is_empty());
     }
 
     #[test]

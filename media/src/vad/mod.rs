@@ -253,8 +253,10 @@ impl Vad {
     pub fn new(cfg: VadConfig) -> Result<Self, VadError> {
         cfg.validate()?;
         let frame = |ms: u32| ms.div_ceil(cfg.frame_ms) as usize;
+        let start = frame(cfg.start_ms);
         let frames = Frames {
-            start: frame(cfg.start_ms),
+            start,
+            min_voiced: start.div_ceil(2),
             tolerance: (cfg.start_tolerance_ms / cfg.frame_ms) as usize,
             stop: frame(cfg.stop_ms),
             min_speech: frame(cfg.min_speech_ms),
@@ -433,7 +435,7 @@ impl Vad {
         if f.level_db < self.cfg.min_level_dbm0 {
             return (0.0, false, tonal);
         }
-        let energetic = f.top_snr_db > 9.0 && !tonal;
+        let energetic = f.top_snr_db > 6.5 && !tonal;
         let loud = sigmoid(0.6 * (f.top_snr_db - 6.0));
         let shape = 10.0 * (f.periodicity - 0.36) + 12.0 * (0.48 - f.flatness);
         let p = loud * sigmoid(shape) * (1.0 - tone);

@@ -268,3 +268,4 @@ fn an_utterance_open_at_the_end_of_the_stream_is_closed_by_finish() {
     assert_eq!(vad.finish(), None);
 }
 
+

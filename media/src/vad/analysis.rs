@@ -25,6 +25,10 @@ pub(crate) const BANDS: [(usize, usize); 6] =
 /// 160/133) lies outside on purpose.
 const LAG_MIN: usize = 20;
 const LAG_MAX: usize = 114;
+/// How far back `stationarity` looks: longer than any steady vowel of
+/// running speech, short enough to catch a hum or tone before the floor
+/// absorbs it.
+pub(crate) const STATIONARY_MS: u32 = 120;
 /// 0 dBm0 is a sine of peak 22 706; samples are scaled by this so that
 /// spectrum powers read directly in dBm0.
 const DBM0_PEAK: f32 = 22706.0;
@@ -54,9 +58,29 @@ pub struct Features {
     /// bins whose flatness is e^−γ ≈ 0.56; speech and tones are peaky
     /// (harmonics and formants over noise-level valleys) and score low.
     pub flatness: f32,
+    /// Cosine similarity (0–1) of the above-noise spectrum (square-root
+    /// compressed) with the one ~120 ms earlier. A voice keeps changing
+    /// pitch and formants; hum, tones and machinery do not. Only sounds
+    /// that were already above the floor 120 ms ago can score high.
+    pub stationarity: f32,
     /// Bins (31.25 Hz apart) of the two strongest above-noise peaks, to
     /// follow a tone from frame to frame.
     pub peaks: [u16; 2],
+}
+
+impl Features {
+    /// What a frame of silence (or one before the window has filled) looks
+    /// like.
+    pub const SILENT: Features = Features {
+        level_db: -120.0,
+        snr_db: 0.0,
+        top_snr_db: 0.0,
+        periodicity: 0.0,
+        tonality: 0.0,
+        flatness: 1.0,
+        stationarity: 0.0,
+        peaks: [0, 0],
+    };
 }
 
 /// The FFT front end with its noise floor.
@@ -75,6 +99,9 @@ pub(crate) struct Analyzer {
     /// Samples seen since reset, capped at N: until the window is full its
     /// spectrum is that of a fade-in, which must not seed the noise floor.
     filled: usize,
+    /// Compressed above-noise spectra of the last `lag` frames (ring).
+    past: Vec<[f32; BINS]>,
+    past_pos: usize,
 }
 
 impl Analyzer {
@@ -122,6 +149,8 @@ impl Analyzer {
             lag_gain,
             noise: NoiseFloor::new(frame_ms),
             filled: 0,
+            past: vec![[0.0; BINS]; (STATIONARY_MS / frame_ms).max(1) as usize],
+            past_pos: 0,
         }
     }
 
@@ -129,6 +158,8 @@ impl Analyzer {
         self.history = [0.0; N];
         self.noise.reset();
         self.filled = 0;
+        self.past.iter_mut().for_each(|p| *p = [0.0; BINS]);
+        self.past_pos = 0;
     }
 
     /// Analyses the newest frame (8 kHz samples, raw i16 scale).
@@ -138,7 +169,7 @@ impl Analyzer {
         self.history[N - hop..].copy_from_slice(&frame[frame.len() - hop..]);
         self.filled = (self.filled + hop).min(N);
         if self.filled < N {
-            return Features::default();
+            return Features::SILENT;
         }
 
         for ((b, &x), &w) in self.buf.iter_mut().zip(&self.history).zip(&self.window) {
@@ -192,6 +223,7 @@ impl Analyzer {
 
         let (tonality, peaks) = self.tonality(total_excess);
         let periodicity = self.periodicity(total_ratio);
+        let stationarity = self.stationarity();
 
         Features {
             level_db,
@@ -200,8 +232,28 @@ impl Analyzer {
             periodicity,
             tonality,
             flatness,
+            stationarity,
             peaks,
         }
+    }
+
+    fn stationarity(&mut self) -> f32 {
+        let len = self.past.len();
+        let old = &mut self.past[self.past_pos];
+        self.past_pos = (self.past_pos + 1) % len;
+        let (mut dot, mut a2, mut b2) = (0f32, 0f32, 0f32);
+        for k in LO..HI {
+            let a = self.excess[k].sqrt();
+            let b = old[k];
+            dot += a * b;
+            a2 += a * a;
+            b2 += b * b;
+            old[k] = a;
+        }
+        if a2 <= FLOOR || b2 <= FLOOR {
+            return 0.0;
+        }
+        (dot / (a2 * b2).sqrt()).clamp(0.0, 1.0)
     }
 
     fn tonality(&self, total_excess: f32) -> (f32, [u16; 2]) {

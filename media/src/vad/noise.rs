@@ -119,6 +119,19 @@ impl NoiseFloor {
             }
             .max(FLOOR);
         }
+        // A bin's minimum can come from a single unlucky periodogram value
+        // (right after a step in level the smoothing has not averaged yet),
+        // far below its neighbours; such holes would read as spectral
+        // structure. Noise spectra are smooth, so no bin may sit below half
+        // the mean of its ±2 neighbours. Spectral lines (hum) lie above
+        // their neighbours and are untouched.
+        let raw = self.noise;
+        for k in 0..BINS {
+            let lo = k.saturating_sub(2);
+            let hi = (k + 3).min(BINS);
+            let local: f32 = raw[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+            self.noise[k] = raw[k].max(0.5 * local);
+        }
         self.in_sub += 1;
         if self.in_sub >= self.frames_per_sub {
             self.in_sub = 0;

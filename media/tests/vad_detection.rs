@@ -49,8 +49,18 @@ fn place(parts: &[Vec<i16>], rate: u32, lead_ms: f64, gap_ms: f64, tail_ms: f64)
 /// Checks one utterance's events against the truth and the config's
 /// hysteresis, with the tolerances of the spec: start confirmed within
 /// start_ms + 60 ms of the onset, end within stop_ms + 100 ms of the end.
-fn check_utterance(label: &str, cfg: &VadConfig, start: &VadEvent, end: &VadEvent, onset: f64, stop: f64) {
-    assert!(start.is_start() && !end.is_start(), "{label}: {start:?} {end:?}");
+fn check_utterance(
+    label: &str,
+    cfg: &VadConfig,
+    start: &VadEvent,
+    end: &VadEvent,
+    onset: f64,
+    stop: f64,
+) {
+    assert!(
+        start.is_start() && !end.is_start(),
+        "{label}: {start:?} {end:?}"
+    );
     let s_at = ms(start.at());
     let s_conf = ms(start.confirmed_at());
     assert!(
@@ -81,7 +91,15 @@ fn sentence(voice: &str, rate: u32) -> Vec<i16> {
 #[test]
 fn a_sentence_is_found_and_timed_for_many_voices_at_both_rates() {
     for &rate in &[8000, 16000] {
-        for voice in ["en-us", "en-us+f3", "en-us+m7", "en-gb-x-rp+f4", "de", "fr-fr", "es"] {
+        for voice in [
+            "en-us",
+            "en-us+f3",
+            "en-us+m7",
+            "en-gb-x-rp+f4",
+            "de",
+            "fr-fr",
+            "es",
+        ] {
             let p = place(&[sentence(voice, rate)], rate, 1500.0, 0.0, 2000.0);
             let cfg = VadConfig::new(rate, 20);
             let (_, events) = run(cfg.clone(), &to_i16(&p.signal), 160);
@@ -89,6 +107,29 @@ fn a_sentence_is_found_and_timed_for_many_voices_at_both_rates() {
             assert_eq!(events.len(), 2, "{label}: {events:?}");
             check_utterance(&label, &cfg, &events[0], &events[1], p.onset_ms, p.end_ms);
         }
+    }
+}
+
+#[test]
+fn a_minute_of_prose_per_voice_is_one_utterance() {
+    // The whole corpus of every voice, pauses between sentences included
+    // (all shorter than stop_ms), is one utterance, covered nearly
+    // throughout.
+    let rate = 8000;
+    for voice in VOICES {
+        let c = corpus(voice, rate);
+        let p = place(&[c], rate, 1000.0, 0.0, 1500.0);
+        let cfg = VadConfig::new(rate, 20);
+        let (frames, events) = run(cfg.clone(), &to_i16(&p.signal), 160);
+        assert_eq!(events.len(), 2, "{voice}: {events:?}");
+        check_utterance(voice, &cfg, &events[0], &events[1], p.onset_ms, p.end_ms);
+        let speech = frames.iter().filter(|f| f.speech).count() as f64;
+        let inside = (p.end_ms - p.onset_ms) / 20.0;
+        assert!(
+            speech / inside > 0.6,
+            "{voice}: only {:.2} of frames voiced",
+            speech / inside
+        );
     }
 }
 
@@ -101,7 +142,14 @@ fn ten_ms_frames_and_ragged_chunks_give_the_same_timing() {
         let (frames, events) = run(cfg.clone(), &x, 37);
         assert_eq!(frames.len(), x.len() / (rate as usize / 100));
         assert_eq!(events.len(), 2, "{rate}: {events:?}");
-        check_utterance(&format!("10 ms @ {rate}"), &cfg, &events[0], &events[1], p.onset_ms, p.end_ms);
+        check_utterance(
+            &format!("10 ms @ {rate}"),
+            &cfg,
+            &events[0],
+            &events[1],
+            p.onset_ms,
+            p.end_ms,
+        );
         // Chunking must not change anything.
         let (frames2, events2) = run(cfg, &x, 80 * (rate as usize / 8000));
         assert_eq!(events, events2);
@@ -121,7 +169,14 @@ fn stop_ms_is_honoured_across_its_range() {
         };
         let (_, events) = run(cfg.clone(), &x, 160);
         assert_eq!(events.len(), 2, "stop {stop}: {events:?}");
-        check_utterance(&format!("stop {stop}"), &cfg, &events[0], &events[1], p.onset_ms, p.end_ms);
+        check_utterance(
+            &format!("stop {stop}"),
+            &cfg,
+            &events[0],
+            &events[1],
+            p.onset_ms,
+            p.end_ms,
+        );
         assert!(events[1].latency().as_millis() as u32 >= stop);
     }
 }
@@ -142,7 +197,11 @@ fn a_pause_shorter_than_stop_ms_does_not_end_the_utterance() {
         assert_eq!(events.len(), 2 * expected, "pause {pause} ms: {events:?}");
         assert!((ms(events[0].at()) - p.onset_ms).abs() <= 60.0);
         let last = events.last().unwrap();
-        assert!((ms(last.at()) - p.end_ms).abs() <= 150.0, "{last:?} vs {}", p.end_ms);
+        assert!(
+            (ms(last.at()) - p.end_ms).abs() <= 150.0,
+            "{last:?} vs {}",
+            p.end_ms
+        );
     }
 }
 
@@ -184,11 +243,16 @@ fn speech_in_line_noise_hum_and_hiss_is_detected_down_to_5_db_snr() {
                     let ok = match first {
                         None => false,
                         Some(e) => {
-                            let (late_at, late_conf) = if snr >= 10.0 { (60.0, 60.0) } else { (400.0, 400.0) };
+                            let (late_at, late_conf) = if snr >= 10.0 {
+                                (60.0, 60.0)
+                            } else {
+                                (400.0, 400.0)
+                            };
                             e.is_start()
                                 && ms(e.at()) >= clean.onset_ms - 100.0
                                 && ms(e.at()) <= clean.onset_ms + late_at
-                                && ms(e.confirmed_at()) <= clean.onset_ms + cfg.start_ms as f64 + late_conf
+                                && ms(e.confirmed_at())
+                                    <= clean.onset_ms + cfg.start_ms as f64 + late_conf
                                 && starts <= if snr >= 10.0 { 1 } else { 2 }
                                 && covered >= if snr >= 10.0 { 0.95 } else { 0.8 }
                                 && !events.last().unwrap().is_start()
@@ -201,7 +265,12 @@ fn speech_in_line_noise_hum_and_hiss_is_detected_down_to_5_db_snr() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -263,9 +332,11 @@ fn an_utterance_open_at_the_end_of_the_stream_is_closed_by_finish() {
     assert!(vad.is_speaking());
     let end = vad.finish().expect("open utterance closed");
     assert!(!end.is_start());
-    assert!((ms(end.at()) - p.end_ms).abs() <= 150.0, "{end:?} vs {}", p.end_ms);
+    assert!(
+        (ms(end.at()) - p.end_ms).abs() <= 150.0,
+        "{end:?} vs {}",
+        p.end_ms
+    );
     assert!(!vad.is_speaking());
     assert_eq!(vad.finish(), None);
 }
-
-

@@ -28,7 +28,11 @@ fn white_noise_at_any_level() {
     for &rate in &[8000, 16000] {
         let n = secs(rate, LONG_S);
         for (i, level) in [-60.0, -45.0, -30.0, -20.0].into_iter().enumerate() {
-            assert_silent(&format!("white {level} dBm0"), &white(i as u64 + 1, n, level), rate);
+            assert_silent(
+                &format!("white {level} dBm0"),
+                &white(i as u64 + 1, n, level),
+                rate,
+            );
         }
     }
 }
@@ -49,7 +53,13 @@ fn line_noise_that_steps_up_and_down_by_10_to_15_db() {
             ("white", white(7, n, -60.0), white(8, n, -45.0)),
         ] {
             let x: Vec<f64> = (0..n)
-                .map(|i| if (i / seg) % 2 == 0 { quiet[i] } else { loud[i] })
+                .map(|i| {
+                    if (i / seg).is_multiple_of(2) {
+                        quiet[i]
+                    } else {
+                        loud[i]
+                    }
+                })
                 .collect();
             assert_silent(&format!("{name} steps"), &x, rate);
         }
@@ -144,7 +154,7 @@ fn test_tone_and_ringback() {
         let mut x = tones(n, rate, &[440.0, 480.0], -19.0);
         let s = secs(rate, 2.0);
         for (i, v) in x.iter_mut().enumerate() {
-            if (i / s) % 3 != 0 {
+            if !(i / s).is_multiple_of(3) {
                 *v = 0.0;
             }
         }
@@ -175,7 +185,11 @@ fn speech_after_tones_and_noise_is_still_found() {
     let n = secs(rate, 12.0) + sp.len() + secs(rate, 2.0);
     let mut x = pink(61, n, rate, -45.0);
     mix_into(&mut x, &dtmf_sequence(rate, 5.0), secs(rate, 1.0));
-    mix_into(&mut x, &tones(secs(rate, 2.0), rate, &[440.0, 480.0], -19.0), secs(rate, 7.0));
+    mix_into(
+        &mut x,
+        &tones(secs(rate, 2.0), rate, &[440.0, 480.0], -19.0),
+        secs(rate, 7.0),
+    );
     mix_into(&mut x, &sp, secs(rate, 12.0));
     for frame_ms in [10, 20] {
         let e = events(&x, rate, frame_ms);
@@ -237,4 +251,3 @@ fn invalid_configs_are_refused() {
         assert!(matches!(Vad::new(cfg), Err(VadError::Invalid(_))));
     }
 }
-

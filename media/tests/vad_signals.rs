@@ -1,7 +1,7 @@
 //! Test signals for the VAD tests: noises, tones, DTMF, speech placement.
 //! Included by the other `vad_*` tests with `#[path]`; on its own it is an
 //! empty test crate.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[path = "support/mod.rs"]
 mod support;
@@ -82,7 +82,11 @@ pub fn hum(n: usize, rate: u32, mains: f64, dbm0: f64) -> Vec<f64> {
             let t = i as f64 / rate as f64;
             (1..=(1000.0 / mains) as usize)
                 .map(|h| {
-                    let a = if h % 2 == 1 { 1.0 / h as f64 } else { 0.3 / h as f64 };
+                    let a = if h % 2 == 1 {
+                        1.0 / h as f64
+                    } else {
+                        0.3 / h as f64
+                    };
                     a * (2.0 * PI * mains * h as f64 * t + h as f64).sin()
                 })
                 .sum::<f64>()

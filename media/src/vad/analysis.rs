@@ -1,5 +1,8 @@
 //! Per-frame spectral analysis: one 256-point FFT of the last 32 ms at
 //! 8 kHz, the noise floor, and the features the decision is made from.
+// Several per-bin arrays are walked in step; an index reads clearer here
+// than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 use std::sync::Arc;
 
@@ -175,7 +178,8 @@ impl Analyzer {
         for ((b, &x), &w) in self.buf.iter_mut().zip(&self.history).zip(&self.window) {
             *b = Complex::new(x * (w / DBM0_PEAK), 0.0);
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         for (p, c) in self.power.iter_mut().zip(&self.buf) {
             *p = c.norm_sqr() * self.scale;
         }
@@ -204,7 +208,8 @@ impl Analyzer {
             total_excess += e;
         }
         let level_db = 10.0 * total.max(FLOOR).log10();
-        let flatness = ((log_sum / (HI - LO) as f32).exp() / (total_ratio / (HI - LO) as f32)).min(1.0);
+        let flatness =
+            ((log_sum / (HI - LO) as f32).exp() / (total_ratio / (HI - LO) as f32)).min(1.0);
         let snr_db = 10.0 * (total.max(FLOOR) / total_noise).log10();
 
         let mut best = [f32::NEG_INFINITY; 2];
@@ -265,10 +270,8 @@ impl Analyzer {
             let mut best = LO;
             let mut best_v = -1.0;
             for (k, &v) in e.iter().enumerate().take(HI).skip(LO) {
-                if let Some(p) = skip {
-                    if k.abs_diff(p) <= 4 {
-                        continue;
-                    }
+                if skip.is_some_and(|p| k.abs_diff(p) <= 4) {
+                    continue;
                 }
                 if v > best_v {
                     best_v = v;
@@ -301,7 +304,8 @@ impl Analyzer {
             self.buf[k] = v;
             self.buf[N - k] = v;
         }
-        self.ifft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.ifft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         let mut best = 0f32;
         for tau in LAG_MIN..=LAG_MAX {
             let r = self.buf[tau].re * self.lag_gain[tau];
@@ -312,4 +316,3 @@ impl Analyzer {
         (best / (2.0 * total)).clamp(0.0, 1.0)
     }
 }
-

@@ -223,8 +223,14 @@ mod tests {
         assert_eq!(
             t,
             vec![
-                Transition::Start { first: 4, confirmed: 8 },
-                Transition::End { last: 8, confirmed: 12 }
+                Transition::Start {
+                    first: 4,
+                    confirmed: 8
+                },
+                Transition::End {
+                    last: 8,
+                    confirmed: 12
+                }
             ]
         );
     }
@@ -239,7 +245,10 @@ mod tests {
     fn unvoiced_frames_count_towards_the_start_but_not_alone() {
         assert_eq!(
             run(CFG, "..SSSee....")[0],
-            Transition::Start { first: 2, confirmed: 6 }
+            Transition::Start {
+                first: 2,
+                confirmed: 6
+            }
         );
         assert!(run(CFG, "..Seeee.....").is_empty());
         assert!(run(CFG, "..eeeeeeeeee").is_empty());
@@ -251,8 +260,14 @@ mod tests {
         assert_eq!(
             t,
             vec![
-                Transition::Start { first: 2, confirmed: 8 },
-                Transition::End { last: 10, confirmed: 12 }
+                Transition::Start {
+                    first: 2,
+                    confirmed: 8
+                },
+                Transition::End {
+                    last: 10,
+                    confirmed: 12
+                }
             ]
         );
     }
@@ -260,9 +275,18 @@ mod tests {
     #[test]
     fn a_short_pause_does_not_end_and_min_length_holds_back_the_start() {
         assert_eq!(run(CFG, "SSSSS...SSSS.......").len(), 2);
-        let long = Frames { min_speech: 12, ..CFG };
+        let long = Frames {
+            min_speech: 12,
+            ..CFG
+        };
         assert!(run(long, "SSSSSSS........").is_empty());
         let t = run(long, "SSSSSSS..SSSS.......");
-        assert_eq!(t[0], Transition::Start { first: 0, confirmed: 11 });
+        assert_eq!(
+            t[0],
+            Transition::Start {
+                first: 0,
+                confirmed: 11
+            }
+        );
     }
 }

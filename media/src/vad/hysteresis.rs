@@ -60,7 +60,10 @@ pub(crate) struct Hysteresis {
 
 impl Hysteresis {
     pub(crate) fn new(cfg: Frames) -> Self {
-        let len = (cfg.start + cfg.backdate + 2).next_power_of_two();
+        // Long enough for the start window plus back-dating, and for the
+        // end extension, which walks forward from a frame `stop` old.
+        let len = (cfg.start + cfg.backdate).max(cfg.stop) + 2;
+        let len = len.next_power_of_two();
         Hysteresis {
             cfg,
             ring: vec![0; len],

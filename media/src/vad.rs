@@ -1,1 +1,0 @@
-//! vad (being written).

@@ -1,7 +1,7 @@
 //! The VAD finds real speech (espeak-ng, several voices) at known positions,
 //! clean and in noise, and times its boundaries.
 
-#[path = "vad_signals.rs"]
+#[path = "vad_common/mod.rs"]
 mod signals;
 
 use hotline_media::vad::{Vad, VadConfig, VadEvent};

@@ -2,7 +2,7 @@
 //! noise that changes level, comfort noise, hum, DTMF, test tones and
 //! ringback — never start an utterance.
 
-#[path = "vad_signals.rs"]
+#[path = "vad_common/mod.rs"]
 mod signals;
 
 use hotline_media::vad::{Vad, VadConfig, VadError, VadEvent};

@@ -1,9 +1,8 @@
 //! Test signals for the VAD tests: noises, tones, DTMF, speech placement.
-//! Included by the other `vad_*` tests with `#[path]`; on its own it is an
-//! empty test crate.
+//! Included by the `vad_*` tests as a module.
 #![allow(dead_code, unused_imports)]
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 pub use support::{CORPUS, Noise, VOICES, corpus, speech};

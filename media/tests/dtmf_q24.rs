@@ -19,7 +19,9 @@
 
 mod support;
 
-use hotline_media::dtmf::{dbm0_to_peak, Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams};
+use hotline_media::dtmf::{
+    Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams, dbm0_to_peak,
+};
 
 const RATES: [u32; 2] = [8000, 16000];
 /// Beyond-the-limit offsets are 3.5 % plus this.
@@ -47,7 +49,9 @@ struct Case {
 fn push_tone(x: &mut Vec<i16>, rate: u32, d: Digit, p: ToneParams, ms: f64, gaps: &[(f64, f64)]) {
     let start = x.len();
     x.resize(start + samples(rate, ms), 0);
-    DtmfGenerator::new(rate, d, p).unwrap().fill(&mut x[start..]);
+    DtmfGenerator::new(rate, d, p)
+        .unwrap()
+        .fill(&mut x[start..]);
     for &(at, len) in gaps {
         let a = start + samples(rate, at);
         let b = a + samples(rate, len);
@@ -73,8 +77,22 @@ fn add_noise(x: &mut [i16], p: ToneParams, snr_db: f64, seed: u64) {
 
 /// One tone of `ms` between 60 ms of leading and 120 ms of trailing silence.
 fn single(rate: u32, d: Digit, p: ToneParams, ms: f64, accept: bool, label: String) -> Case {
+    single_at(rate, d, p, ms, accept, label, 0.0)
+}
+
+/// Like [`single`] with `shift_ms` more lead-in, to move the tone against
+/// the detector's analysis grid.
+fn single_at(
+    rate: u32,
+    d: Digit,
+    p: ToneParams,
+    ms: f64,
+    accept: bool,
+    label: String,
+    shift_ms: f64,
+) -> Case {
     let mut x = Vec::new();
-    push_silence(&mut x, rate, 60.0);
+    push_silence(&mut x, rate, 60.0 + shift_ms);
     let onset = x.len();
     push_tone(&mut x, rate, d, p, ms, &[]);
     push_silence(&mut x, rate, 120.0);
@@ -129,14 +147,19 @@ impl Report {
         for e in &ev {
             match (*e, open) {
                 (DtmfEvent::DigitStart { digit, at }, None) => open = Some((digit, at)),
-                (DtmfEvent::DigitEnd { digit, at, duration }, Some((d, start)))
-                    if d == digit && at >= start && duration == at - start =>
-                {
-                    open = None
-                }
+                (
+                    DtmfEvent::DigitEnd {
+                        digit,
+                        at,
+                        duration,
+                    },
+                    Some((d, start)),
+                ) if d == digit && at >= start && duration == at - start => open = None,
                 _ => {
-                    self.failures
-                        .push(format!("{} Hz {}: bad event order {:?}", c.rate, c.label, ev));
+                    self.failures.push(format!(
+                        "{} Hz {}: bad event order {:?}",
+                        c.rate, c.label, ev
+                    ));
                     return;
                 }
             }
@@ -281,8 +304,9 @@ fn twist() {
                         let p = ToneParams::level(low)
                             .with_twist(twist)
                             .with_offsets(lo, hi);
-                        let label =
-                            format!("{d} low {low} dBm0 twist {twist:+} dB offsets {lo:+}%/{hi:+}%");
+                        let label = format!(
+                            "{d} low {low} dBm0 twist {twist:+} dB offsets {lo:+}%/{hi:+}%"
+                        );
                         rep.check(&single(rate, d, p, 50.0, ok, label));
                     }
                 }
@@ -308,16 +332,20 @@ fn tone_duration() {
                 for level in [-3.0, -10.0, -24.0] {
                     for (lo, hi) in [(0.0, 0.0), (1.5, -1.5), (-1.5, 1.5)] {
                         for snr in [None, Some(20.0)] {
-                            let p = ToneParams::level(level).with_offsets(lo, hi);
-                            let label = format!(
-                                "{d} {ms} ms {level} dBm0 offsets {lo:+}%/{hi:+}% snr {snr:?}"
-                            );
-                            let mut c = single(rate, d, p, ms, ok, label);
-                            if let Some(snr) = snr {
-                                seed += 1;
-                                add_noise(&mut c.x, p, snr, seed);
+                            // Four placements against the 3.2 ms analysis hop.
+                            for shift in [0.0, 0.8, 1.6, 2.4] {
+                                let p = ToneParams::level(level).with_offsets(lo, hi);
+                                let label = format!(
+                                    "{d} {ms} ms {level} dBm0 offsets {lo:+}%/{hi:+}% \
+                                     snr {snr:?} shift {shift} ms"
+                                );
+                                let mut c = single_at(rate, d, p, ms, ok, label, shift);
+                                if let Some(snr) = snr {
+                                    seed += 1;
+                                    add_noise(&mut c.x, p, snr, seed);
+                                }
+                                rep.check(&c);
                             }
-                            rep.check(&c);
                         }
                     }
                 }
@@ -341,7 +369,7 @@ fn interruption_and_pause() {
                     for gap in [5.0, 10.0] {
                         for (before, after) in [(50.0, 50.0), (40.0, 40.0), (60.0, 30.0)] {
                             let mut x = Vec::new();
-                            push_silence(&mut x, rate, 60.0);
+                            push_silence(&mut x, rate, 60.0 + before / 25.0);
                             let onset = x.len();
                             push_tone(&mut x, rate, d, p, before + gap + after, &[(before, gap)]);
                             push_silence(&mut x, rate, 120.0);
@@ -375,7 +403,9 @@ fn interruption_and_pause() {
                         }
                         rep.check(&Case {
                             rate,
-                            label: format!("{d} {level} dBm0 {on} on / 40 off / {on} on snr {snr:?}"),
+                            label: format!(
+                                "{d} {level} dBm0 {on} on / 40 off / {on} on snr {snr:?}"
+                            ),
                             x,
                             expect: vec![(d, first), (d, second)],
                         });
@@ -443,7 +473,8 @@ fn characterisation() {
                     let mut ev = Vec::new();
                     det.process(&c.x, &mut ev);
                     det.flush(&mut ev);
-                    ev.iter().any(|e| matches!(e, DtmfEvent::DigitStart { digit, .. } if digit == &d))
+                    ev.iter()
+                        .any(|e| matches!(e, DtmfEvent::DigitStart { digit, .. } if digit == &d))
                 })
                 .count()
         };
@@ -472,11 +503,45 @@ fn characterisation() {
         }
         println!("{rate} Hz digits accepted vs twist (dB):{line}");
         let mut line = String::new();
+        for snr in [30.0, 20.0, 15.0, 12.0, 10.0, 8.0, 6.0] {
+            let mut n = 0;
+            for (i, &d) in Digit::ALL.iter().enumerate() {
+                for level in [-10.0, -24.0] {
+                    let p = ToneParams::level(level);
+                    let mut c = single(rate, d, p, 50.0, true, String::new());
+                    add_noise(&mut c.x, p, snr, 77 + i as u64);
+                    let mut det = DtmfDetector::new(rate).unwrap();
+                    let mut ev = Vec::new();
+                    det.process(&c.x, &mut ev);
+                    det.flush(&mut ev);
+                    let starts: Vec<_> = ev
+                        .iter()
+                        .filter(|e| matches!(e, DtmfEvent::DigitStart { .. }))
+                        .collect();
+                    let ok = matches!(starts.as_slice(), [DtmfEvent::DigitStart { digit, .. }] if *digit == d);
+                    assert!(ok || starts.is_empty(), "{rate} Hz {snr} dB SNR: {ev:?}");
+                    n += usize::from(ok);
+                }
+            }
+            line += &format!(" {snr}dB:{n}");
+            if snr >= 12.0 {
+                assert_eq!(n, 32, "{rate} Hz: misses at {snr} dB SNR");
+            }
+        }
+        println!("{rate} Hz 50 ms digits found (of 32) vs white-noise SNR:{line}");
+        let mut line = String::new();
         for ms in (20..=44).step_by(2) {
             let n = Digit::ALL
                 .iter()
                 .filter(|&&d| {
-                    let c = single(rate, d, ToneParams::level(-10.0), f64::from(ms), true, String::new());
+                    let c = single(
+                        rate,
+                        d,
+                        ToneParams::level(-10.0),
+                        f64::from(ms),
+                        true,
+                        String::new(),
+                    );
                     let mut det = DtmfDetector::new(rate).unwrap();
                     let mut ev = Vec::new();
                     det.process(&c.x, &mut ev);

@@ -37,7 +37,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::{dbm0_to_peak, Digit, DtmfError, HIGH_GROUP_HZ, LOW_GROUP_HZ};
+use super::{Digit, DtmfError, HIGH_GROUP_HZ, LOW_GROUP_HZ, dbm0_to_peak};
 
 /// Analysis window length, seconds (102 samples at 8 kHz).
 const WINDOW_SECONDS: f64 = 0.01275;
@@ -59,10 +59,12 @@ pub const MAX_FREQ_DEV: f64 = 0.025;
 
 /// Least fraction of a window's energy the two-tone fit must explain. It
 /// sets both talk-off immunity and how much of a window a tone must cover
-/// (a gated tone covering a fraction p explains p): 0.8 still passes a tone
-/// with white noise at 10 dB SNR (explained ≈ 0.9) while a window a fifth
-/// empty fails.
-pub const MIN_EXPLAINED: f64 = 0.8;
+/// (a gated tone covering a fraction p explains p). 0.7 passes a tone in
+/// white noise at 6 dB SNR and finds 82 % of digits keyed over speech of the
+/// same level (0.8 found 72 %), while no single window of ten minutes of
+/// speech comes close; a window 30 % empty fails, which keeps the duration
+/// arithmetic of [`START_HITS`] safe.
+pub const MIN_EXPLAINED: f64 = 0.7;
 
 /// Weakest accepted tone, dBm0. Asterisk's floor is about −42 dBm0 per tone;
 /// −40 keeps 10 dB below the −30 dBm0 we want to accept and 15 dB above the
@@ -82,18 +84,20 @@ pub const MAX_TWIST_NEG_DB: f64 = 10.0;
 /// speech, whose energy sits in harmonics of the pitch, usually does.
 pub const HARMONIC_DB: f64 = 12.0;
 
-/// Consecutive windows of the same digit needed to report its start. With a
-/// 3.2 ms hop and windows passing once a tone covers 80 % of them, a tone of
-/// L ms yields about (L − 7.65) / 3.19 passing windows: at least 9 for the
-/// 40 ms tones Q.24 says to accept, at most 5 for the 23 ms ones it says to
-/// reject. Seven sits in the middle and confirms a digit about 33-36 ms
-/// after it begins (target: 45 ms).
+/// Consecutive windows of the same digit needed to report its start.
+/// Windows advance by a hop H ≈ 3.2 ms and pass once a tone covers 70 % of
+/// their length N = 12.75 ms, so a tone of L ms gives passing windows whose
+/// starts span L − N + 2·0.3·N = L − 5.1 ms: at most ⌊17.9 / 3.2⌋ + 1 = 6
+/// windows for the 23 ms tones Q.24 says to reject, at least 10 for the
+/// 40 ms tones it says to accept. Seven confirms a digit 33-34 ms after it
+/// begins (target: 45 ms); tones from about 26 ms up are accepted.
 pub const START_HITS: u32 = 7;
 
-/// Consecutive windows without the digit needed to report its end. A 10 ms
-/// interruption spoils at most 7 windows and must not end the digit; a
-/// 40 ms pause spoils at least 14 and must. Ten is between, and reports the
-/// end about 32 ms after the tone stops.
+/// Consecutive windows without the digit needed to report its end. A window
+/// fails once a gap covers 30 % of it, so a 10 ms interruption spoils at
+/// most ⌊(10 + 12.75 − 7.65) / 3.2⌋ + 1 = 5 windows and must not end the
+/// digit, while a 40 ms pause spoils at least 13 and must. Ten is between,
+/// and reports the end about 32 ms after the tone stops.
 pub const END_MISSES: u32 = 10;
 
 /// A digit event. Positions count samples since the stream started (or since
@@ -192,9 +196,9 @@ impl DtmfDetector {
         let min_amp = dbm0_to_peak(MIN_LEVEL_DBM0);
         // A tone of amplitude A filling the window gives (A·N/2)² in its bin;
         // allow for the 4 dB a 2.5 % offset costs at 1633 Hz and a window
-        // only 80 % filled.
+        // only 70 % filled.
         let full = (min_amp * n as f64 / 2.0).powi(2);
-        let min_bin_energy = (full * 0.2) as f32;
+        let min_bin_energy = (full * 0.15) as f32;
         // Windows pass once a tone covers (1 − MIN_EXPLAINED) less than all
         // of them, so the first passing window starts about that much before
         // the tone, and the last ends that much after it.
@@ -261,7 +265,10 @@ impl DtmfDetector {
         let mut rest = samples;
         while !rest.is_empty() {
             let take = (self.n - self.filled).min(rest.len());
-            for (d, &s) in self.buf[self.filled..self.filled + take].iter_mut().zip(rest) {
+            for (d, &s) in self.buf[self.filled..self.filled + take]
+                .iter_mut()
+                .zip(rest)
+            {
                 *d = f32::from(s);
             }
             rest = &rest[take..];
@@ -289,14 +296,14 @@ impl DtmfDetector {
     /// Advances the start/end state machine by one window.
     fn step(&mut self, hit: Option<Digit>, win_start: u64, events: &mut Vec<DtmfEvent>) {
         let win_end = win_start + self.n as u64;
-        if let Some(a) = &mut self.active {
-            if hit == Some(a.digit) {
-                a.misses = 0;
-                a.last_hit_end = win_end;
-                self.cand = None;
-                self.run = 0;
-                return;
-            }
+        if let Some(a) = &mut self.active
+            && hit == Some(a.digit)
+        {
+            a.misses = 0;
+            a.last_hit_end = win_end;
+            self.cand = None;
+            self.run = 0;
+            return;
         }
         match hit {
             Some(d) if self.cand == Some(d) => self.run += 1,
@@ -321,18 +328,19 @@ impl DtmfDetector {
                 self.active = Some(a);
             }
         }
-        if self.active.is_none() && self.run >= START_HITS {
-            if let Some(digit) = self.cand.take() {
-                let start = self.run_start + self.start_bias;
-                events.push(DtmfEvent::DigitStart { digit, at: start });
-                self.active = Some(Active {
-                    digit,
-                    start,
-                    last_hit_end: win_end,
-                    misses: 0,
-                });
-                self.run = 0;
-            }
+        if self.active.is_none()
+            && self.run >= START_HITS
+            && let Some(digit) = self.cand.take()
+        {
+            let start = self.run_start + self.start_bias;
+            events.push(DtmfEvent::DigitStart { digit, at: start });
+            self.active = Some(Active {
+                digit,
+                start,
+                last_hit_end: win_end,
+                misses: 0,
+            });
+            self.run = 0;
         }
     }
 
@@ -343,7 +351,7 @@ impl DtmfDetector {
 
     /// Classifies window `x`, saying which guard rejected it.
     fn why(&self, x: &[f32]) -> Result<Digit, Reject> {
-                let total: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        let total: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
         // Two tones at the floor carry N·A² of energy; with the fit needing
         // MIN_EXPLAINED of the total, anything below this cannot pass.
         if total < self.n as f64 * self.min_amp * self.min_amp * MIN_EXPLAINED {
@@ -371,8 +379,7 @@ impl DtmfDetector {
         }
         let dr = self.measure(x, r).ok_or(Reject::Frequency)?;
         let dc = self.measure(x, c).ok_or(Reject::Frequency)?;
-        if (dr / self.omega[r]).abs() > MAX_FREQ_DEV || (dc / self.omega[c]).abs() > MAX_FREQ_DEV
-        {
+        if (dr / self.omega[r]).abs() > MAX_FREQ_DEV || (dc / self.omega[c]).abs() > MAX_FREQ_DEV {
             return Err(Reject::Frequency);
         }
         let wr = self.omega[r] + dr;
@@ -394,10 +401,8 @@ impl DtmfDetector {
         // neighbour, −6 dB from the 1336 Hz tone into 2×697 Hz) would
         // otherwise swamp the comparison.
         let mut coefs = [0f32; 8];
-        let mut j = 0;
-        for k in (0..8).filter(|&k| k != r && k != c) {
+        for (j, k) in (0..8).filter(|&k| k != r && k != c).enumerate() {
             coefs[j] = self.coef[k];
-            j += 1;
         }
         let harm_ok = [2.0 * wr, 2.0 * wc].map(|w| w < PI * 0.95);
         coefs[6] = (2.0 * (2.0 * wr).cos()) as f32;
@@ -407,13 +412,11 @@ impl DtmfDetector {
         let half_n = self.n as f64 / 2.0;
         let tone_e = [(fit.amp[0] * half_n).powi(2), (fit.amp[1] * half_n).powi(2)];
         let dom = db_to_ratio(-DOMINANCE_DB);
-        let mut j = 0;
-        for k in (0..8).filter(|&k| k != r && k != c) {
+        for (j, k) in (0..8).filter(|&k| k != r && k != c).enumerate() {
             let group = usize::from(k >= 4);
             if left[j] > tone_e[group] * dom {
                 return Err(Reject::Dominance);
             }
-            j += 1;
         }
         let harm = db_to_ratio(-HARMONIC_DB);
         for g in 0..2 {
@@ -446,12 +449,7 @@ impl DtmfDetector {
             yi += prev_w * s;
             prev_w = w;
         }
-        let (wr, wi, yr, yi) = (
-            f64::from(wr),
-            f64::from(wi),
-            f64::from(yr),
-            f64::from(yi),
-        );
+        let (wr, wi, yr, yi) = (f64::from(wr), f64::from(wi), f64::from(yr), f64::from(yi));
         // Y·conj(W)
         let re = yr * wr + yi * wi;
         let im = yi * wr - yr * wi;
@@ -532,6 +530,7 @@ fn fit_two_tones(x: &[f32], w1: f64, w2: f64) -> Option<Fit> {
         (c1, s1) = (c1 * r1c - s1 * r1s, s1 * r1c + c1 * r1s);
         (c2, s2) = (c2 * r2c - s2 * r2s, s2 * r2c + c2 * r2s);
     }
+    #[allow(clippy::needless_range_loop)] // mirrors a matrix triangle
     for i in 0..4 {
         for j in 0..i {
             g[i][j] = g[j][i];
@@ -585,8 +584,9 @@ fn solve4(mut g: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
         b.swap(col, p);
         for row in col + 1..4 {
             let f = g[row][col] / g[col][col];
-            for k in col..4 {
-                g[row][k] -= f * g[col][k];
+            let pivot_row = g[col];
+            for (dst, src) in g[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *dst -= f * src;
             }
             b[row] -= f * b[col];
         }
@@ -712,31 +712,110 @@ mod tests {
         assert!(ev.is_empty(), "{ev:?}");
         assert_eq!(det.position(), 20_000);
     }
-}
-#[cfg(test)]
-mod diag {
-    use super::super::{DtmfGenerator, ToneParams};
-    use super::*;
+
+    fn window(rate: u32, d: Digit, p: ToneParams) -> (DtmfDetector, Vec<f32>) {
+        let det = DtmfDetector::new(rate).unwrap();
+        let x = tone(rate, d, p, 30)[..det.n]
+            .iter()
+            .map(|&s| f32::from(s))
+            .collect();
+        (det, x)
+    }
+
+    /// Adds a sine of `amp` at `f` Hz to `x`.
+    fn add_sine(x: &mut [f32], rate: u32, f: f64, amp: f64) {
+        for (i, v) in x.iter_mut().enumerate() {
+            *v += (amp * (TAU * f * i as f64 / f64::from(rate)).sin()) as f32;
+        }
+    }
+
     #[test]
-    fn diag_print() {
-        for rate in [8000u32, 16000] {
-            let det = DtmfDetector::new(rate).unwrap();
-            for (tw, lo, hi) in [(-8.0, 0.0, 0.0), (-8.0, 1.5, -1.5), (0.0, -2.0, -2.0), (0.0, 2.0, 2.0), (0.0, 2.3, 2.3), (0.0, -2.3, -2.3)] {
-                for d in Digit::ALL {
-                    let p = ToneParams::level(-10.0).with_twist(tw).with_offsets(lo, hi);
-                    let mut g = DtmfGenerator::new(rate, d, p).unwrap();
-                    let mut v = vec![0i16; rate as usize / 10];
-                    g.fill(&mut v);
-                    let mut hist = std::collections::BTreeMap::new();
-                    for w in v.windows(det.n).step_by(det.hop) {
-                        let x: Vec<f32> = w.iter().map(|&s| f32::from(s)).collect();
-                        *hist.entry(format!("{:?}", det.why(&x))).or_insert(0) += 1;
+    fn each_guard_rejects_what_it_is_for() {
+        let a = dbm0_to_peak(-10.0);
+        for rate in [8000, 16000] {
+            let (det, x) = window(rate, Digit::D5, ToneParams::level(-10.0));
+            assert_eq!(det.why(&x), Ok(Digit::D5));
+            // A second row tone 6 dB down (two keys, or speech): it either
+            // pulls the measured frequency or is left after the fit.
+            for f in [852.0, 941.0] {
+                let mut y = x.clone();
+                add_sine(&mut y, rate, f, a / 2.0);
+                assert!(
+                    matches!(det.why(&y), Err(Reject::Dominance | Reject::Frequency)),
+                    "{f}: {:?}",
+                    det.why(&y)
+                );
+            }
+            // Second harmonic of the high tone 8 dB down: explains too little
+            // to fail the fit, but is not DTMF.
+            let mut y = x.clone();
+            add_sine(&mut y, rate, 2672.0, a * 0.4);
+            assert_eq!(det.why(&y), Err(Reject::Harmonic));
+            // Same for the low tone (2 × 770 = 1540 Hz, 204 Hz from 1336).
+            let mut y = x.clone();
+            add_sine(&mut y, rate, 1540.0, a * 0.4);
+            assert_eq!(det.why(&y), Err(Reject::Harmonic));
+            // Broadband noise as strong as the pair.
+            let mut y = x.clone();
+            let mut seed = 0x1234_5678u32;
+            for v in &mut y {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                *v += ((seed as f64 / u32::MAX as f64 - 0.5) * 2.0 * a * 1.7) as f32;
+            }
+            assert!(det.why(&y).is_err());
+            let (det, x) = window(rate, Digit::D5, ToneParams::level(-10.0).with_twist(8.0));
+            assert_eq!(det.why(&x), Err(Reject::Twist));
+            let (det, x) = window(
+                rate,
+                Digit::D5,
+                ToneParams::level(-10.0).with_offsets(3.0, 0.0),
+            );
+            assert!(matches!(
+                det.why(&x),
+                Err(Reject::Frequency | Reject::Dominance)
+            ));
+            let (det, x) = window(rate, Digit::D5, ToneParams::level(-45.0));
+            assert!(matches!(det.why(&x), Err(Reject::Energy | Reject::Level)));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_gives_well_formed_events(
+            x in proptest::collection::vec(proptest::num::i16::ANY, 0..4000),
+            chunk in 1usize..400,
+            sixteen in proptest::bool::ANY,
+        ) {
+            let rate = if sixteen { 16000 } else { 8000 };
+            let mut det = DtmfDetector::new(rate).unwrap();
+            // Random samples with a digit in the middle, so events happen.
+            let mut y = x.clone();
+            y.extend(tone(rate, Digit::D9, ToneParams::default(), 60));
+            y.extend(&x);
+            let mut ev = Vec::new();
+            for c in y.chunks(chunk) {
+                det.process(c, &mut ev);
+            }
+            det.flush(&mut ev);
+            proptest::prop_assert_eq!(det.position(), y.len() as u64);
+            let mut open = None;
+            for e in ev {
+                match e {
+                    DtmfEvent::DigitStart { digit, at } => {
+                        proptest::prop_assert!(open.is_none());
+                        proptest::prop_assert!(at <= y.len() as u64);
+                        open = Some((digit, at));
                     }
-                    if hist.len() > 1 || !hist.contains_key(&format!("{:?}", Ok::<Digit, Reject>(d))) {
-                        println!("{rate} tw{tw} {lo}/{hi} {d}: {hist:?}");
+                    DtmfEvent::DigitEnd { digit, at, duration } => {
+                        let (d, start) = open.take().unwrap();
+                        proptest::prop_assert_eq!(d, digit);
+                        proptest::prop_assert_eq!(at - start, duration);
                     }
                 }
             }
+            proptest::prop_assert!(open.is_none());
         }
     }
 }

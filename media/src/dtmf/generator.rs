@@ -4,7 +4,7 @@
 use std::f64::consts::TAU;
 use std::time::Duration;
 
-use super::{dbm0_to_peak, Digit, DtmfError};
+use super::{Digit, DtmfError, dbm0_to_peak};
 
 /// Level and frequency error of the two tones of a digit.
 ///
@@ -116,7 +116,9 @@ impl DtmfGenerator {
         let p = self.params;
         for v in [p.low_dbm0, p.high_dbm0, p.low_offset_pct, p.high_offset_pct] {
             if !v.is_finite() {
-                return Err(DtmfError::InvalidParameter("levels and offsets must be finite"));
+                return Err(DtmfError::InvalidParameter(
+                    "levels and offsets must be finite",
+                ));
             }
         }
         if p.low_offset_pct <= -100.0 || p.high_offset_pct <= -100.0 {
@@ -260,8 +262,8 @@ mod tests {
         let mut g = DtmfGenerator::new(8000, Digit::D, p).unwrap();
         let mut x = vec![0i16; 8000];
         g.fill(&mut x);
-        assert!(x.iter().any(|&s| s == i16::MAX));
-        assert!(x.iter().any(|&s| s == i16::MIN));
+        assert!(x.contains(&i16::MAX));
+        assert!(x.contains(&i16::MIN));
     }
 
     #[test]

@@ -4,17 +4,19 @@
 //!   trunks that want in-band digits, and for tests).
 //! * [`DtmfDetector`]: a Goertzel-bank detector meeting ITU-T Q.24, fed 16-bit
 //!   PCM in chunks of any length, reporting [`DtmfEvent`]s at sample positions.
+//!   The [`detector`] module documents its guards and why each threshold has
+//!   the value it has.
 //!
 //! Levels follow the telephony convention of the crate: 0 dBm0 is a sine of
 //! peak amplitude [`DBM0_PEAK`] in 16-bit linear PCM.
 
-mod detector;
+pub mod detector;
 mod digit;
 mod generator;
 
 pub use detector::{DtmfDetector, DtmfEvent};
 pub use digit::{Digit, HIGH_GROUP_HZ, LOW_GROUP_HZ};
-pub use generator::{render_sequence, DtmfGenerator, ToneParams};
+pub use generator::{DtmfGenerator, ToneParams, render_sequence};
 
 /// Peak amplitude of a 0 dBm0 sine in 16-bit linear PCM (G.711's digital
 /// milliwatt).

@@ -61,9 +61,10 @@ pub const MAX_FREQ_DEV: f64 = 0.025;
 /// sets both talk-off immunity and how much of a window a tone must cover
 /// (a gated tone covering a fraction p explains p). 0.7 passes a tone in
 /// white noise at 6 dB SNR and finds 82 % of digits keyed over speech of the
-/// same level (0.8 found 72 %), while no single window of ten minutes of
-/// speech comes close; a window 30 % empty fails, which keeps the duration
-/// arithmetic of [`START_HITS`] safe.
+/// same level (0.8 found 72 %), while still not one window of the
+/// 2 × 15 minute speech corpus of the talk-off test passes all guards; a
+/// window 30 % empty fails, which keeps the duration arithmetic of
+/// [`START_HITS`] safe.
 pub const MIN_EXPLAINED: f64 = 0.7;
 
 /// Weakest accepted tone, dBm0. Asterisk's floor is about −42 dBm0 per tone;
@@ -105,7 +106,7 @@ pub const END_MISSES: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfEvent {
     /// A digit has been confirmed. `at` is the estimated position where its
-    /// tone began; the event itself is emitted about 33-36 ms later (in the
+    /// tone began; the event itself is emitted about 33-34 ms later (in the
     /// `process` call that feeds the confirming sample).
     DigitStart {
         /// The digit.

@@ -21,5 +21,8 @@ fn readme_example_is_valid() {
 #[test]
 fn deploy_example_is_valid() {
     let config = load_text(include_str!("../deploy/hotline.toml"));
-    assert_eq!(config.data_dir, std::path::PathBuf::from("/var/lib/hotline"));
+    assert_eq!(
+        config.data_dir,
+        std::path::PathBuf::from("/var/lib/hotline")
+    );
 }

@@ -17,6 +17,7 @@
 //! | [`wav`] | WAV reader/writer and the stereo call recorder |
 //! | [`prompt`] | prompt files (WAV, MP3, OGG/Vorbis, FLAC) to mono PCM |
 //! | [`mix`] | mixing, gain and click-free fades |
+//! | [`receive`] | the receive chain: RTP → jitter buffer → decode → 16 kHz → DTMF + VAD |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod dtmf;
 pub mod jitter;
 pub mod mix;
 pub mod prompt;
+pub mod receive;
 pub mod resample;
 pub mod rtp;
 pub mod tones;

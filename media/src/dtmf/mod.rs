@@ -13,9 +13,9 @@
 //! peak amplitude [`DBM0_PEAK`] in 16-bit linear PCM.
 
 pub mod detector;
-pub mod rfc4733;
 mod digit;
 mod generator;
+pub mod rfc4733;
 
 pub use detector::{DtmfDetector, DtmfEvent};
 pub use digit::{Digit, HIGH_GROUP_HZ, LOW_GROUP_HZ};

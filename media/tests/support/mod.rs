@@ -12,7 +12,16 @@ use std::process::Command;
 /// espeak-ng voices with different pitch, timbre and language, to vary the
 /// speech a detector is exposed to.
 pub const VOICES: &[&str] = &[
-    "en-us", "en-gb", "en-us+f3", "en-us+m7", "en-gb-x-rp+f4", "de", "fr-fr", "es", "it", "pt-br",
+    "en-us",
+    "en-gb",
+    "en-us+f3",
+    "en-us+m7",
+    "en-gb-x-rp+f4",
+    "de",
+    "fr-fr",
+    "es",
+    "it",
+    "pt-br",
 ];
 
 /// Ordinary prose, numbers included, a little over a minute per voice at
@@ -59,7 +68,18 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
             .arg(text));
         run(Command::new("sox")
             .arg(&wav)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-t",
+                "raw",
+            ])
             .arg(&tmp));
         std::fs::rename(&tmp, &raw).unwrap();
         let _ = std::fs::remove_file(&wav);
@@ -73,7 +93,10 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
 
 /// The whole corpus spoken by `voice`, concatenated, at `rate` Hz.
 pub fn corpus(voice: &str, rate: u32) -> Vec<i16> {
-    CORPUS.iter().flat_map(|t| speech(voice, 160, t, rate)).collect()
+    CORPUS
+        .iter()
+        .flat_map(|t| speech(voice, 160, t, rate))
+        .collect()
 }
 
 /// A deterministic xorshift generator, so noise is the same on every run.

@@ -361,7 +361,7 @@ impl ReceiveChain {
             return Err(PushError::UnknownPayloadType(pt));
         }
         self.rtp_stats.on_rtp(&packet, units);
-        let start = datagram.len() - packet.payload().len() - usize::from(packet.padding_len());
+        let start = packet.header_len();
         let payload = datagram.slice(start..start + packet.payload().len());
         self.jitter.push(
             JitterPacket {

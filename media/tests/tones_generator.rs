@@ -1,9 +1,8 @@
 //! Behaviour of the call-progress tone generator: frequencies, levels,
 //! cadence timing to the sample, frame-size independence and click-free edges.
 
-use hotline_media::tones::{
-    Region, Segment, Sine, ToneGenerator, ToneSpec, dbm0_to_peak, peak_to_dbm0,
-};
+use hotline_media::level::{dbm0_to_peak, peak_to_dbm0};
+use hotline_media::tones::{Region, Segment, Sine, ToneGenerator, ToneSpec};
 
 const REGIONS: [Region; 3] = [Region::Us, Region::Uk, Region::Eu];
 

@@ -11,8 +11,8 @@ use hotline_media::vad::{Vad, VadConfig, VadEvent, VadFrame};
 use std::f64::consts::PI;
 use std::time::Duration;
 
-/// Peak amplitude of a 0 dBm0 sine (G.711 digital milliwatt).
-pub const DBM0_PEAK: f64 = 22706.0;
+pub use hotline_media::level::DBM0_PEAK;
+use hotline_media::level::dbm0_to_peak;
 
 /// RMS of a signal at `dbm0` (a sine at that level has this RMS).
 pub fn rms_for(dbm0: f64) -> f64 {
@@ -136,7 +136,7 @@ pub fn comfort_noise(seed: u64, n: usize, rate: u32, base_dbm0: f64) -> Vec<f64>
 
 /// A sum of sines, each at `dbm0`.
 pub fn tones(n: usize, rate: u32, freqs: &[f64], dbm0: f64) -> Vec<f64> {
-    let a = DBM0_PEAK * 10f64.powf(dbm0 / 20.0);
+    let a = dbm0_to_peak(dbm0);
     (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;

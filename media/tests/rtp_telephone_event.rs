@@ -2,6 +2,7 @@
 //! packet sequence of a default-paced digit, segmentation of a 10 s event at
 //! 8 kHz, and digit recovery over a lossy, duplicating, reordering network.
 
+use hotline_media::dtmf::Digit;
 use hotline_media::dtmf::rfc4733::{
     EndReason, EventReceiver, EventReport, EventSender, SenderConfig, TelephoneEvent,
 };
@@ -52,7 +53,7 @@ fn decode(buf: &[u8]) -> (bool, u32, TelephoneEvent) {
 fn default_pacing_packet_by_packet() {
     // 8 kHz, 20 ms packets, 50 ms updates: a 120 ms '9'.
     let mut s = EventSender::new(SenderConfig::default()).unwrap();
-    s.start_digit('9', 48_000, 960).unwrap();
+    s.start_digit(Digit::D9, 48_000, 960).unwrap();
     let pkts = send(&mut s, 48_000, 100);
     let got: Vec<_> = pkts
         .iter()
@@ -82,7 +83,7 @@ fn default_pacing_packet_by_packet() {
 #[test]
 fn ten_second_event_at_8khz_is_two_segments() {
     let mut s = EventSender::new(SenderConfig::default()).unwrap();
-    s.start_digit('0', 0, 80_000).unwrap();
+    s.start_digit(Digit::D0, 0, 80_000).unwrap();
     let pkts: Vec<_> = send(&mut s, 0, 0)
         .into_iter()
         .map(|(k, b)| (k, decode(&b)))
@@ -155,7 +156,8 @@ fn digits_survive_a_bad_network() {
         let mut wire: Vec<(u32, Vec<u8>)> = Vec::new();
         for (i, d) in digits.chars().enumerate() {
             let start = 8000 + 1600 * i as u32;
-            s.start_digit(d, start, 800).unwrap();
+            s.start_digit(Digit::from_char(d).unwrap(), start, 800)
+                .unwrap();
             for (k, b) in send(&mut s, start, 0) {
                 let sent_at = start + k * 160;
                 // 10 % loss, 10 % duplication, up to 60 ms extra delay; in
@@ -177,7 +179,7 @@ fn digits_survive_a_bad_network() {
         let mut starts = String::new();
         let mut ends = Vec::new();
         let mut handle = |rep: EventReport, starts: &mut String| match rep {
-            EventReport::Start { .. } => starts.push(rep.digit().unwrap()),
+            EventReport::Start { .. } => starts.push(rep.digit().unwrap().to_char()),
             EventReport::End {
                 duration, reason, ..
             } => ends.push((rep.digit().unwrap(), duration, reason)),

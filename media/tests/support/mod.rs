@@ -8,11 +8,21 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// espeak-ng voices with different pitch, timbre and language, to vary the
 /// speech a detector is exposed to.
 pub const VOICES: &[&str] = &[
-    "en-us", "en-gb", "en-us+f3", "en-us+m7", "en-gb-x-rp+f4", "de", "fr-fr", "es", "it", "pt-br",
+    "en-us",
+    "en-gb",
+    "en-us+f3",
+    "en-us+m7",
+    "en-gb-x-rp+f4",
+    "de",
+    "fr-fr",
+    "es",
+    "it",
+    "pt-br",
 ];
 
 /// Ordinary prose, numbers included, a little over a minute per voice at
@@ -50,7 +60,12 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
     std::fs::create_dir_all(&dir).unwrap();
     let raw = dir.join(format!("{:016x}.s16", h.finish()));
     if !raw.exists() {
-        let uniq = format!("{:016x}-{}", h.finish(), std::process::id());
+        // Unique per call, not just per process: tests of one binary run on
+        // several threads and may synthesise the same text at once; each
+        // writes its own temporary files and the rename is atomic.
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        let uniq = format!("{:016x}-{}-{call}", h.finish(), std::process::id());
         let wav = dir.join(format!("{uniq}.wav"));
         let tmp = dir.join(format!("{uniq}.s16"));
         run(Command::new("espeak-ng")
@@ -59,7 +74,18 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
             .arg(text));
         run(Command::new("sox")
             .arg(&wav)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-t",
+                "raw",
+            ])
             .arg(&tmp));
         std::fs::rename(&tmp, &raw).unwrap();
         let _ = std::fs::remove_file(&wav);
@@ -73,7 +99,10 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
 
 /// The whole corpus spoken by `voice`, concatenated, at `rate` Hz.
 pub fn corpus(voice: &str, rate: u32) -> Vec<i16> {
-    CORPUS.iter().flat_map(|t| speech(voice, 160, t, rate)).collect()
+    CORPUS
+        .iter()
+        .flat_map(|t| speech(voice, 160, t, rate))
+        .collect()
 }
 
 /// A deterministic xorshift generator, so noise is the same on every run.

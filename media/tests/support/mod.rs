@@ -4,6 +4,8 @@
 //! that needs them fails loudly rather than skipping when they are missing.
 #![allow(dead_code)]
 
+pub mod alloc;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;

@@ -2,11 +2,14 @@
 //! packet sequence of a default-paced digit, segmentation of a 10 s event at
 //! 8 kHz, and digit recovery over a lossy, duplicating, reordering network.
 
+mod support;
+
 use hotline_media::dtmf::Digit;
 use hotline_media::dtmf::rfc4733::{
     EndReason, EventReceiver, EventReport, EventSender, SenderConfig, TelephoneEvent,
 };
 use hotline_media::rtp::{RtpPacket, RtpPacketBuilder};
+use support::Noise;
 
 const PT: u8 = 101;
 
@@ -130,19 +133,9 @@ fn ten_second_event_at_8khz_is_two_segments() {
 }
 
 /// Deterministic xorshift so the network's misbehaviour is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
+/// True with probability `percent` %.
+fn chance(rng: &mut Noise, percent: usize) -> bool {
+    rng.below(100) < percent
 }
 
 #[test]
@@ -150,7 +143,7 @@ fn digits_survive_a_bad_network() {
     let digits = "0123456789*#ABCD";
     let mut ends_recovered_without_e_bit = 0;
     for seed in 1..=40u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Noise::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut s = EventSender::new(SenderConfig::default()).unwrap();
         // Digits of 100 ms with 100 ms gaps: one every 200 ms (1600 units).
         let mut wire: Vec<(u32, Vec<u8>)> = Vec::new();
@@ -164,12 +157,12 @@ fn digits_survive_a_bad_network() {
                 // every fourth run all three end packets of digit '5' and
                 // of the last digit are lost.
                 let end_lost = seed % 4 == 0 && (i == 5 || i == digits.len() - 1);
-                if rng.chance(10) || (end_lost && decode(&b).2.end) {
+                if chance(&mut rng, 10) || (end_lost && decode(&b).2.end) {
                     continue;
                 }
-                let copies = if rng.chance(10) { 2 } else { 1 };
+                let copies = if chance(&mut rng, 10) { 2 } else { 1 };
                 for _ in 0..copies {
-                    let delay = (rng.next() % 480) as u32;
+                    let delay = (rng.next_u64() % 480) as u32;
                     wire.push((sent_at + delay, b.clone()));
                 }
             }

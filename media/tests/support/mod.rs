@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod signal;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -115,12 +116,20 @@ impl Noise {
     pub fn new(seed: u64) -> Self {
         Noise(seed.max(1))
     }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f64 {
+    /// The next raw 64-bit state (xorshift64).
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        self.0
+    }
+    /// Uniform in `0..n` (with the slight modulo bias tests can live with).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
     /// Approximately Gaussian (sum of uniforms), unit variance.
     pub fn gaussian(&mut self) -> f64 {

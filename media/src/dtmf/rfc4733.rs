@@ -849,25 +849,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn receiver_reports_one_digit_per_event() {
-        let mut s = sender(160, 400);
-        let mut r = EventReceiver::new(8000);
-        s.start_digit(Digit::Hash, 500, 800).unwrap();
+    /// Runs `s` for `ticks` packet intervals from `start`, delivering each
+    /// packet `copies` times to `r` at once (SSRC `ssrc`) and polling it
+    /// every tick; returns all reports.
+    fn transfer(
+        s: &mut EventSender,
+        r: &mut EventReceiver,
+        ssrc: u32,
+        start: u32,
+        ticks: u32,
+        copies: usize,
+    ) -> Vec<EventReport> {
         let mut reports = Vec::new();
-        for k in 0..20u32 {
-            let now = 500 + k * 160;
+        for k in 0..ticks {
+            let now = start + k * s.config().packet_interval;
             if let Some(p) = s.next_packet(now) {
-                // Every packet delivered twice, as a duplicating network would.
-                for _ in 0..2 {
+                for _ in 0..copies {
                     reports.extend(
-                        r.on_packet(9, p.timestamp, p.marker, &p.payload, now)
+                        r.on_packet(ssrc, p.timestamp, p.marker, &p.payload, now)
                             .unwrap(),
                     );
                 }
             }
             reports.extend(r.poll(now));
         }
+        reports
+    }
+
+    #[test]
+    fn receiver_reports_one_digit_per_event() {
+        let mut s = sender(160, 400);
+        let mut r = EventReceiver::new(8000);
+        s.start_digit(Digit::Hash, 500, 800).unwrap();
+        // Every packet delivered twice, as a duplicating network would.
+        let reports = transfer(&mut s, &mut r, 9, 500, 20, 2);
         assert_eq!(
             reports,
             vec![
@@ -1038,17 +1053,7 @@ mod tests {
         let mut s = sender(160, 400);
         let mut r = EventReceiver::new(8000);
         s.start(5, 0, 80_000).unwrap();
-        let mut reports = Vec::new();
-        for k in 0..1000u32 {
-            let now = k * 160;
-            if let Some(p) = s.next_packet(now) {
-                reports.extend(
-                    r.on_packet(3, p.timestamp, p.marker, &p.payload, now)
-                        .unwrap(),
-                );
-            }
-            reports.extend(r.poll(now));
-        }
+        let reports = transfer(&mut s, &mut r, 3, 0, 1000, 1);
         assert_eq!(
             reports,
             vec![

@@ -7,6 +7,7 @@ mod support;
 
 pub use support::{CORPUS, Noise, VOICES, corpus, speech};
 
+use hotline_media::dtmf::Digit;
 use hotline_media::vad::{Vad, VadConfig, VadEvent, VadFrame};
 use std::f64::consts::PI;
 use std::time::Duration;
@@ -147,15 +148,9 @@ pub fn tones(n: usize, rate: u32, freqs: &[f64], dbm0: f64) -> Vec<f64> {
 
 /// The DTMF pair of a digit (Q.23).
 pub fn dtmf_pair(digit: char) -> [f64; 2] {
-    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
-    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
-    for (r, keys) in KEYS.iter().enumerate() {
-        if let Some(c) = keys.find(digit) {
-            return [ROWS[r], COLS[c]];
-        }
-    }
-    panic!("not a DTMF digit: {digit}")
+    let d = Digit::from_char(digit).unwrap_or_else(|| panic!("not a DTMF digit: {digit}"));
+    let (lo, hi) = d.frequencies();
+    [lo, hi]
 }
 
 /// All 16 digits, over and over, with tone and gap lengths cycling through

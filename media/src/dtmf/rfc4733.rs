@@ -877,6 +877,21 @@ mod tests {
     }
 
     #[test]
+    fn every_digit_goes_through_sender_and_receiver() {
+        for d in Digit::ALL {
+            let mut s = sender(160, 400);
+            let mut r = EventReceiver::new(8000);
+            s.start_digit(d, 0, 800).unwrap();
+            let reports = transfer(&mut s, &mut r, 1, 0, 20, 1);
+            assert_eq!(reports.len(), 2, "{d}");
+            for rep in &reports {
+                assert_eq!(rep.event(), d.event_code(), "{d}");
+                assert_eq!(rep.digit(), Some(d));
+            }
+        }
+    }
+
+    #[test]
     fn receiver_reports_one_digit_per_event() {
         let mut s = sender(160, 400);
         let mut r = EventReceiver::new(8000);

@@ -13,6 +13,7 @@
 //! | [`jitter`] | adaptive jitter buffer |
 //! | [`dtmf`] | Goertzel detector (Q.24), tone generator, RFC 4733 events |
 //! | [`vad`] | voice activity detection with start/stop hysteresis |
+//! | [`level`] | the dBm0 convention (0 dBm0 = sine of peak 22 706) and dB gains |
 //! | [`tones`] | ringback and beep generators |
 //! | [`wav`] | WAV reader/writer and the stereo call recorder |
 //! | [`prompt`] | prompt files (WAV, MP3, OGG/Vorbis, FLAC) to mono PCM |
@@ -24,6 +25,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod level;
 pub mod mix;
 pub mod prompt;
 pub mod receive;

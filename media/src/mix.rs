@@ -12,15 +12,7 @@
 
 use std::f32::consts::PI;
 
-/// Linear amplitude factor for a gain in dB (`-inf` gives 0).
-pub fn db_to_gain(db: f32) -> f32 {
-    10f32.powf(db / 20.0)
-}
-
-/// Gain in dB for a linear amplitude factor.
-pub fn gain_to_db(gain: f32) -> f32 {
-    20.0 * gain.log10()
-}
+pub use crate::level::{db_to_gain, gain_to_db};
 
 /// What happens to a sum that exceeds the 16-bit range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -13,28 +13,17 @@
 //! across the band (where it can also trip DTMF and VAD detectors on the far
 //! end).
 //!
-//! Levels are in dBm0 with 0 dBm0 = a sine of peak amplitude 22 706 in 16-bit
-//! PCM (G.711's digital milliwatt).
+//! Levels are in dBm0 as defined in [`crate::level`]: 0 dBm0 is a sine of
+//! peak amplitude 22 706 in 16-bit PCM (G.711's digital milliwatt).
 
 use thiserror::Error;
 
-/// Peak amplitude of a 0 dBm0 sine in 16-bit linear PCM.
-pub const DBM0_PEAK: f64 = 22_706.0;
+pub use crate::level::{DBM0_PEAK, dbm0_to_peak, peak_to_dbm0};
 
 /// Default edge ramp: long enough to keep the spectrum splatter of an edge
 /// well below the tone (2 ms is the usual minimum), short enough not to blur
 /// cadences such as the UK double ring.
 pub const DEFAULT_RAMP_MS: f64 = 3.0;
-
-/// Converts a level in dBm0 to the peak amplitude of a sine in 16-bit PCM.
-pub fn dbm0_to_peak(dbm0: f64) -> f64 {
-    DBM0_PEAK * 10f64.powf(dbm0 / 20.0)
-}
-
-/// Converts the peak amplitude of a sine in 16-bit PCM to dBm0.
-pub fn peak_to_dbm0(peak: f64) -> f64 {
-    20.0 * (peak / DBM0_PEAK).log10()
-}
 
 /// Why a [`ToneSpec`] cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -635,14 +624,6 @@ fn raised_cosine(k: u64, ramp: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dbm0_peak_round_trip() {
-        assert!((dbm0_to_peak(0.0) - 22_706.0).abs() < 1e-9);
-        // Full scale is about +3.17 dBm0 (G.711); 32767 is a hair above μ-law's peak.
-        assert!((peak_to_dbm0(32767.0) - 3.17).abs() < 0.02);
-        assert!((peak_to_dbm0(dbm0_to_peak(-19.0)) + 19.0).abs() < 1e-9);
-    }
 
     #[test]
     fn rejects_aliasing_frequency() {

@@ -184,6 +184,24 @@ fn quantisation_error_is_within_half_a_step() {
 }
 
 #[test]
+fn encode_then_decode_is_monotonic_and_close() {
+    let mut prev_u = ulaw_decode(ulaw_encode(-32768));
+    let mut prev_a = alaw_decode(alaw_encode(-32768));
+    for x in -32768..=32767i32 {
+        let u = ulaw_decode(ulaw_encode(x as i16));
+        let a = alaw_decode(alaw_encode(x as i16));
+        assert!(u >= prev_u && a >= prev_a, "{x}");
+        prev_u = u;
+        prev_a = a;
+        // Quantisation error stays within half a step of the segment
+        // (steps double per segment: ≤ 1/32 relative, plus the floor).
+        let tol = (x.abs() / 32).max(16) + 1;
+        assert!((i32::from(u) - x).abs() <= tol.max(700), "{x} -> {u}");
+        assert!((i32::from(a) - x).abs() <= tol.max(700), "{x} -> {a}");
+    }
+}
+
+#[test]
 fn slices_and_trait_objects_agree_with_the_scalar_functions() {
     let pcm: Vec<i16> = (0..160)
         .map(|n| ((n * 409) % 65536 - 32768) as i16)

@@ -7,32 +7,14 @@ use hotline_media::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecKind, OpusConfig, OpusDecoder, OpusEncoder,
     decoder,
 };
+use hotline_media::level::dbm0_to_peak;
+use support::signal::{self, corr, rms, zero_crossings};
 
 const RATES: [u32; 3] = [8000, 16_000, 48_000];
 
-/// −10 dBm0: 0 dBm0 is a sine of peak 22 706.
-const MINUS_10_DBM0: f64 = 22_706.0 * 0.316_227_766;
-
+/// A −10 dBm0 sine.
 fn sine(freq: f64, rate: u32, len: usize) -> Vec<i16> {
-    (0..len)
-        .map(|n| {
-            (MINUS_10_DBM0 * (2.0 * std::f64::consts::PI * freq * n as f64 / rate as f64).sin())
-                as i16
-        })
-        .collect()
-}
-
-fn rms(x: &[i16]) -> f64 {
-    (x.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-fn corr(a: &[i16], b: &[i16]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let ab: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
-    let aa: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
-    let bb: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
-    ab / (aa * bb).sqrt().max(1.0)
+    signal::sine(freq, rate, len, dbm0_to_peak(-10.0))
 }
 
 /// The codec delay: the lag (up to 20 ms) at which the decoded signal best
@@ -64,11 +46,6 @@ fn decode_all(dec: &mut dyn AudioDecoder, packets: &[Vec<u8>]) -> Vec<i16> {
         assert_eq!(n, dec.frame_samples());
     }
     out
-}
-
-/// Counts sign changes, i.e. twice the frequency times the duration.
-fn zero_crossings(x: &[i16]) -> usize {
-    x.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count()
 }
 
 #[test]
@@ -226,7 +203,10 @@ fn concealment_is_audible_and_bounded() {
             "{rate} Hz: concealed rms {level:.0} vs {before:.0} before"
         );
         let peak = plc.iter().map(|s| s.unsigned_abs()).max().unwrap();
-        assert!(peak as f64 <= 2.0 * MINUS_10_DBM0, "{rate} Hz: peak {peak}");
+        assert!(
+            peak as f64 <= 2.0 * dbm0_to_peak(-10.0),
+            "{rate} Hz: peak {peak}"
+        );
         // A steady tone is continued as a tone of the same frequency.
         let expect = 2.0 * 440.0 * frame as f64 / rate as f64;
         let got = zero_crossings(plc) as f64;

@@ -6,6 +6,7 @@ mod support;
 use hotline_media::codec::g711::encode_slice;
 use hotline_media::codec::{AudioDecoder, G711Decoder, Law, Plc};
 use support::Noise;
+use support::signal::{corr, max_step, rms};
 
 /// A voiced-speech-like harmonic tone: fundamental `f0` with eight
 /// harmonics falling off at 6 dB/octave, peaking around −6 dBFS.
@@ -41,25 +42,9 @@ fn run_plc(signal: &[i16], rate: u32, lost: impl Fn(usize) -> bool) -> Vec<i16> 
     out
 }
 
-fn max_step(x: &[i16]) -> i32 {
-    x.windows(2)
-        .map(|w| (w[1] as i32 - w[0] as i32).abs())
-        .max()
-        .unwrap()
-}
-
-fn rms(x: &[i16]) -> f64 {
-    (x.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
-}
-
 /// Normalised autocorrelation of `x` at `lag`.
 fn autocorr(x: &[i16], lag: usize) -> f64 {
-    let a = &x[..x.len() - lag];
-    let b = &x[lag..];
-    let dot: f64 = a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum();
-    let ea: f64 = a.iter().map(|&p| (p as f64).powi(2)).sum();
-    let eb: f64 = b.iter().map(|&q| (q as f64).powi(2)).sum();
-    dot / (ea * eb).sqrt().max(1.0)
+    corr(&x[..x.len() - lag], &x[lag..])
 }
 
 /// SNR in dB of `test` against `reference`.

@@ -19,9 +19,8 @@
 
 mod support;
 
-use hotline_media::dtmf::{
-    Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams, dbm0_to_peak,
-};
+use hotline_media::dtmf::{Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams};
+use hotline_media::level::dbm0_to_peak;
 
 const RATES: [u32; 2] = [8000, 16000];
 /// Beyond-the-limit offsets are 3.5 % plus this.

@@ -5,23 +5,15 @@
 
 mod support;
 
-use hotline_media::dtmf::{
-    Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams, dbm0_to_peak,
-};
+use support::corpus;
+
+use hotline_media::dtmf::{Digit, DtmfDetector, DtmfEvent, DtmfGenerator, ToneParams};
+use hotline_media::level::{DBM0_PEAK, dbm0_to_peak};
 
 const RATES: [u32; 2] = [8000, 16000];
 
-/// `support::speech` names its temporary files by text hash and process id,
-/// so two tests of this binary synthesizing the same sentence at once would
-/// clobber each other's files: serialize synthesis.
-static SYNTH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn corpus(voice: &str, rate: u32) -> Vec<i16> {
-    let _guard = SYNTH.lock().unwrap_or_else(|e| e.into_inner());
-    support::corpus(voice, rate)
-}
 /// RMS of a 0 dBm0 sine.
-const DBM0_RMS: f64 = 22_706.0 / std::f64::consts::SQRT_2;
+const DBM0_RMS: f64 = DBM0_PEAK / std::f64::consts::SQRT_2;
 
 /// Digits started by the detector over `x`, fed in 20 ms frames, with their
 /// onset positions.

@@ -1,25 +1,12 @@
 //! Fades and crossfades: exact length, exact zero, continuation across
 //! frames, and no clicks on full-scale tones.
 
+mod support;
+
 use hotline_media::mix::{Crossfader, Curve, Fader, crossfade};
+use support::signal::{max_step, sine_at_phase};
 
 const CURVES: [Curve; 3] = [Curve::RaisedCosine, Curve::EqualPower, Curve::Linear];
-
-fn sine(freq: f64, rate: u32, n: usize, amp: f64, phase: f64) -> Vec<i16> {
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / f64::from(rate);
-            (amp * (std::f64::consts::TAU * freq * t + phase).sin()).round() as i16
-        })
-        .collect()
-}
-
-fn max_step(x: &[i16]) -> i32 {
-    x.windows(2)
-        .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
-        .max()
-        .unwrap_or(0)
-}
 
 /// Runs `x` through a fader in frames of `frame` samples, starting a
 /// fade-out before sample `start`.
@@ -127,7 +114,7 @@ fn fader_gain_steps_exactly_len_times() {
 
 #[test]
 fn fades_continue_across_frames_of_any_size() {
-    let x = sine(1000.0, 8000, 4000, 30_000.0, 0.3);
+    let x = sine_at_phase(1000.0, 8000, 4000, 30_000.0, 0.3);
     for curve in CURVES {
         for len in [80u32, 120, 160] {
             for start in [0usize, 1, 159, 160, 161, 1234] {
@@ -182,7 +169,7 @@ fn no_clicks_on_full_scale_tones() {
             for ms in [10.0f32, 15.0, 20.0] {
                 for curve in [Curve::RaisedCosine, Curve::EqualPower] {
                     for (start, phase) in [(0usize, 0.0), (37, 1.0), (160, 2.5), (333, 4.0)] {
-                        let x = sine(freq, rate, rate as usize / 5, 32_767.0, phase);
+                        let x = sine_at_phase(freq, rate, rate as usize / 5, 32_767.0, phase);
                         let input_step = max_step(&x);
                         let f = Fader::from_ms(rate, ms, curve);
                         let len = f.fade_len();
@@ -221,7 +208,7 @@ fn no_clicks_on_full_scale_tones() {
 fn hard_mute_would_click() {
     // Cutting a full-scale 1 kHz tone at its peak steps by the full
     // amplitude, well above the bound the fades are held to.
-    let x = sine(1000.0, 8000, 800, 32_767.0, std::f64::consts::FRAC_PI_2);
+    let x = sine_at_phase(1000.0, 8000, 800, 32_767.0, std::f64::consts::FRAC_PI_2);
     let mut y = x.clone();
     // x[400] is the crest; cut right after it.
     assert_eq!(x[400], 32_767);
@@ -251,7 +238,7 @@ fn reversing_mid_fade_is_continuous() {
 
 #[test]
 fn open_fader_is_bit_exact_and_muted_is_silent() {
-    let x = sine(440.0, 8000, 500, 32_000.0, 0.0);
+    let x = sine_at_phase(440.0, 8000, 500, 32_000.0, 0.0);
     let mut f = Fader::new(80, Curve::RaisedCosine);
     let mut y = x.clone();
     f.process(&mut y);
@@ -263,7 +250,7 @@ fn open_fader_is_bit_exact_and_muted_is_silent() {
 
 #[test]
 fn raised_cosine_crossfade_of_identical_streams_is_transparent() {
-    let x = sine(700.0, 8000, 480, 30_000.0, 0.5);
+    let x = sine_at_phase(700.0, 8000, 480, 30_000.0, 0.5);
     for len in [80u32, 160, 480] {
         let mut cf = Crossfader::new(len, Curve::RaisedCosine);
         let mut out = vec![0i16; 480];
@@ -297,8 +284,8 @@ fn crossfade_moves_from_one_stream_to_the_other() {
 fn equal_power_crossfade_keeps_loudness_of_unrelated_streams() {
     // Two uncorrelated tones of equal level: the output power through the
     // crossfade stays within ±0.5 dB of either tone's power.
-    let a = sine(440.0, 8000, 8000, 10_000.0, 0.0);
-    let b = sine(1130.0, 8000, 8000, 10_000.0, 0.0);
+    let a = sine_at_phase(440.0, 8000, 8000, 10_000.0, 0.0);
+    let b = sine_at_phase(1130.0, 8000, 8000, 10_000.0, 0.0);
     let mut out = vec![0i16; 8000];
     let mut cf = Crossfader::new(8000, Curve::EqualPower);
     for ((fa, fb), fo) in a.chunks(160).zip(b.chunks(160)).zip(out.chunks_mut(160)) {

@@ -1,27 +1,11 @@
 //! Mixing and gain: saturation, soft limiting, per-input gain accuracy.
 
+mod support;
+
 use hotline_media::mix::{
     Limit, MixInput, apply_gain, db_to_gain, gain_to_db, mix, mix_into, mix2, saturate,
 };
-
-fn sine(freq: f64, rate: f64, n: usize, amp: f64) -> Vec<i16> {
-    (0..n)
-        .map(|i| (amp * (std::f64::consts::TAU * freq * i as f64 / rate).sin()).round() as i16)
-        .collect()
-}
-
-/// Amplitude of `freq` in `x` (window of whole cycles).
-fn goertzel_amplitude(x: &[i16], freq: f64, rate: f64) -> f64 {
-    let w = std::f64::consts::TAU * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / x.len() as f64
-}
+use support::signal::{goertzel_amplitude, sine};
 
 #[test]
 fn db_conversions() {
@@ -40,14 +24,14 @@ fn gain_is_accurate_to_a_hundredth_of_a_db() {
         // Loud input for cuts, quiet for boosts: neither clips nor drowns
         // in rounding.
         let amp = if db < 0.0 { 30_000.0 } else { 1_000.0 };
-        let x = sine(1000.0, 8000.0, 8000, amp);
+        let x = sine(1000.0, 8000, 8000, amp);
         let base = goertzel_amplitude(&x, 1000.0, 8000.0);
         let mut y = x.clone();
         apply_gain(&mut y, db);
         let got = 20.0 * (goertzel_amplitude(&y, 1000.0, 8000.0) / base).log10();
         assert!((got - f64::from(db)).abs() < 0.01, "{db}: {got}");
     }
-    let x = sine(1000.0, 8000.0, 800, 32_000.0);
+    let x = sine(1000.0, 8000, 800, 32_000.0);
     let mut y = x.clone();
     apply_gain(&mut y, 0.0);
     assert_eq!(y, x, "0 dB is bit-exact");
@@ -80,8 +64,8 @@ fn mixing_saturates_at_full_scale() {
 
 #[test]
 fn soft_limit_keeps_quiet_mixes_exact_and_loud_ones_unclipped() {
-    let quiet_a = sine(440.0, 8000.0, 800, 8000.0);
-    let quiet_b = sine(1000.0, 8000.0, 800, 8000.0);
+    let quiet_a = sine(440.0, 8000, 800, 8000.0);
+    let quiet_b = sine(1000.0, 8000, 800, 8000.0);
     let mut hard = vec![0i16; 800];
     let mut soft = vec![0i16; 800];
     let inputs = [MixInput::new(&quiet_a), MixInput::new(&quiet_b)];
@@ -89,8 +73,8 @@ fn soft_limit_keeps_quiet_mixes_exact_and_loud_ones_unclipped() {
     mix(&inputs, &mut soft, Limit::Soft);
     assert_eq!(hard, soft, "below the knee the limiter is transparent");
 
-    let loud_a = sine(440.0, 8000.0, 800, 30_000.0);
-    let loud_b = sine(440.0, 8000.0, 800, 30_000.0);
+    let loud_a = sine(440.0, 8000, 800, 30_000.0);
+    let loud_b = sine(440.0, 8000, 800, 30_000.0);
     let inputs = [MixInput::new(&loud_a), MixInput::new(&loud_b)];
     mix(&inputs, &mut hard, Limit::Saturate);
     mix(&inputs, &mut soft, Limit::Soft);
@@ -105,9 +89,9 @@ fn soft_limit_keeps_quiet_mixes_exact_and_loud_ones_unclipped() {
 
 #[test]
 fn per_input_gains_are_applied_independently() {
-    let a = sine(500.0, 8000.0, 8000, 10_000.0);
-    let b = sine(1500.0, 8000.0, 8000, 10_000.0);
-    let c = sine(2500.0, 8000.0, 8000, 10_000.0);
+    let a = sine(500.0, 8000, 8000, 10_000.0);
+    let b = sine(1500.0, 8000, 8000, 10_000.0);
+    let c = sine(2500.0, 8000, 8000, 10_000.0);
     let mut out = vec![0i16; 8000];
     mix(
         &[

@@ -2,11 +2,14 @@
 //! clear error (or, for damage a player would ride over, the audio that
 //! survives), never a panic.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hotline_media::prompt::{PromptError, PromptOptions, decode_bytes};
 use proptest::prelude::*;
+use support::Noise;
 
 fn read(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,19 +33,6 @@ const FILES: &[&str] = &[
 ];
 
 /// Deterministic xorshift so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Decodes and checks the invariants that hold whatever the input: an
 /// error, or mono audio at the requested rate no longer than the limit.
 fn decode_any(bytes: &[u8], ext: Option<&str>) -> Result<usize, PromptError> {
@@ -90,7 +80,7 @@ fn truncated_pcm_wav_keeps_what_is_there() {
 
 #[test]
 fn random_byte_corruption_never_panics() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Noise::new(0x9E37_79B9_7F4A_7C15);
     for &name in FILES {
         let original = read(name);
         let ext = name.rsplit('.').next();
@@ -104,7 +94,7 @@ fn random_byte_corruption_never_panics() {
             };
             for _ in 0..1 + rng.below(16) {
                 let i = rng.below(span);
-                bytes[i] = rng.next() as u8;
+                bytes[i] = rng.next_u64() as u8;
             }
             let _ = decode_any(&bytes, ext);
             let _ = decode_any(&bytes, None);
@@ -114,9 +104,9 @@ fn random_byte_corruption_never_panics() {
 
 #[test]
 fn garbage_is_an_unknown_format() {
-    let mut rng = Rng(12345);
+    let mut rng = Noise::new(12345);
     for len in [0, 1, 4, 100, 5_000] {
-        let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let junk: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         assert!(
             matches!(decode_any(&junk, None), Err(PromptError::UnknownFormat(_))),
             "{len} random bytes"

@@ -1,46 +1,19 @@
 //! The per-frame path must not allocate once warmed up: it runs for every
 //! 20 ms frame of every call. A counting global allocator (this test binary
-//! only) checks it.
+//! only, `support::alloc`) checks it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
 use hotline_media::resample::{Resampler, frame_len};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use support::alloc::{Counting, allocations, assert_counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 #[test]
 fn process_flush_and_reset_do_not_allocate() {
-    // One test function only: the harness runs tests on several threads and
-    // the counter is global.
     // The counter must see allocations at all, or the test proves nothing.
-    let before = ALLOCS.load(Ordering::SeqCst);
-    let probe = std::hint::black_box(vec![1u8; 64]);
-    assert!(ALLOCS.load(Ordering::SeqCst) > before);
-    drop(probe);
+    assert_counting();
 
     let rates = [8_000, 16_000, 22_050, 24_000, 48_000];
     for from in rates {
@@ -53,7 +26,7 @@ fn process_flush_and_reset_do_not_allocate() {
             // Warm up: rubato plans its FFTs at construction, but give any
             // lazy state one frame to settle.
             r.process(&input, &mut out).unwrap();
-            let before = ALLOCS.load(Ordering::SeqCst);
+            let before = allocations();
             for _ in 0..50 {
                 out.clear();
                 r.process(&input, &mut out).unwrap();
@@ -63,7 +36,7 @@ fn process_flush_and_reset_do_not_allocate() {
             r.reset();
             out.clear();
             r.process(&input, &mut out).unwrap();
-            let after = ALLOCS.load(Ordering::SeqCst);
+            let after = allocations();
             assert_eq!(
                 after - before,
                 0,

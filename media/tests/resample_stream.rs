@@ -3,7 +3,10 @@
 //! boundaries, length, and the rejection of tones the output rate cannot
 //! carry.
 
+mod support;
+
 use hotline_media::resample::{Resampler, frame_len};
+use support::signal::{sine, zero_crossings};
 
 /// The telephony/VoIP rates: every ordered pair must work.
 const RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
@@ -21,15 +24,6 @@ fn pairs() -> Vec<(u32, u32)> {
         v.push((TTS, b));
     }
     v
-}
-
-/// A sine at `freq` Hz and peak `amp`, sampled at `rate`, starting at phase 0.
-fn sine(freq: f64, amp: f64, rate: u32, len: usize) -> Vec<i16> {
-    (0..len)
-        .map(|n| {
-            (amp * (std::f64::consts::TAU * freq * n as f64 / f64::from(rate)).sin()).round() as i16
-        })
-        .collect()
 }
 
 /// Streams `input` through a fresh resampler frame by frame.
@@ -73,12 +67,6 @@ fn fit(y: &[i16], freq: f64, rate: u32) -> (f64, f64) {
     ((a * a + b * b).sqrt(), resid.sqrt())
 }
 
-fn zero_crossings(y: &[i16]) -> usize {
-    y.windows(2)
-        .filter(|w| (w[0] < 0 && w[1] >= 0) || (w[0] >= 0 && w[1] < 0))
-        .count()
-}
-
 fn db(ratio: f64) -> f64 {
     20.0 * ratio.log10()
 }
@@ -97,7 +85,7 @@ fn steady(out: &[i16], rate: u32) -> &[i16] {
 fn every_pair_keeps_frequency_level_and_length() {
     for (from, to) in pairs() {
         for freq in [440.0, 1_000.0] {
-            let input = sine(freq, AMP, from, FRAMES * frame_len(from));
+            let input = sine(freq, from, FRAMES * frame_len(from), AMP);
             let out = stream(&input, from, to);
             assert_eq!(out.len(), FRAMES * frame_len(to), "{from}->{to}");
 
@@ -133,7 +121,7 @@ fn no_steps_or_clicks_at_frame_boundaries() {
     // also checked on their own so a failure says where it is.
     for (from, to) in pairs() {
         for freq in [440.0, 1_000.0, 3_000.0] {
-            let input = sine(freq, AMP, from, FRAMES * frame_len(from));
+            let input = sine(freq, from, FRAMES * frame_len(from), AMP);
             let out = stream(&input, from, to);
             let y = &out[2 * frame_len(to)..];
             let (amp, _) = fit(steady(&out, to), freq, to);
@@ -176,7 +164,7 @@ fn tone_near_the_top_of_a_narrow_band_passes() {
             16_000 => 7_000.0,
             _ => 10_000.0,
         };
-        let input = sine(freq, AMP, from, FRAMES * frame_len(from));
+        let input = sine(freq, from, FRAMES * frame_len(from), AMP);
         let out = stream(&input, from, to);
         let (amp, resid) = fit(steady(&out, to), freq, to);
         let gain = db(amp / AMP);
@@ -201,7 +189,7 @@ fn tones_above_the_output_band_are_removed_when_downsampling() {
                 continue;
             }
             let freq = freq.round();
-            let input = sine(freq, AMP, from, FRAMES * frame_len(from));
+            let input = sine(freq, from, FRAMES * frame_len(from), AMP);
             let out = stream(&input, from, to);
             let y = steady(&out, to);
             let rms =
@@ -219,7 +207,7 @@ fn tones_above_the_output_band_are_removed_when_downsampling() {
 fn six_khz_does_not_alias_into_an_8khz_call() {
     // 6 kHz at 16 kHz would alias to 2 kHz at 8 kHz, right in the middle of
     // the speech band.
-    let input = sine(6_000.0, AMP, 16_000, FRAMES * 320);
+    let input = sine(6_000.0, 16_000, FRAMES * 320, AMP);
     let out = stream(&input, 16_000, 8_000);
     let y = steady(&out, 8_000);
     let (alias, _) = fit(y, 2_000.0, 8_000);
@@ -242,7 +230,7 @@ fn silence_stays_silent() {
 fn full_scale_sine_does_not_wrap() {
     // Peak 32 767 overshoots a little after filtering; it must clip, not wrap.
     for (from, to) in pairs() {
-        let input = sine(1_000.0, 32_767.0, from, 20 * frame_len(from));
+        let input = sine(1_000.0, from, 20 * frame_len(from), 32_767.0);
         let out = stream(&input, from, to);
         let y = &out[2 * frame_len(to)..];
         let x = std::f64::consts::PI * 1_000.0 / f64::from(to);

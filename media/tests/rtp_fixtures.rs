@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use hotline_media::dtmf::Digit;
 use hotline_media::dtmf::rfc4733::TelephoneEvent;
 use hotline_media::rtp::{
     ExtensionElement, ExtensionForm, HeaderExtension, RtpPacket, RtpPacketBuilder,
@@ -276,7 +277,7 @@ fn fixtures_are_current_and_parse() {
         }
         if f.payload_type == 101 {
             let e = TelephoneEvent::decode(p.payload()).unwrap();
-            assert_eq!(e.digit(), Some('5'));
+            assert_eq!(e.digit(), Some(Digit::D5));
         }
     }
 }

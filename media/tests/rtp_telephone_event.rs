@@ -2,10 +2,14 @@
 //! packet sequence of a default-paced digit, segmentation of a 10 s event at
 //! 8 kHz, and digit recovery over a lossy, duplicating, reordering network.
 
+mod support;
+
+use hotline_media::dtmf::Digit;
 use hotline_media::dtmf::rfc4733::{
     EndReason, EventReceiver, EventReport, EventSender, SenderConfig, TelephoneEvent,
 };
 use hotline_media::rtp::{RtpPacket, RtpPacketBuilder};
+use support::Noise;
 
 const PT: u8 = 101;
 
@@ -52,7 +56,7 @@ fn decode(buf: &[u8]) -> (bool, u32, TelephoneEvent) {
 fn default_pacing_packet_by_packet() {
     // 8 kHz, 20 ms packets, 50 ms updates: a 120 ms '9'.
     let mut s = EventSender::new(SenderConfig::default()).unwrap();
-    s.start_digit('9', 48_000, 960).unwrap();
+    s.start_digit(Digit::D9, 48_000, 960).unwrap();
     let pkts = send(&mut s, 48_000, 100);
     let got: Vec<_> = pkts
         .iter()
@@ -82,7 +86,7 @@ fn default_pacing_packet_by_packet() {
 #[test]
 fn ten_second_event_at_8khz_is_two_segments() {
     let mut s = EventSender::new(SenderConfig::default()).unwrap();
-    s.start_digit('0', 0, 80_000).unwrap();
+    s.start_digit(Digit::D0, 0, 80_000).unwrap();
     let pkts: Vec<_> = send(&mut s, 0, 0)
         .into_iter()
         .map(|(k, b)| (k, decode(&b)))
@@ -129,19 +133,9 @@ fn ten_second_event_at_8khz_is_two_segments() {
 }
 
 /// Deterministic xorshift so the network's misbehaviour is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
+/// True with probability `percent` %.
+fn chance(rng: &mut Noise, percent: usize) -> bool {
+    rng.below(100) < percent
 }
 
 #[test]
@@ -149,25 +143,26 @@ fn digits_survive_a_bad_network() {
     let digits = "0123456789*#ABCD";
     let mut ends_recovered_without_e_bit = 0;
     for seed in 1..=40u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Noise::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut s = EventSender::new(SenderConfig::default()).unwrap();
         // Digits of 100 ms with 100 ms gaps: one every 200 ms (1600 units).
         let mut wire: Vec<(u32, Vec<u8>)> = Vec::new();
         for (i, d) in digits.chars().enumerate() {
             let start = 8000 + 1600 * i as u32;
-            s.start_digit(d, start, 800).unwrap();
+            s.start_digit(Digit::from_char(d).unwrap(), start, 800)
+                .unwrap();
             for (k, b) in send(&mut s, start, 0) {
                 let sent_at = start + k * 160;
                 // 10 % loss, 10 % duplication, up to 60 ms extra delay; in
                 // every fourth run all three end packets of digit '5' and
                 // of the last digit are lost.
                 let end_lost = seed % 4 == 0 && (i == 5 || i == digits.len() - 1);
-                if rng.chance(10) || (end_lost && decode(&b).2.end) {
+                if chance(&mut rng, 10) || (end_lost && decode(&b).2.end) {
                     continue;
                 }
-                let copies = if rng.chance(10) { 2 } else { 1 };
+                let copies = if chance(&mut rng, 10) { 2 } else { 1 };
                 for _ in 0..copies {
-                    let delay = (rng.next() % 480) as u32;
+                    let delay = (rng.next_u64() % 480) as u32;
                     wire.push((sent_at + delay, b.clone()));
                 }
             }
@@ -177,7 +172,7 @@ fn digits_survive_a_bad_network() {
         let mut starts = String::new();
         let mut ends = Vec::new();
         let mut handle = |rep: EventReport, starts: &mut String| match rep {
-            EventReport::Start { .. } => starts.push(rep.digit().unwrap()),
+            EventReport::Start { .. } => starts.push(rep.digit().unwrap().to_char()),
             EventReport::End {
                 duration, reason, ..
             } => ends.push((rep.digit().unwrap(), duration, reason)),

@@ -1,9 +1,11 @@
 //! Behaviour of the call-progress tone generator: frequencies, levels,
 //! cadence timing to the sample, frame-size independence and click-free edges.
 
-use hotline_media::tones::{
-    Region, Segment, Sine, ToneGenerator, ToneSpec, dbm0_to_peak, peak_to_dbm0,
-};
+mod support;
+
+use hotline_media::level::{dbm0_to_peak, peak_to_dbm0};
+use hotline_media::tones::{Region, Segment, Sine, ToneGenerator, ToneSpec};
+use support::signal::{goertzel_amplitude, max_step};
 
 const REGIONS: [Region; 3] = [Region::Us, Region::Uk, Region::Eu];
 
@@ -12,22 +14,6 @@ fn render(spec: &ToneSpec, rate: u32, n: usize) -> Vec<i16> {
     let mut out = vec![0i16; n];
     g.fill(&mut out);
     out
-}
-
-/// Amplitude of the component at `freq` in `x` (Goertzel, rectangular
-/// window). Exact for a window holding a whole number of cycles of every
-/// component present.
-fn goertzel_amplitude(x: &[i16], freq: f64, rate: f64) -> f64 {
-    let w = std::f64::consts::TAU * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    2.0 * power.max(0.0).sqrt() / x.len() as f64
 }
 
 /// The on periods `[start, end)` of `spec` over `cycles` cycles at `rate`,
@@ -287,13 +273,6 @@ fn output_does_not_depend_on_frame_size() {
             assert_eq!(again, whole, "{name} at {rate} differs after reset");
         }
     }
-}
-
-fn max_step(x: &[i16]) -> i32 {
-    x.windows(2)
-        .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
-        .max()
-        .unwrap_or(0)
 }
 
 #[test]

@@ -160,18 +160,8 @@ impl AudioEncoder for OpusEncoder {
                 rate: self.rate,
             });
         }
-        let start = out.len();
-        out.resize(start + MAX_PACKET, 0);
-        match self.inner.encode(pcm, &mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                Ok(n)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(e.into())
-            }
-        }
+        let inner = &mut self.inner;
+        append_with(out, MAX_PACKET, |buf| inner.encode(pcm, buf))
     }
 
     fn reset(&mut self) {
@@ -207,17 +197,29 @@ impl OpusDecoder {
         fec: bool,
         out: &mut Vec<i16>,
     ) -> Result<usize, CodecError> {
-        let start = out.len();
-        out.resize(start + samples, 0);
-        match self.inner.decode(payload, &mut out[start..], fec) {
-            Ok(n) => {
-                out.truncate(start + n);
-                Ok(n)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(e.into())
-            }
+        let inner = &mut self.inner;
+        append_with(out, samples, |buf| inner.decode(payload, buf, fec))
+    }
+}
+
+/// Lets libopus write up to `room` new elements at the end of `out`, then
+/// keeps the `n` it reports, or none on error: a failed call leaves `out`
+/// as it was.
+fn append_with<T: Copy + Default>(
+    out: &mut Vec<T>,
+    room: usize,
+    call: impl FnOnce(&mut [T]) -> Result<usize, ::opus::Error>,
+) -> Result<usize, CodecError> {
+    let start = out.len();
+    out.resize(start + room, T::default());
+    match call(&mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(n)
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e.into())
         }
     }
 }

@@ -37,7 +37,8 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::{Digit, DtmfError, HIGH_GROUP_HZ, LOW_GROUP_HZ, dbm0_to_peak};
+use super::{Digit, DtmfError, HIGH_GROUP_HZ, LOW_GROUP_HZ};
+use crate::level::dbm0_to_peak;
 
 /// Analysis window length, seconds (102 samples at 8 kHz).
 const WINDOW_SECONDS: f64 = 0.01275;

@@ -161,6 +161,13 @@ mod tests {
         assert_eq!(Digit::D5.frequencies(), (770.0, 1336.0));
         assert_eq!(Digit::Hash.frequencies(), (941.0, 1477.0));
         assert_eq!(Digit::from_char('b'), Some(Digit::B));
+        for (c, d) in [('a', Digit::A), ('c', Digit::C), ('d', Digit::D)] {
+            assert_eq!(Digit::from_char(c), Some(d));
+        }
+        for c in ['E', 'e', ' ', 'x', '+', '\u{0660}'] {
+            assert_eq!(Digit::from_char(c), None, "{c:?}");
+        }
+        assert_eq!(Digit::from_event_code(255), None);
         assert_eq!(
             Digit::parse_sequence("12x"),
             Err(DtmfError::InvalidDigit('x'))

@@ -4,7 +4,8 @@
 use std::f64::consts::TAU;
 use std::time::Duration;
 
-use super::{Digit, DtmfError, dbm0_to_peak};
+use super::{Digit, DtmfError};
+use crate::level::dbm0_to_peak;
 
 /// Level and frequency error of the two tones of a digit.
 ///

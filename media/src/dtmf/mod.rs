@@ -9,8 +9,8 @@
 //! * [`rfc4733`]: RTP telephone-events (RFC 4733): payloads, a paced sender
 //!   and a de-duplicating receiver.
 //!
-//! Levels follow the telephony convention of the crate: 0 dBm0 is a sine of
-//! peak amplitude [`DBM0_PEAK`] in 16-bit linear PCM.
+//! Levels follow the telephony convention of the crate ([`crate::level`]):
+//! 0 dBm0 is a sine of peak amplitude [`DBM0_PEAK`] in 16-bit linear PCM.
 
 pub mod detector;
 mod digit;
@@ -21,14 +21,7 @@ pub use detector::{DtmfDetector, DtmfEvent};
 pub use digit::{Digit, HIGH_GROUP_HZ, LOW_GROUP_HZ};
 pub use generator::{DtmfGenerator, ToneParams, render_sequence};
 
-/// Peak amplitude of a 0 dBm0 sine in 16-bit linear PCM (G.711's digital
-/// milliwatt).
-pub const DBM0_PEAK: f64 = 22_706.0;
-
-/// Peak amplitude in 16-bit PCM of a sine at `dbm0`.
-pub fn dbm0_to_peak(dbm0: f64) -> f64 {
-    DBM0_PEAK * 10f64.powf(dbm0 / 20.0)
-}
+pub use crate::level::{DBM0_PEAK, dbm0_to_peak};
 
 /// Errors from building a generator or detector, or from parsing digits.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

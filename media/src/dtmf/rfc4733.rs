@@ -7,6 +7,7 @@
 //! position of each packet it may send, the receiver the arrival time of each
 //! packet in units of the same clock.
 
+use super::Digit;
 use crate::rtp::RtpPacket;
 
 /// Bytes of one event report.
@@ -22,9 +23,6 @@ pub enum EventError {
     /// A telephone-event payload is at least 4 bytes.
     #[error("telephone-event payload of {0} bytes, need 4")]
     TooShort(usize),
-    /// Not one of 0-9 * # A-D.
-    #[error("{0:?} is not a DTMF digit")]
-    InvalidDigit(char),
     /// DTMF events are not states, so RFC 4733 §2.3.5 forbids zero durations.
     #[error("event duration must be greater than zero")]
     ZeroDuration,
@@ -40,24 +38,6 @@ pub enum EventError {
     /// The sender is still sending the previous event.
     #[error("an event is already being sent")]
     Busy,
-}
-
-/// The DTMF digit of event codes 0–15 (RFC 4733 §3.2).
-pub fn event_to_digit(event: u8) -> Option<char> {
-    const DIGITS: &[u8; 16] = b"0123456789*#ABCD";
-    DIGITS.get(usize::from(event)).map(|&b| char::from(b))
-}
-
-/// The event code of a DTMF digit; `a`–`d` are accepted as `A`–`D`.
-pub fn digit_to_event(digit: char) -> Option<u8> {
-    match digit {
-        '0'..='9' => Some(digit as u8 - b'0'),
-        '*' => Some(10),
-        '#' => Some(11),
-        'A'..='D' => Some(digit as u8 - b'A' + 12),
-        'a'..='d' => Some(digit as u8 - b'a' + 12),
-        _ => None,
-    }
 }
 
 /// One telephone-event report (RFC 4733 §2.3, Figure 1).
@@ -101,9 +81,9 @@ impl TelephoneEvent {
         ]
     }
 
-    /// The DTMF digit, if the event is one.
-    pub fn digit(&self) -> Option<char> {
-        event_to_digit(self.event)
+    /// The DTMF digit, if the event is one (codes 0–15, RFC 4733 §3.2).
+    pub fn digit(&self) -> Option<Digit> {
+        Digit::from_event_code(self.event)
     }
 }
 
@@ -240,15 +220,14 @@ impl EventSender {
         Ok(())
     }
 
-    /// [`start`](Self::start) for a DTMF digit character.
+    /// [`start`](Self::start) for a DTMF digit (its RFC 4733 §3.2 code).
     pub fn start_digit(
         &mut self,
-        digit: char,
+        digit: Digit,
         start: u32,
         duration: u32,
     ) -> Result<(), EventError> {
-        let event = digit_to_event(digit).ok_or(EventError::InvalidDigit(digit))?;
-        self.start(event, start, duration)
+        self.start(digit.event_code(), start, duration)
     }
 
     /// True when no event is being sent, so audio may resume.
@@ -389,8 +368,8 @@ impl EventReport {
     }
 
     /// The DTMF digit, if the event is one.
-    pub fn digit(&self) -> Option<char> {
-        event_to_digit(self.event())
+    pub fn digit(&self) -> Option<Digit> {
+        Digit::from_event_code(self.event())
     }
 }
 
@@ -648,17 +627,26 @@ mod tests {
     fn digit_mapping_covers_all_sixteen() {
         let digits = "0123456789*#ABCD";
         for (i, c) in digits.chars().enumerate() {
-            assert_eq!(digit_to_event(c), Some(i as u8));
-            assert_eq!(event_to_digit(i as u8), Some(c));
+            let d = Digit::from_char(c).unwrap();
+            assert_eq!(d.event_code(), i as u8);
+            let e = TelephoneEvent {
+                event: i as u8,
+                end: false,
+                volume: 0,
+                duration: 1,
+            };
+            assert_eq!(e.digit(), Some(d));
+            assert_eq!(e.digit().map(Digit::to_char), Some(c));
         }
-        for (c, e) in [('a', 12), ('b', 13), ('c', 14), ('d', 15)] {
-            assert_eq!(digit_to_event(c), Some(e));
+        for event in [16, 255] {
+            let e = TelephoneEvent {
+                event,
+                end: false,
+                volume: 0,
+                duration: 1,
+            };
+            assert_eq!(e.digit(), None);
         }
-        for c in ['E', 'e', ' ', 'x', '+', '\u{0660}'] {
-            assert_eq!(digit_to_event(c), None);
-        }
-        assert_eq!(event_to_digit(16), None);
-        assert_eq!(event_to_digit(255), None);
     }
 
     #[test]
@@ -673,7 +661,7 @@ mod tests {
                 duration: 800
             }
         );
-        assert_eq!(e.digit(), Some('5'));
+        assert_eq!(e.digit(), Some(Digit::D5));
         assert_eq!(e.encode(), [0x05, 0x8a, 0x03, 0x20]);
         // R bit ignored on receipt, cleared on send.
         let r = TelephoneEvent::decode(&[11, 0x7f, 0xff, 0xff, 0xaa]).unwrap();
@@ -744,12 +732,8 @@ mod tests {
         }
         let mut s = EventSender::new(ok).unwrap();
         assert_eq!(s.config(), &ok);
-        assert_eq!(
-            s.start_digit('x', 0, 800),
-            Err(EventError::InvalidDigit('x'))
-        );
         assert_eq!(s.start(1, 0, 0), Err(EventError::ZeroDuration));
-        s.start_digit('7', 0, 800).unwrap();
+        s.start_digit(Digit::D7, 0, 800).unwrap();
         assert_eq!(s.start(1, 0, 800), Err(EventError::Busy));
         s.cancel();
         assert!(s.is_idle());
@@ -760,7 +744,7 @@ mod tests {
     #[test]
     fn hundred_ms_digit_with_50ms_updates_packet_by_packet() {
         let mut s = sender(160, 400);
-        s.start_digit('1', 1000, 800).unwrap();
+        s.start_digit(Digit::D1, 1000, 800).unwrap();
         assert_eq!(
             run(&mut s, 1000, 160),
             vec![
@@ -865,25 +849,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn receiver_reports_one_digit_per_event() {
-        let mut s = sender(160, 400);
-        let mut r = EventReceiver::new(8000);
-        s.start_digit('#', 500, 800).unwrap();
+    /// Runs `s` for `ticks` packet intervals from `start`, delivering each
+    /// packet `copies` times to `r` at once (SSRC `ssrc`) and polling it
+    /// every tick; returns all reports.
+    fn transfer(
+        s: &mut EventSender,
+        r: &mut EventReceiver,
+        ssrc: u32,
+        start: u32,
+        ticks: u32,
+        copies: usize,
+    ) -> Vec<EventReport> {
         let mut reports = Vec::new();
-        for k in 0..20u32 {
-            let now = 500 + k * 160;
+        for k in 0..ticks {
+            let now = start + k * s.config().packet_interval;
             if let Some(p) = s.next_packet(now) {
-                // Every packet delivered twice, as a duplicating network would.
-                for _ in 0..2 {
+                for _ in 0..copies {
                     reports.extend(
-                        r.on_packet(9, p.timestamp, p.marker, &p.payload, now)
+                        r.on_packet(ssrc, p.timestamp, p.marker, &p.payload, now)
                             .unwrap(),
                     );
                 }
             }
             reports.extend(r.poll(now));
         }
+        reports
+    }
+
+    #[test]
+    fn every_digit_goes_through_sender_and_receiver() {
+        for d in Digit::ALL {
+            let mut s = sender(160, 400);
+            let mut r = EventReceiver::new(8000);
+            s.start_digit(d, 0, 800).unwrap();
+            let reports = transfer(&mut s, &mut r, 1, 0, 20, 1);
+            assert_eq!(reports.len(), 2, "{d}");
+            for rep in &reports {
+                assert_eq!(rep.event(), d.event_code(), "{d}");
+                assert_eq!(rep.digit(), Some(d));
+            }
+        }
+    }
+
+    #[test]
+    fn receiver_reports_one_digit_per_event() {
+        let mut s = sender(160, 400);
+        let mut r = EventReceiver::new(8000);
+        s.start_digit(Digit::Hash, 500, 800).unwrap();
+        // Every packet delivered twice, as a duplicating network would.
+        let reports = transfer(&mut s, &mut r, 9, 500, 20, 2);
         assert_eq!(
             reports,
             vec![
@@ -901,7 +915,7 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(reports[0].digit(), Some('#'));
+        assert_eq!(reports[0].digit(), Some(Digit::Hash));
         assert!(!r.in_event());
     }
 
@@ -1054,17 +1068,7 @@ mod tests {
         let mut s = sender(160, 400);
         let mut r = EventReceiver::new(8000);
         s.start(5, 0, 80_000).unwrap();
-        let mut reports = Vec::new();
-        for k in 0..1000u32 {
-            let now = k * 160;
-            if let Some(p) = s.next_packet(now) {
-                reports.extend(
-                    r.on_packet(3, p.timestamp, p.marker, &p.payload, now)
-                        .unwrap(),
-                );
-            }
-            reports.extend(r.poll(now));
-        }
+        let reports = transfer(&mut s, &mut r, 3, 0, 1000, 1);
         assert_eq!(
             reports,
             vec![

@@ -32,9 +32,9 @@ const LAG_MAX: usize = 114;
 /// running speech, short enough to catch a hum or tone before the floor
 /// absorbs it.
 pub(crate) const STATIONARY_MS: u32 = 120;
-/// 0 dBm0 is a sine of peak 22 706; samples are scaled by this so that
-/// spectrum powers read directly in dBm0.
-const DBM0_PEAK: f32 = 22706.0;
+/// 0 dBm0 is a sine of peak [`crate::level::DBM0_PEAK`]; samples are scaled
+/// by this so that spectrum powers read directly in dBm0.
+const DBM0_PEAK: f32 = crate::level::DBM0_PEAK as f32;
 
 /// What one frame looks like to the decision.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -10,7 +10,6 @@
 //! * [`StereoRecorder`] lines the caller and agent sides of a call up on
 //!   the call's sample timeline and writes them as left/right channels.
 
-mod g711;
 mod reader;
 mod recorder;
 mod writer;

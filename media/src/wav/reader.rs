@@ -1,7 +1,7 @@
 //! RIFF/WAVE parsing and conversion to 16-bit linear PCM.
 
 use super::WavError;
-use super::g711::{alaw_to_linear, ulaw_to_linear};
+use crate::codec::g711::{alaw_decode, ulaw_decode};
 use std::io::Read;
 
 const TAG_PCM: u16 = 0x0001;
@@ -287,8 +287,8 @@ fn decode(body: &[u8], format: &WavFormat) -> Vec<i16> {
         (Encoding::Float, _) => it
             .map(|b| float_to_i16(f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))))
             .collect(),
-        (Encoding::MuLaw, _) => body.iter().map(|&b| ulaw_to_linear(b)).collect(),
-        (Encoding::ALaw, _) => body.iter().map(|&b| alaw_to_linear(b)).collect(),
+        (Encoding::MuLaw, _) => body.iter().map(|&b| ulaw_decode(b)).collect(),
+        (Encoding::ALaw, _) => body.iter().map(|&b| alaw_decode(b)).collect(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Streaming WAV writer: 16-bit PCM, μ-law or A-law, any channel count.
 
 use super::WavError;
-use super::g711::{linear_to_alaw, linear_to_ulaw};
+use crate::codec::g711::{Law, encode_slice};
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
 /// What the writer stores per sample.
@@ -181,8 +181,8 @@ impl<W: Write + Seek> WavWriter<W> {
                     self.buf.extend_from_slice(&s.to_le_bytes());
                 }
             }
-            SampleFormat::MuLaw => self.buf.extend(samples.iter().map(|&s| linear_to_ulaw(s))),
-            SampleFormat::ALaw => self.buf.extend(samples.iter().map(|&s| linear_to_alaw(s))),
+            SampleFormat::MuLaw => encode_slice(Law::Mu, samples, &mut self.buf),
+            SampleFormat::ALaw => encode_slice(Law::A, samples, &mut self.buf),
         }
         self.inner.write_all(&self.buf)?;
         self.data_bytes += n;
@@ -302,6 +302,28 @@ mod tests {
         assert_eq!(w.samples.len(), 3);
         assert_eq!(w.samples[0], 0);
         assert!((i32::from(w.samples[1]) - 1000).abs() < 40);
+    }
+
+    #[test]
+    fn g711_files_carry_exactly_the_rtp_codec_bytes() {
+        // A recording in μ-law/A-law must hold the same codes the call's
+        // RTP encoder would send, and read back as the RTP decoder plays them.
+        use crate::codec::g711::decode_slice;
+        let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        for (format, law) in [(SampleFormat::MuLaw, Law::Mu), (SampleFormat::ALaw, Law::A)] {
+            let spec = WavSpec {
+                sample_rate: 8000,
+                channels: 1,
+                format,
+            };
+            let bytes = encode_wav(spec, &all).unwrap();
+            let mut codes = Vec::new();
+            encode_slice(law, &all, &mut codes);
+            assert_eq!(&bytes[58..58 + codes.len()], &codes[..], "{format:?}");
+            let mut want = Vec::new();
+            decode_slice(law, &codes, &mut want);
+            assert_eq!(read_wav(&bytes).unwrap().samples, want, "{format:?}");
+        }
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! that needs them fails loudly rather than skipping when they are missing.
 #![allow(dead_code)]
 
+pub mod alloc;
+pub mod signal;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// espeak-ng voices with different pitch, timbre and language, to vary the
 /// speech a detector is exposed to.
@@ -59,7 +63,12 @@ pub fn speech(voice: &str, wpm: u32, text: &str, rate: u32) -> Vec<i16> {
     std::fs::create_dir_all(&dir).unwrap();
     let raw = dir.join(format!("{:016x}.s16", h.finish()));
     if !raw.exists() {
-        let uniq = format!("{:016x}-{}", h.finish(), std::process::id());
+        // Unique per call, not just per process: tests of one binary run on
+        // several threads and may synthesise the same text at once; each
+        // writes its own temporary files and the rename is atomic.
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        let uniq = format!("{:016x}-{}-{call}", h.finish(), std::process::id());
         let wav = dir.join(format!("{uniq}.wav"));
         let tmp = dir.join(format!("{uniq}.s16"));
         run(Command::new("espeak-ng")
@@ -107,12 +116,20 @@ impl Noise {
     pub fn new(seed: u64) -> Self {
         Noise(seed.max(1))
     }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f64 {
+    /// The next raw 64-bit state (xorshift64).
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        self.0
+    }
+    /// Uniform in `0..n` (with the slight modulo bias tests can live with).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
     /// Approximately Gaussian (sum of uniforms), unit variance.
     pub fn gaussian(&mut self) -> f64 {

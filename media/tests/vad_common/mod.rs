@@ -7,12 +7,13 @@ mod support;
 
 pub use support::{CORPUS, Noise, VOICES, corpus, speech};
 
+use hotline_media::dtmf::Digit;
 use hotline_media::vad::{Vad, VadConfig, VadEvent, VadFrame};
 use std::f64::consts::PI;
 use std::time::Duration;
 
-/// Peak amplitude of a 0 dBm0 sine (G.711 digital milliwatt).
-pub const DBM0_PEAK: f64 = 22706.0;
+pub use hotline_media::level::DBM0_PEAK;
+use hotline_media::level::dbm0_to_peak;
 
 /// RMS of a signal at `dbm0` (a sine at that level has this RMS).
 pub fn rms_for(dbm0: f64) -> f64 {
@@ -136,7 +137,7 @@ pub fn comfort_noise(seed: u64, n: usize, rate: u32, base_dbm0: f64) -> Vec<f64>
 
 /// A sum of sines, each at `dbm0`.
 pub fn tones(n: usize, rate: u32, freqs: &[f64], dbm0: f64) -> Vec<f64> {
-    let a = DBM0_PEAK * 10f64.powf(dbm0 / 20.0);
+    let a = dbm0_to_peak(dbm0);
     (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;
@@ -147,15 +148,9 @@ pub fn tones(n: usize, rate: u32, freqs: &[f64], dbm0: f64) -> Vec<f64> {
 
 /// The DTMF pair of a digit (Q.23).
 pub fn dtmf_pair(digit: char) -> [f64; 2] {
-    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
-    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
-    for (r, keys) in KEYS.iter().enumerate() {
-        if let Some(c) = keys.find(digit) {
-            return [ROWS[r], COLS[c]];
-        }
-    }
-    panic!("not a DTMF digit: {digit}")
+    let d = Digit::from_char(digit).unwrap_or_else(|| panic!("not a DTMF digit: {digit}"));
+    let (lo, hi) = d.frequencies();
+    [lo, hi]
 }
 
 /// All 16 digits, over and over, with tone and gap lengths cycling through

@@ -147,3 +147,47 @@ fn config_show_prints_the_effective_config_without_secrets() {
     assert!(shown.contains("port_min = 12000"), "{shown}");
     assert!(!shown.contains("sk-very-secret"), "{shown}");
 }
+
+#[test]
+fn text_logs_carry_no_colour_codes_when_not_on_a_terminal() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Server(
+        Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("HOTLINE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOTLINE_DATA_DIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while http_get(port, "/healthz").is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_exit(&mut server.0, Duration::from_secs(10)).expect("exits after SIGTERM");
+    let mut logs = String::new();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("hotline listening"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "{logs:?}");
+}

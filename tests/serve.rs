@@ -29,86 +29,106 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
-struct Server(Child);
+/// A running `hotline serve`, killed if a test fails before stopping it.
+struct Server {
+    child: Child,
+    port: u16,
+}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Server {
+    /// Starts the server on a free port with `env` and waits (bounded) until
+    /// `/healthz` answers.
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("HOTLINE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut server = Server { child, port };
+        let start = Instant::now();
+        while http_get(port, "/healthz").is_err() {
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "server exited early"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server never answered"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Sends SIGTERM and returns the exit status and everything logged.
+    fn terminate(&mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut logs = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        (status, logs)
     }
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    None
 }
 
 #[test]
 fn serve_answers_healthz_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Server(
-        Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("HOTLINE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOTLINE_DATA_DIR", data.path().join("d"))
-            .env("HOTLINE_LOG__FORMAT", "json")
-            .current_dir(data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let data_dir = data.path().join("d");
+    let mut server = Server::start(
+        data.path(),
+        &[
+            ("HOTLINE_DATA_DIR", data_dir.to_str().unwrap()),
+            ("HOTLINE_LOG__FORMAT", "json"),
+        ],
     );
-
-    let start = Instant::now();
-    let response = loop {
-        match http_get(port, "/healthz") {
-            Ok(r) => break r,
-            Err(_) if start.elapsed() < Duration::from_secs(30) => {
-                assert!(
-                    server.0.try_wait().unwrap().is_none(),
-                    "server exited early"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("server never answered: {e}"),
-        }
-    };
+    let response = http_get(server.port, "/healthz").unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let body = response.split("\r\n\r\n").nth(1).unwrap();
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
-    assert!(data.path().join("d").is_dir(), "data dir created");
+    assert!(data_dir.is_dir(), "data dir created");
 
-    let missing = http_get(port, "/nope").unwrap();
+    let missing = http_get(server.port, "/nope").unwrap();
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = wait_exit(&mut server.0, Duration::from_secs(10)).expect("exits after SIGTERM");
+    let (status, logs) = server.terminate();
     assert!(status.success(), "clean exit, got {status}");
-    let mut logs = String::new();
-    server
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
     let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap()).unwrap();
     assert_eq!(first["message"], "hotline listening", "{logs}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
@@ -151,43 +171,9 @@ fn config_show_prints_the_effective_config_without_secrets() {
 #[test]
 fn text_logs_carry_no_colour_codes_when_not_on_a_terminal() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Server(
-        Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("HOTLINE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOTLINE_DATA_DIR", data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while http_get(port, "/healthz").is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server never answered"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_exit(&mut server.0, Duration::from_secs(10)).expect("exits after SIGTERM");
-    let mut logs = String::new();
-    server
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let mut server = Server::start(data.path(), &[]);
+    let (status, logs) = server.terminate();
+    assert!(status.success());
     assert!(logs.contains("hotline listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "{logs:?}");
 }

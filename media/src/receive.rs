@@ -502,22 +502,9 @@ impl ReceiveChain {
                 let Some(digit) = Digit::from_event_code(event) else {
                     return; // non-DTMF events (flash, tones) are not digits
                 };
-                if self.is_duplicate(digit, DigitSource::Rfc4733, at) {
-                    self.stats.digits_deduplicated += 1;
+                if !self.start_digit(digit, DigitSource::Rfc4733, at, events) {
                     self.suppressing_4733 = Some((ssrc, timestamp));
-                    return;
                 }
-                self.recent_digit = Some(RecentDigit {
-                    digit,
-                    source: DigitSource::Rfc4733,
-                    at,
-                });
-                events.push(ReceiveEvent::Digit(DigitEvent {
-                    digit,
-                    source: DigitSource::Rfc4733,
-                    duration: None,
-                    at,
-                }));
             }
             EventReport::End {
                 ssrc,
@@ -548,22 +535,9 @@ impl ReceiveChain {
         match event {
             DtmfEvent::DigitStart { digit, at } => {
                 let at = samples_to_duration(at, rate);
-                if self.is_duplicate(digit, DigitSource::InBand, at) {
-                    self.stats.digits_deduplicated += 1;
+                if !self.start_digit(digit, DigitSource::InBand, at, events) {
                     self.suppressing_inband = Some(digit);
-                    return;
                 }
-                self.recent_digit = Some(RecentDigit {
-                    digit,
-                    source: DigitSource::InBand,
-                    at,
-                });
-                events.push(ReceiveEvent::Digit(DigitEvent {
-                    digit,
-                    source: DigitSource::InBand,
-                    duration: None,
-                    at,
-                }));
             }
             DtmfEvent::DigitEnd {
                 digit,
@@ -583,10 +557,30 @@ impl ReceiveChain {
         }
     }
 
-    fn is_duplicate(&self, digit: Digit, source: DigitSource, at: Duration) -> bool {
-        self.recent_digit.is_some_and(|r| {
+    /// Reports a digit's start unless the other source reported the same
+    /// digit moments ago; returns whether it was reported.
+    fn start_digit(
+        &mut self,
+        digit: Digit,
+        source: DigitSource,
+        at: Duration,
+        events: &mut Vec<ReceiveEvent>,
+    ) -> bool {
+        let duplicate = self.recent_digit.is_some_and(|r| {
             r.digit == digit && r.source != source && at.abs_diff(r.at) <= DIGIT_DEDUP_WINDOW
-        })
+        });
+        if duplicate {
+            self.stats.digits_deduplicated += 1;
+            return false;
+        }
+        self.recent_digit = Some(RecentDigit { digit, source, at });
+        events.push(ReceiveEvent::Digit(DigitEvent {
+            digit,
+            source,
+            duration: None,
+            at,
+        }));
+        true
     }
 }
 

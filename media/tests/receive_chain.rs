@@ -100,6 +100,17 @@ struct Network {
     loss: f64,
 }
 
+impl Network {
+    fn new(seed: u64, base_ms: u64, jitter_ms: u64, loss: f64) -> Self {
+        Network {
+            rng: Noise::new(seed),
+            base_delay: Duration::from_millis(base_ms),
+            jitter: Duration::from_millis(jitter_ms),
+            loss,
+        }
+    }
+}
+
 struct Received {
     audio: Vec<i16>,
     events: Vec<ReceiveEvent>,
@@ -149,6 +160,15 @@ fn digits(events: &[ReceiveEvent]) -> Vec<(Digit, DigitSource, Option<Duration>)
             ReceiveEvent::Digit(d) => Some((d.digit, d.source, d.duration)),
             ReceiveEvent::Speech(_) => None,
         })
+        .collect()
+}
+
+/// The digits whose start was reported, with their source.
+fn starts(events: &[ReceiveEvent]) -> Vec<(Digit, DigitSource)> {
+    digits(events)
+        .into_iter()
+        .filter(|x| x.2.is_none())
+        .map(|x| (x.0, x.1))
         .collect()
 }
 
@@ -213,22 +233,13 @@ fn pcmu_speech_and_rfc4733_digits_over_a_lossy_network() {
     let mut chain =
         ReceiveChain::new(ReceiveConfig::new(CodecKind::Pcmu, 0).with_telephone_event(TE_PT))
             .unwrap();
-    let mut net = Network {
-        rng: Noise::new(7),
-        base_delay: Duration::from_millis(30),
-        jitter: Duration::from_millis(40),
-        loss: 0.03,
-    };
+    let mut net = Network::new(7, 30, 40, 0.03);
     let got = run(&mut chain, sent, &mut net, 50);
 
     // Each digit once, from RFC 4733, although the tones were in the audio
     // too; with 3% loss the redundant end packets still close each digit.
     let d = digits(&got.events);
-    let starts: Vec<_> = d
-        .iter()
-        .filter(|x| x.2.is_none())
-        .map(|x| (x.0, x.1))
-        .collect();
+    let starts = starts(&got.events);
     assert_eq!(
         starts,
         parse("12#")
@@ -294,18 +305,9 @@ fn inband_digits_are_detected_when_rfc4733_is_not_negotiated() {
     let mut sender = Sender::new(CodecKind::Pcma, 8000, 42);
     let sent = sender.stream(&pcm);
     let mut chain = ReceiveChain::new(ReceiveConfig::new(CodecKind::Pcma, 8)).unwrap();
-    let mut net = Network {
-        rng: Noise::new(3),
-        base_delay: Duration::from_millis(10),
-        jitter: Duration::from_millis(20),
-        loss: 0.0,
-    };
+    let mut net = Network::new(3, 10, 20, 0.0);
     let got = run(&mut chain, sent, &mut net, 20);
-    let starts: Vec<_> = digits(&got.events)
-        .into_iter()
-        .filter(|x| x.2.is_none())
-        .map(|x| (x.0, x.1))
-        .collect();
+    let starts = starts(&got.events);
     assert_eq!(
         starts,
         parse("159*")
@@ -376,19 +378,10 @@ fn inband_detection_stops_once_the_peer_uses_rfc4733_unless_told_otherwise() {
         let mut config = ReceiveConfig::new(CodecKind::Pcmu, 0).with_telephone_event(TE_PT);
         config.inband_dtmf = mode;
         let mut chain = ReceiveChain::new(config).unwrap();
-        let mut net = Network {
-            rng: Noise::new(11),
-            base_delay: Duration::from_millis(5),
-            jitter: Duration::ZERO,
-            loss: 0.0,
-        };
+        let mut net = Network::new(11, 5, 0, 0.0);
         let got = run(&mut chain, sent, &mut net, 20);
         let d = digits(&got.events);
-        let starts: Vec<_> = d
-            .iter()
-            .filter(|x| x.2.is_none())
-            .map(|x| (x.0, x.1))
-            .collect();
+        let starts = starts(&got.events);
         assert_eq!(starts, expected, "{mode:?}: {d:?}");
         // Ends pair with starts: nothing half-suppressed.
         assert_eq!(
@@ -415,12 +408,7 @@ fn opus_at_16k_round_trips_speech() {
     let mut sender = Sender::new(CodecKind::Opus, 16000, 77);
     let sent = sender.stream(&pcm);
     let mut chain = ReceiveChain::new(ReceiveConfig::new(CodecKind::Opus, 111)).unwrap();
-    let mut net = Network {
-        rng: Noise::new(5),
-        base_delay: Duration::from_millis(20),
-        jitter: Duration::from_millis(30),
-        loss: 0.0,
-    };
+    let mut net = Network::new(5, 20, 30, 0.0);
     let got = run(&mut chain, sent, &mut net, 40);
     // Find the playout delay by cross-correlation, then compare.
     let src = &pcm[8000..8000 + 16000];
@@ -506,12 +494,7 @@ fn a_new_ssrc_mid_call_keeps_the_audio_flowing() {
             .map(|(t, d)| (t + 50, d)),
     );
     let mut chain = ReceiveChain::new(ReceiveConfig::new(CodecKind::Pcmu, 0)).unwrap();
-    let mut net = Network {
-        rng: Noise::new(1),
-        base_delay: Duration::from_millis(10),
-        jitter: Duration::from_millis(10),
-        loss: 0.0,
-    };
+    let mut net = Network::new(1, 10, 10, 0.0);
     let got = run(&mut chain, sent, &mut net, 10);
     // The last half second (from the second source) is loud.
     let tail = &got.audio[got.audio.len() - 16000..got.audio.len() - 4000];

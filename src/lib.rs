@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod rtp;
 pub mod server;
 pub mod telemetry;
 

@@ -8,6 +8,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`rtp`] | RTP packets (RFC 3550), sequence extension, interarrival jitter |
+//! | [`rtcp`] | RTCP sender and receiver reports, BYE, compound packets |
 //! | [`codec`] | G.711 μ-law/A-law with Appendix I concealment, Opus |
 //! | [`resample`] | streaming rate conversion of 20 ms frames (rubato) |
 //! | [`jitter`] | adaptive jitter buffer |
@@ -30,6 +31,7 @@ pub mod mix;
 pub mod prompt;
 pub mod receive;
 pub mod resample;
+pub mod rtcp;
 pub mod rtp;
 pub mod tones;
 pub mod vad;

@@ -1,0 +1,1 @@
+//! RTP media sessions (being written).

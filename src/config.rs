@@ -17,6 +17,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cidr::Cidr;
+
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "HOTLINE_";
 
@@ -38,6 +40,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// SIP trunks (carriers) calls arrive from and leave through.
     pub trunks: Vec<TrunkConfig>,
+    /// Numbers Hotline answers, selected by the dialled Request-URI user.
+    pub numbers: Vec<NumberConfig>,
     /// Speech and language engines.
     pub providers: ProvidersConfig,
 }
@@ -52,6 +56,7 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             database: DatabaseConfig::default(),
             trunks: Vec::new(),
+            numbers: vec![NumberConfig::echo_demo()],
             providers: ProvidersConfig::default(),
         }
     }
@@ -119,6 +124,28 @@ pub struct SipConfig {
     /// Overrides the `User-Agent`/`Server` header.
     #[serde(deserialize_with = "opt_text")]
     pub user_agent: Option<String>,
+    /// Sources allowed to call in without matching a trunk. Loopback by
+    /// default, so a fresh install answers `sip:echo@127.0.0.1`; set it to
+    /// `[]` in production to accept trunks only.
+    pub local_networks: Vec<Cidr>,
+    /// Country calling code used to normalise national numbers to E.164
+    /// (`1` for NANP, `44` for the UK); national numbers stay as dialled
+    /// when unset.
+    #[serde(deserialize_with = "opt_text")]
+    pub default_country_code: Option<String>,
+    /// An outbound call that is not answered within this many seconds is
+    /// cancelled and ends as no-answer.
+    pub ring_timeout_secs: u64,
+    /// RFC 4028 session interval offered and accepted; 0 turns session
+    /// timers off.
+    pub session_expires_secs: u32,
+    /// RFC 4028 smallest session interval accepted (Min-SE).
+    pub min_se_secs: u32,
+    /// On SIGTERM, live calls may finish for this long before they are hung
+    /// up; new calls get 503 meanwhile.
+    pub drain_secs: u64,
+    /// Calls above this many at once are refused with 503.
+    pub max_calls: usize,
 }
 
 impl Default for SipConfig {
@@ -131,6 +158,16 @@ impl Default for SipConfig {
             public_ip: None,
             domain: None,
             user_agent: None,
+            local_networks: vec![
+                "127.0.0.0/8".parse().expect("valid"),
+                "::1/128".parse().expect("valid"),
+            ],
+            default_country_code: None,
+            ring_timeout_secs: 60,
+            session_expires_secs: 1800,
+            min_se_secs: 90,
+            drain_secs: 30,
+            max_calls: 1000,
         }
     }
 }
@@ -243,6 +280,8 @@ pub struct RtpConfig {
     pub bind_ip: IpAddr,
     /// Address written in SDP; falls back to `sip.public_ip`, then the bind IP.
     pub public_ip: Option<IpAddr>,
+    /// A call that receives no RTP or RTCP for this long is hung up.
+    pub inactivity_timeout_secs: u64,
 }
 
 impl Default for RtpConfig {
@@ -252,6 +291,7 @@ impl Default for RtpConfig {
             port_max: 19999,
             bind_ip: IpAddr::from([0, 0, 0, 0]),
             public_ip: None,
+            inactivity_timeout_secs: 30,
         }
     }
 }
@@ -303,13 +343,84 @@ pub struct TrunkConfig {
     pub register: bool,
     /// Source IPs or CIDR blocks inbound calls from this trunk come from.
     #[serde(default)]
-    pub inbound_ips: Vec<String>,
+    pub inbound_ips: Vec<Cidr>,
     /// Challenge inbound requests from this trunk with digest auth.
     #[serde(default)]
     pub inbound_auth: bool,
     /// Codec preference for this trunk, by name (`PCMU`, `PCMA`, `opus`).
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
+    /// Caller ID (E.164) put in From on outbound calls when the request
+    /// names none.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub caller_id: Option<String>,
+    /// Send every request through this proxy (`host:port`), with a loose
+    /// Route, instead of straight to `host`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub outbound_proxy: Option<String>,
+    /// Registration lifetime asked for when `register` is on.
+    #[serde(default = "default_register_expires")]
+    pub register_expires_secs: u32,
+}
+
+fn default_register_expires() -> u32 {
+    3600
+}
+
+/// What a number does with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberMode {
+    /// Echoes the caller's audio back: the classic trunk test line.
+    Echo,
+    /// Plays a prompt, then collects DTMF digits and logs them.
+    Play,
+}
+
+/// A number Hotline answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    /// The dialled number in E.164 (`+14155550100`) or a plain SIP user
+    /// part (`echo`).
+    pub number: String,
+    /// What the number does.
+    pub mode: NumberMode,
+    /// `play`: the prompt file (WAV, MP3, OGG, FLAC), relative to the data
+    /// directory unless absolute. A beep when unset.
+    #[serde(default)]
+    pub prompt: Option<PathBuf>,
+    /// `play`: stop collecting after this many digits (or `#`).
+    #[serde(default = "default_max_digits")]
+    pub max_digits: usize,
+    /// `play`: stop collecting after this long without a digit.
+    #[serde(default = "default_digit_timeout")]
+    pub digit_timeout_secs: u64,
+    /// Only calls arriving from this trunk reach the number.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub trunk: Option<String>,
+}
+
+fn default_max_digits() -> usize {
+    16
+}
+
+fn default_digit_timeout() -> u64 {
+    5
+}
+
+impl NumberConfig {
+    /// The demo number every fresh install answers: `sip:echo@host`.
+    pub fn echo_demo() -> Self {
+        NumberConfig {
+            number: "echo".into(),
+            mode: NumberMode::Echo,
+            prompt: None,
+            max_digits: default_max_digits(),
+            digit_timeout_secs: default_digit_timeout(),
+            trunk: None,
+        }
+    }
 }
 
 fn default_trunk_transport() -> SipTransport {
@@ -516,6 +627,52 @@ impl Config {
                     "register and inbound_auth need credentials".into(),
                 ));
             }
+        }
+        if let Some(cc) = &self.sip.default_country_code
+            && (cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "sip.default_country_code",
+                format!("{cc:?} is not a country calling code (1-3 digits)"),
+            ));
+        }
+        let mut numbers = BTreeSet::new();
+        for (i, n) in self.numbers.iter().enumerate() {
+            let field = |k: &str| format!("numbers[{i}].{k}");
+            if n.number.trim().is_empty() || n.number.contains(['@', ' ', ';']) {
+                return Err(invalid(
+                    &field("number"),
+                    format!("{:?} is not a number or SIP user", n.number),
+                ));
+            }
+            if !numbers.insert(n.number.as_str()) {
+                return Err(invalid(
+                    &field("number"),
+                    format!("duplicate number {:?}", n.number),
+                ));
+            }
+            if let Some(t) = &n.trunk
+                && !names.contains(t.as_str())
+            {
+                return Err(invalid(&field("trunk"), format!("no trunk named {t:?}")));
+            }
+            if n.mode == NumberMode::Play && n.max_digits == 0 {
+                return Err(invalid(&field("max_digits"), "must be at least 1".into()));
+            }
+        }
+        if self.sip.min_se_secs < 90 {
+            return Err(invalid(
+                "sip.min_se_secs",
+                "RFC 4028 requires at least 90".into(),
+            ));
+        }
+        if self.sip.session_expires_secs != 0
+            && self.sip.session_expires_secs < self.sip.min_se_secs
+        {
+            return Err(invalid(
+                "sip.session_expires_secs",
+                "must be 0 (off) or at least sip.min_se_secs".into(),
+            ));
         }
         Ok(())
     }
@@ -745,6 +902,57 @@ mod tests {
     }
 
     #[test]
+    fn numbers_default_to_the_echo_demo_and_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.numbers, vec![NumberConfig::echo_demo()]);
+        assert!(
+            c.sip
+                .local_networks
+                .iter()
+                .any(|n| n.contains("127.0.0.1".parse().unwrap()))
+        );
+
+        let f = write(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"sip.example.net\"\ninbound_ips = [\"198.51.100.0/24\"]\n\
+             [[numbers]]\nnumber = \"+14155550100\"\nmode = \"play\"\nprompt = \"welcome.wav\"\ntrunk = \"carrier\"\n\
+             [[numbers]]\nnumber = \"echo\"\nmode = \"echo\"\n",
+        );
+        let c = Config::load(Some(f.path()), []).unwrap();
+        assert_eq!(c.numbers.len(), 2);
+        assert_eq!(c.numbers[0].mode, NumberMode::Play);
+        assert_eq!(c.numbers[0].max_digits, 16);
+        assert!(c.trunks[0].inbound_ips[0].contains("198.51.100.9".parse().unwrap()));
+
+        for (text, field) in [
+            (
+                "[[numbers]]\nnumber = \"a\"\nmode = \"echo\"\n[[numbers]]\nnumber = \"a\"\nmode = \"echo\"\n",
+                "numbers[1].number",
+            ),
+            (
+                "[[numbers]]\nnumber = \"x@y\"\nmode = \"echo\"\n",
+                "numbers[0].number",
+            ),
+            (
+                "[[numbers]]\nnumber = \"1\"\nmode = \"play\"\ntrunk = \"nope\"\n",
+                "numbers[0].trunk",
+            ),
+            (
+                "[[trunks]]\nname = \"t\"\nhost = \"h\"\ninbound_ips = [\"10.0.0.0/33\"]\n",
+                "/33",
+            ),
+            ("[sip]\nmin_se_secs = 30\n", "sip.min_se_secs"),
+            (
+                "[sip]\ndefault_country_code = \"+1\"\n",
+                "sip.default_country_code",
+            ),
+        ] {
+            let f = write(text);
+            let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
     fn redaction_hides_secrets() {
         let mut c = Config::default();
         c.trunks.push(TrunkConfig {
@@ -758,6 +966,9 @@ mod tests {
             inbound_ips: vec![],
             inbound_auth: false,
             codecs: default_codecs(),
+            caller_id: None,
+            outbound_proxy: None,
+            register_expires_secs: 3600,
         });
         c.providers.llm.api_key = Some("sk-abc".into());
         c.database.url = Some("postgres://hl:pw@localhost/hl".into());

@@ -9,6 +9,7 @@
 pub mod cidr;
 pub mod config;
 pub mod http;
+pub mod routing;
 pub mod rtp;
 pub mod server;
 pub mod telemetry;

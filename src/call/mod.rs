@@ -1,0 +1,285 @@
+//! Calls: one tokio task per call owns all of its state; everything else
+//! talks to it through a [`CallHandle`] (commands in, events out), found in
+//! the [`CallRegistry`].
+//!
+//! This module holds the call API's types. The SIP side creates the task
+//! for each admitted inbound INVITE or outbound request; the number's mode
+//! (`echo`, `play`, later the AI agent) decides what the task does with the
+//! audio.
+
+mod outcome;
+mod registry;
+
+pub use outcome::{Hangup, Outcome, Party, default_reason};
+pub use registry::{CallRegistry, CallSlot, Refusal};
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+/// Commands queued to a call before the sender has to wait; commands are
+/// rare (hang up, transfer, DTMF), so a small bound is plenty.
+pub const COMMAND_QUEUE: usize = 32;
+
+/// Events buffered per subscriber; a subscriber that falls further behind
+/// loses the oldest events (it is told how many), never stalls the call.
+pub const EVENT_BUFFER: usize = 256;
+
+/// A call's identifier, unique within the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CallId(String);
+
+impl CallId {
+    /// A new random identifier (`call_` and 24 hex digits).
+    pub fn random() -> CallId {
+        CallId(format!("call_{:024x}", rand::random::<u128>() >> 32))
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for CallId {
+    fn from(s: String) -> Self {
+        CallId(s)
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which way a call was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDirection {
+    /// A carrier or phone called Hotline.
+    Inbound,
+    /// Hotline placed the call.
+    Outbound,
+}
+
+/// Where a DTMF digit came from. Digits from every source are merged into
+/// one de-duplicated stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigitSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// SIP INFO with `application/dtmf-relay`.
+    SipInfo,
+    /// Tones detected in the audio.
+    InBand,
+}
+
+/// What a call asks of its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Hang up (BYE when answered, CANCEL or a final response before).
+    Hangup,
+    /// Blind transfer to `target` (a SIP URI or E.164 number) with REFER.
+    Transfer {
+        /// Where to send the caller.
+        target: String,
+    },
+    /// Send digits as RFC 4733 events.
+    SendDtmf {
+        /// Digits `0-9*#A-D`.
+        digits: String,
+    },
+    /// Stop whatever is playing, with a short fade.
+    StopAudio,
+}
+
+/// What a call reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallEvent {
+    /// The far end is ringing (180/183).
+    Ringing,
+    /// The call was answered.
+    Answered,
+    /// A DTMF digit, once, whichever way it arrived.
+    Dtmf {
+        /// The digit.
+        digit: char,
+        /// How it arrived.
+        source: DigitSource,
+    },
+    /// The outcome of a transfer request (from the REFER's NOTIFYs).
+    TransferStatus {
+        /// The SIP status in the last `message/sipfrag` NOTIFY.
+        sip_code: u16,
+    },
+    /// The call ended; the last event of every call.
+    Ended(Hangup),
+}
+
+/// Fixed facts about a call, shared by its handle's clones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallInfo {
+    /// The call's identifier.
+    pub id: CallId,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// The caller (From user or URI).
+    pub from: String,
+    /// The callee (dialled number or URI).
+    pub to: String,
+    /// When the call task was created.
+    #[serde(with = "unix_ms")]
+    pub created: SystemTime,
+}
+
+/// How the control plane reaches a live call.
+#[derive(Debug, Clone)]
+pub struct CallHandle {
+    /// The call's identifier.
+    pub id: CallId,
+    /// Fixed facts about the call.
+    pub info: Arc<CallInfo>,
+    commands: mpsc::Sender<CallCommand>,
+    events: broadcast::Sender<CallEvent>,
+}
+
+/// The call task's ends of its handle's channels.
+#[derive(Debug)]
+pub struct CallEndpoints {
+    /// Commands from the control plane.
+    pub commands: mpsc::Receiver<CallCommand>,
+    /// Where the task publishes events.
+    pub events: broadcast::Sender<CallEvent>,
+}
+
+/// Why a command did not reach a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The call has ended.
+    #[error("call has ended")]
+    Ended,
+    /// The call's command queue is full.
+    #[error("call is busy, try again")]
+    Busy,
+}
+
+impl CallHandle {
+    /// A handle and the task's ends of its channels.
+    pub fn new(
+        id: CallId,
+        direction: CallDirection,
+        from: String,
+        to: String,
+    ) -> (CallHandle, CallEndpoints) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, _) = broadcast::channel(EVENT_BUFFER);
+        let info = Arc::new(CallInfo {
+            id: id.clone(),
+            direction,
+            from,
+            to,
+            created: SystemTime::now(),
+        });
+        (
+            CallHandle {
+                id,
+                info,
+                commands: cmd_tx,
+                events: ev_tx.clone(),
+            },
+            CallEndpoints {
+                commands: cmd_rx,
+                events: ev_tx,
+            },
+        )
+    }
+
+    /// Queues a command without waiting.
+    pub fn command(&self, cmd: CallCommand) -> Result<(), CommandError> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Busy,
+            mpsc::error::TrySendError::Closed(_) => CommandError::Ended,
+        })
+    }
+
+    /// Subscribes to the call's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.events.subscribe()
+    }
+}
+
+mod unix_ms {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let ms = t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        s.serialize_u64(ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commands_and_events_flow_without_blocking() {
+        let (handle, mut ends) = CallHandle::new(
+            CallId::random(),
+            CallDirection::Outbound,
+            "+1".into(),
+            "+2".into(),
+        );
+        assert!(handle.id.as_str().starts_with("call_") && handle.id.as_str().len() == 29);
+        let mut events = handle.subscribe();
+        handle
+            .command(CallCommand::SendDtmf {
+                digits: "12".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            ends.commands.recv().await,
+            Some(CallCommand::SendDtmf {
+                digits: "12".into()
+            })
+        );
+        for _ in 0..COMMAND_QUEUE {
+            handle.command(CallCommand::Hangup).unwrap();
+        }
+        assert_eq!(handle.command(CallCommand::Hangup), Err(CommandError::Busy));
+
+        ends.events.send(CallEvent::Answered).unwrap();
+        assert_eq!(events.recv().await.unwrap(), CallEvent::Answered);
+        // A slow subscriber loses old events instead of stalling the call.
+        for _ in 0..EVENT_BUFFER + 10 {
+            ends.events.send(CallEvent::Ringing).unwrap();
+        }
+        assert!(matches!(
+            events.recv().await,
+            Err(broadcast::error::RecvError::Lagged(10))
+        ));
+
+        drop(ends);
+        assert_eq!(
+            handle.command(CallCommand::Hangup),
+            Err(CommandError::Ended)
+        );
+        let json = serde_json::to_value(CallEvent::Dtmf {
+            digit: '5',
+            source: DigitSource::Rfc4733,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "dtmf", "digit": "5", "source": "rfc4733"})
+        );
+    }
+}

@@ -7,9 +7,11 @@
 //! (`echo`, `play`, later the AI agent) decides what the task does with the
 //! audio.
 
+mod collect;
 mod outcome;
 mod registry;
 
+pub use collect::{CollectEnd, Collected, DigitCollector};
 pub use outcome::{Hangup, Outcome, Party, default_reason};
 pub use registry::{CallRegistry, CallSlot, Refusal};
 

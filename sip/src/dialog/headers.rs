@@ -162,3 +162,72 @@ fn find_unquoted(value: &str, target: char) -> Option<usize> {
     }
     None
 }
+
+/// Headers the dialog layer reads, matched by variant, by full name and
+/// by compact form (rsip keeps compact forms such as `i:` or `m:` as
+/// `Header::Other`, RFC 3261 §7.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Name {
+    CallId,
+    From,
+    To,
+    CSeq,
+    Contact,
+    RecordRoute,
+    Supported,
+    SessionExpires,
+    MinSe,
+}
+
+impl Name {
+    fn names(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Self::CallId => ("Call-ID", Some("i")),
+            Self::From => ("From", Some("f")),
+            Self::To => ("To", Some("t")),
+            Self::CSeq => ("CSeq", None),
+            Self::Contact => ("Contact", Some("m")),
+            Self::RecordRoute => ("Record-Route", None),
+            Self::Supported => ("Supported", Some("k")),
+            Self::SessionExpires => ("Session-Expires", Some("x")),
+            Self::MinSe => ("Min-SE", None),
+        }
+    }
+
+    fn typed<'a>(self, header: &'a rsip::Header) -> Option<&'a str> {
+        use rsip::Header as H;
+        use rsip::headers::UntypedHeader;
+        match (self, header) {
+            (Self::CallId, H::CallId(h)) => Some(h.value()),
+            (Self::From, H::From(h)) => Some(h.value()),
+            (Self::To, H::To(h)) => Some(h.value()),
+            (Self::CSeq, H::CSeq(h)) => Some(h.value()),
+            (Self::Contact, H::Contact(h)) => Some(h.value()),
+            (Self::RecordRoute, H::RecordRoute(h)) => Some(h.value()),
+            (Self::Supported, H::Supported(h)) => Some(h.value()),
+            _ => None,
+        }
+    }
+}
+
+/// Every value of header `name`, in message order.
+pub(crate) fn values(headers: &rsip::Headers, name: Name) -> Vec<&str> {
+    let (full, compact) = name.names();
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Other(n, v)
+                if n.trim().eq_ignore_ascii_case(full)
+                    || compact.is_some_and(|c| n.trim().eq_ignore_ascii_case(c)) =>
+            {
+                Some(v.as_str())
+            }
+            h => name.typed(h),
+        })
+        .collect()
+}
+
+/// The first value of header `name`.
+pub(crate) fn first(headers: &rsip::Headers, name: Name) -> Option<&str> {
+    values(headers, name).into_iter().next()
+}

@@ -194,7 +194,7 @@ impl Name {
         }
     }
 
-    fn typed<'a>(self, header: &'a rsip::Header) -> Option<&'a str> {
+    fn typed(self, header: &rsip::Header) -> Option<&str> {
         use rsip::Header as H;
         use rsip::headers::UntypedHeader;
         match (self, header) {

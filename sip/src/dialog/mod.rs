@@ -402,11 +402,12 @@ impl Dialog {
             self.remote_seq = Some(seq);
         }
         let mut target_refreshed = false;
-        if is_target_refresh(method) {
-            if let Some(c) = contact_uri(&request.headers) {
-                target_refreshed = c != self.remote_target;
-                self.remote_target = c;
-            }
+        let refresh = is_target_refresh(method)
+            .then(|| contact_uri(&request.headers))
+            .flatten();
+        if let Some(c) = refresh {
+            target_refreshed = c != self.remote_target;
+            self.remote_target = c;
         }
         if method == Method::Bye {
             self.state = DialogState::Terminated;
@@ -434,10 +435,13 @@ impl Dialog {
                     }
                 }
                 let refresh = ["INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY"];
-                if refresh.iter().any(|m| method_is(m)) {
-                    if let Some(c) = contact_uri(&response.headers) {
-                        self.remote_target = c;
-                    }
+                let target = refresh
+                    .iter()
+                    .any(|m| method_is(m))
+                    .then(|| contact_uri(&response.headers))
+                    .flatten();
+                if let Some(c) = target {
+                    self.remote_target = c;
                 }
             }
             101..=199 if self.state == DialogState::Early && method_is("INVITE") => {

@@ -53,8 +53,8 @@ impl DialogId {
     pub fn of_received_request(request: &Request) -> Option<Self> {
         Some(Self {
             call_id: first(&request.headers, Name::CallId)?.trim().to_owned(),
-            local_tag: addr_param(first(&request.headers, Name::To)?, "tag")?,
-            remote_tag: addr_param(first(&request.headers, Name::From)?, "tag")?,
+            local_tag: tag_of(first(&request.headers, Name::To)?, "To").ok()?,
+            remote_tag: tag_of(first(&request.headers, Name::From)?, "From").ok()?,
         })
     }
 
@@ -64,8 +64,8 @@ impl DialogId {
     pub fn of_received_response(response: &Response) -> Option<Self> {
         Some(Self {
             call_id: first(&response.headers, Name::CallId)?.trim().to_owned(),
-            local_tag: addr_param(first(&response.headers, Name::From)?, "tag")?,
-            remote_tag: addr_param(first(&response.headers, Name::To)?, "tag")?,
+            local_tag: tag_of(first(&response.headers, Name::From)?, "From").ok()?,
+            remote_tag: tag_of(first(&response.headers, Name::To)?, "To").ok()?,
         })
     }
 }

@@ -1,1 +1,0 @@
-//! dialog (being written).

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hotline_sip::transaction::{
-    build_ack, build_response, new_branch, new_tag, ClientInviteState, Config, Destination,
-    LayerEvent, TransactionEvent, TransactionKey, TransactionLayer, TryingPolicy,
+    ClientInviteState, Config, Destination, LayerEvent, TransactionEvent, TransactionKey,
+    TransactionLayer, TryingPolicy, build_ack, build_response, new_branch, new_tag,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -112,6 +112,7 @@ struct WireRecord {
     from: Side,
     label: String,
     dropped: bool,
+    message: SipMessage,
 }
 
 struct Packet {
@@ -230,6 +231,7 @@ impl Sim {
             from,
             label: label(&msg),
             dropped: lost,
+            message: msg.clone(),
         });
         if lost {
             return;
@@ -260,15 +262,13 @@ impl Sim {
         {
             // §13.2.2.4: the UAC core ACKs every 2xx itself, with a new
             // branch, outside the transaction.
-            if (200..300).contains(&resp.status_code.code()) {
-                if let Some(invite) = self.client_invites.get(key) {
-                    let mut ack = build_ack(invite, resp).unwrap();
-                    set_branch(&mut ack, &new_branch());
-                    self.client.send_stateless(
-                        SipMessage::Request(ack),
-                        Destination::udp(server_addr()),
-                    );
-                }
+            if (200..300).contains(&resp.status_code.code())
+                && let Some(invite) = self.client_invites.get(key)
+            {
+                let mut ack = build_ack(invite, resp).unwrap();
+                set_branch(&mut ack, &new_branch());
+                self.client
+                    .send_stateless(SipMessage::Request(ack), Destination::udp(server_addr()));
             }
         }
         self.client_events.push((self.elapsed(), event));
@@ -318,7 +318,8 @@ impl Sim {
                     .expect("cancelled INVITE was delivered");
                 let tag = self.to_tags.get(invite).cloned();
                 let response = build_response(&req, 487.into(), tag.as_deref());
-                self.actions.retain(|(_, a)| !matches!(a, Action::Respond { key, .. } if key == invite));
+                self.actions
+                    .retain(|(_, a)| !matches!(a, Action::Respond { key, .. } if key == invite));
                 self.schedule(
                     Duration::ZERO,
                     Action::Respond {
@@ -341,7 +342,10 @@ impl Sim {
             Action::Respond { key, response } => {
                 let is_2xx = (200..300).contains(&response.status_code.code());
                 let is_invite = key.method == "INVITE";
-                if self.server.respond(&key, response.clone(), self.now).is_ok()
+                if self
+                    .server
+                    .respond(&key, response.clone(), self.now)
+                    .is_ok()
                     && is_2xx
                     && is_invite
                 {
@@ -369,7 +373,11 @@ impl Sim {
                 if self.acked_call_ids.contains(&call_id) || self.now - started >= 64 * T1 {
                     return;
                 }
-                if self.server.respond(&key, response.clone(), self.now).is_ok() {
+                if self
+                    .server
+                    .respond(&key, response.clone(), self.now)
+                    .is_ok()
+                {
                     self.tu_2xx_sends += 1;
                     let next = (interval * 2).min(T2);
                     self.schedule(
@@ -468,7 +476,10 @@ impl Sim {
             .collect()
     }
 
-    fn events_of(events: &[(Duration, LayerEvent)], key: &TransactionKey) -> Vec<(Duration, TransactionEvent)> {
+    fn events_of(
+        events: &[(Duration, LayerEvent)],
+        key: &TransactionKey,
+    ) -> Vec<(Duration, TransactionEvent)> {
         events
             .iter()
             .filter_map(|(at, e)| match e {
@@ -555,7 +566,10 @@ fn invite_200_recovers_from_lost_first_response_by_timer_a() {
 
     // Timer A: the INVITE again at T1; the resent 100 then stops Timer A.
     assert_eq!(sim.sent(Side::Client, "INVITE"), vec![secs(0), secs(500)]);
-    assert_eq!(sim.sent(Side::Server, "100 INVITE"), vec![secs(10), secs(510)]);
+    assert_eq!(
+        sim.sent(Side::Server, "100 INVITE"),
+        vec![secs(10), secs(510)]
+    );
     assert_eq!(sim.sent(Side::Server, "180 INVITE"), vec![secs(2010)]);
     assert_eq!(sim.sent(Side::Server, "200 INVITE"), vec![secs(3010)]);
     assert_eq!(sim.sent(Side::Client, "ACK"), vec![secs(3020)]);
@@ -608,27 +622,70 @@ fn non_2xx_final_is_acked_by_the_transaction_and_retransmissions_absorbed() {
 
     // Timer G retransmits the 486 at T1; the client answers it with the ACK
     // again and does not bother the TU twice.
-    assert_eq!(sim.sent(Side::Server, "486 INVITE"), vec![secs(10), secs(510)]);
+    assert_eq!(
+        sim.sent(Side::Server, "486 INVITE"),
+        vec![secs(10), secs(510)]
+    );
     assert_eq!(sim.sent(Side::Client, "ACK"), vec![secs(20), secs(520)]);
     let events = sim.client_events_of(&key);
     assert_eq!(codes(&events), vec![486]);
     // Timer D = 32 s on UDP.
-    assert_eq!(Sim::terminated_at(&events), Some(secs(20) + Duration::from_secs(32)));
+    assert_eq!(
+        Sim::terminated_at(&events),
+        Some(secs(20) + Duration::from_secs(32))
+    );
     // Confirmed at 530 ms, Timer I = T4 = 5 s.
     let skey = sim.server_request_keys("INVITE").pop().unwrap();
     let sevents = Sim::events_of(&sim.server_events, &skey);
-    assert_eq!(Sim::terminated_at(&sevents), Some(secs(530) + Duration::from_secs(5)));
-    assert!(!sevents.iter().any(|(_, e)| *e == TransactionEvent::AckTimeout));
+    assert_eq!(
+        Sim::terminated_at(&sevents),
+        Some(secs(530) + Duration::from_secs(5))
+    );
+    assert!(
+        !sevents
+            .iter()
+            .any(|(_, e)| *e == TransactionEvent::AckTimeout)
+    );
     // The ACK for a non-2xx belongs to the transaction, not the TU.
     assert!(sim.acked_call_ids.is_empty());
 
-    // The ACK carries the INVITE's branch and the To tag of the response.
-    let ack = sim
+    // §17.1.1.3: the ACK carries the INVITE's Request-URI, Call-ID, From,
+    // CSeq number and branch, and the To (with tag) of the 486.
+    let ack = sim.wire.iter().find(|w| w.label == "ACK").unwrap();
+    assert!(ack.dropped);
+    let busy = sim
         .wire
         .iter()
-        .find(|w| w.label == "ACK")
-        .map(|w| w.label.clone());
-    assert_eq!(ack.as_deref(), Some("ACK"));
+        .find(|w| w.label == "486 INVITE")
+        .map(|w| w.message.clone())
+        .unwrap();
+    let (SipMessage::Request(ack), SipMessage::Response(busy)) = (&ack.message, busy) else {
+        panic!("unexpected messages");
+    };
+    assert_eq!(ack.uri.to_string(), "sip:bob@10.0.0.2:5060");
+    assert_eq!(
+        ack.via_header()
+            .unwrap()
+            .typed()
+            .unwrap()
+            .branch()
+            .unwrap()
+            .to_string(),
+        "z9hG4bKb1"
+    );
+    assert_eq!(ack.call_id_header().unwrap().value(), "call-b");
+    assert_eq!(ack.cseq_header().unwrap().value(), "1 ACK");
+    assert_eq!(
+        ack.from_header()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .unwrap()
+            .to_string(),
+        "ft2"
+    );
+    assert_eq!(ack.to_header().unwrap(), busy.to_header().unwrap());
+    assert!(busy.to_header().unwrap().tag().unwrap().is_some());
 }
 
 #[test]
@@ -647,10 +704,12 @@ fn timer_g_doubles_to_t2_and_timer_h_gives_up_without_ack() {
     sim.run(Duration::from_secs(120));
 
     // G: T1, 2T1, 4T1, then capped at T2, until H = 64·T1 after the 503.
-    let expected: Vec<Duration> = [0u64, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
-        .iter()
-        .map(|ms| secs(10 + ms))
-        .collect();
+    let expected: Vec<Duration> = [
+        0u64, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+    ]
+    .iter()
+    .map(|ms| secs(10 + ms))
+    .collect();
     assert_eq!(sim.sent(Side::Server, "503 INVITE"), expected);
     let skey = sim.server_request_keys("INVITE").pop().unwrap();
     let sevents = Sim::events_of(&sim.server_events, &skey);
@@ -663,7 +722,11 @@ fn timer_g_doubles_to_t2_and_timer_h_gives_up_without_ack() {
 
 #[test]
 fn timer_b_times_out_an_unanswered_invite_with_408() {
-    let mut sim = Sim::new(Config::default(), Config::default(), ServerScript::default());
+    let mut sim = Sim::new(
+        Config::default(),
+        Config::default(),
+        ServerScript::default(),
+    );
     sim.drop_rule = Box::new(|from, _| from == Side::Client);
     let key = sim.send(request("INVITE", "call-c", "ft3", 1, "z9hG4bKc1"));
     sim.run(Duration::from_secs(120));
@@ -690,23 +753,35 @@ fn timer_b_times_out_an_unanswered_invite_with_408() {
 
 #[test]
 fn non_invite_timer_e_doubles_to_t2_and_timer_f_times_out() {
-    let mut sim = Sim::new(Config::default(), Config::default(), ServerScript::default());
+    let mut sim = Sim::new(
+        Config::default(),
+        Config::default(),
+        ServerScript::default(),
+    );
     sim.drop_rule = Box::new(|from, _| from == Side::Client);
     let key = sim.send(request("OPTIONS", "call-d", "ft4", 1, "z9hG4bKd1"));
     sim.run(Duration::from_secs(120));
-    let expected: Vec<Duration> = [0u64, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
-        .iter()
-        .map(|ms| secs(*ms))
-        .collect();
+    let expected: Vec<Duration> = [
+        0u64, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+    ]
+    .iter()
+    .map(|ms| secs(*ms))
+    .collect();
     assert_eq!(sim.sent(Side::Client, "OPTIONS"), expected);
     let events = sim.client_events_of(&key);
-    assert!(matches!(&events[0], (at, TransactionEvent::Timeout(r)) if *at == 64 * T1 && r.status_code.code() == 408));
+    assert!(
+        matches!(&events[0], (at, TransactionEvent::Timeout(r)) if *at == 64 * T1 && r.status_code.code() == 408)
+    );
     assert_eq!(Sim::terminated_at(&events), Some(64 * T1));
 }
 
 #[test]
 fn non_invite_with_loss_recovers_and_server_absorbs_retransmissions() {
-    let mut sim = Sim::new(Config::default(), Config::default(), ServerScript::default());
+    let mut sim = Sim::new(
+        Config::default(),
+        Config::default(),
+        ServerScript::default(),
+    );
     let mut dropped_request = false;
     let mut dropped_response = false;
     sim.drop_rule = Box::new(move |from, _| match from {
@@ -722,14 +797,26 @@ fn non_invite_with_loss_recovers_and_server_absorbs_retransmissions() {
     });
     let key = sim.send(request("REGISTER", "call-e", "ft5", 7, "z9hG4bKe1"));
     sim.run(Duration::from_secs(120));
-    assert_eq!(sim.sent(Side::Client, "REGISTER"), vec![secs(0), secs(500), secs(1500)]);
+    assert_eq!(
+        sim.sent(Side::Client, "REGISTER"),
+        vec![secs(0), secs(500), secs(1500)]
+    );
     // The TU answered once; the transaction repeated its final response.
-    assert_eq!(sim.sent(Side::Server, "200 REGISTER"), vec![secs(510), secs(1510)]);
-    assert_eq!(sim.delivered[&("call-e".to_string(), 7, "REGISTER".to_string())], 1);
+    assert_eq!(
+        sim.sent(Side::Server, "200 REGISTER"),
+        vec![secs(510), secs(1510)]
+    );
+    assert_eq!(
+        sim.delivered[&("call-e".to_string(), 7, "REGISTER".to_string())],
+        1
+    );
     let events = sim.client_events_of(&key);
     assert_eq!(codes(&events), vec![200]);
     // Timer K = T4 on UDP; server Timer J = 64·T1 after its final.
-    assert_eq!(Sim::terminated_at(&events), Some(secs(1520) + Duration::from_secs(5)));
+    assert_eq!(
+        Sim::terminated_at(&events),
+        Some(secs(1520) + Duration::from_secs(5))
+    );
     let skey = sim.server_request_keys("REGISTER").pop().unwrap();
     let sevents = Sim::events_of(&sim.server_events, &skey);
     assert_eq!(Sim::terminated_at(&sevents), Some(secs(510) + 64 * T1));
@@ -777,7 +864,10 @@ fn cancel_gets_200_then_invite_gets_487_and_ack() {
 #[test]
 fn cancel_before_any_provisional_waits_for_one() {
     let script = ServerScript {
-        invite: vec![(Duration::from_secs(2), 180), (Duration::from_secs(30), 200)],
+        invite: vec![
+            (Duration::from_secs(2), 180),
+            (Duration::from_secs(30), 200),
+        ],
         ..ServerScript::default()
     };
     let server_cfg = Config {
@@ -786,7 +876,10 @@ fn cancel_before_any_provisional_waits_for_one() {
     };
     let mut sim = Sim::new(Config::default(), server_cfg, script);
     let key = sim.send(request("INVITE", "call-h", "ft8", 1, "z9hG4bKh1"));
-    sim.schedule(Duration::from_millis(100), Action::Cancel { key: key.clone() });
+    sim.schedule(
+        Duration::from_millis(100),
+        Action::Cancel { key: key.clone() },
+    );
     sim.run(Duration::from_secs(120));
     // §9.1: no CANCEL until the 180 arrives at 2.01 s.
     assert_eq!(sim.sent(Side::Client, "CANCEL"), vec![secs(2020)]);
@@ -795,7 +888,11 @@ fn cancel_before_any_provisional_waits_for_one() {
 
 #[test]
 fn cancel_matching_nothing_gets_481() {
-    let mut sim = Sim::new(Config::default(), Config::default(), ServerScript::default());
+    let mut sim = Sim::new(
+        Config::default(),
+        Config::default(),
+        ServerScript::default(),
+    );
     let key = sim.send(request("CANCEL", "call-i", "ft9", 1, "z9hG4bKnone"));
     sim.run(Duration::from_secs(60));
     assert_eq!(codes(&sim.client_events_of(&key)), vec![481]);
@@ -815,7 +912,10 @@ fn merged_request_gets_482_and_reaches_the_tu_once() {
     let second = sim.send(request("INVITE", "call-m", "ftm", 1, "z9hG4bKm2"));
     sim.run(Duration::from_secs(120));
 
-    assert_eq!(sim.delivered[&("call-m".to_string(), 1, "INVITE".to_string())], 1);
+    assert_eq!(
+        sim.delivered[&("call-m".to_string(), 1, "INVITE".to_string())],
+        1
+    );
     assert_eq!(codes(&sim.client_events_of(&second)), vec![482]);
     assert_eq!(codes(&sim.client_events_of(&first)), vec![100, 180, 200]);
     let rejected: Vec<u16> = sim
@@ -856,9 +956,15 @@ fn retransmitted_invite_after_2xx_is_absorbed_in_accepted() {
     // Timer A resent the INVITE; the server transaction in Accepted neither
     // re-delivered it nor answered it: every 2xx on the wire is the TU's.
     assert_eq!(sim.sent(Side::Client, "INVITE"), vec![secs(0), secs(500)]);
-    assert_eq!(sim.delivered[&("call-j".to_string(), 1, "INVITE".to_string())], 1);
+    assert_eq!(
+        sim.delivered[&("call-j".to_string(), 1, "INVITE".to_string())],
+        1
+    );
     assert_eq!(sim.sent(Side::Server, "200 INVITE").len(), sim.tu_2xx_sends);
-    assert_eq!(sim.sent(Side::Server, "200 INVITE"), vec![secs(10), secs(510)]);
+    assert_eq!(
+        sim.sent(Side::Server, "200 INVITE"),
+        vec![secs(10), secs(510)]
+    );
     assert_eq!(codes(&sim.client_events_of(&key)), vec![200]);
     assert_eq!(sim.acked_call_ids, vec!["call-j".to_string()]);
 }
@@ -881,7 +987,10 @@ fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
     };
     let busy = build_response(&invite, 486.into(), Some("x"));
     layer.handle_incoming(SipMessage::Response(busy), tcp, now + T1);
-    assert!(matches!(layer.poll_transmit().map(|t| label(&t.message)).as_deref(), Some("ACK")));
+    assert!(matches!(
+        layer.poll_transmit().map(|t| label(&t.message)).as_deref(),
+        Some("ACK")
+    ));
     // Timer D = 0: terminated at once.
     assert!(!layer.contains(&key));
     assert_eq!(layer.client_invite_state(&key), None::<ClientInviteState>);

@@ -65,7 +65,9 @@ pub fn build_response(request: &Request, status: StatusCode, to_tag: Option<&str
 pub fn build_ack(invite: &Request, response: &Response) -> Result<Request, Error> {
     let via = invite.via_header().map_err(|_| Error::Header("Via"))?;
     let from = invite.from_header().map_err(|_| Error::Header("From"))?;
-    let call_id = invite.call_id_header().map_err(|_| Error::Header("Call-ID"))?;
+    let call_id = invite
+        .call_id_header()
+        .map_err(|_| Error::Header("Call-ID"))?;
     let seq = invite
         .cseq_header()
         .and_then(|c| c.seq())
@@ -76,7 +78,13 @@ pub fn build_ack(invite: &Request, response: &Response) -> Result<Request, Error
     headers.push(Header::From(from.clone()));
     headers.push(Header::To(to.clone()));
     headers.push(Header::CallId(call_id.clone()));
-    headers.push(Header::CSeq(rsip::typed::CSeq { seq, method: Method::Ack }.into()));
+    headers.push(Header::CSeq(
+        rsip::typed::CSeq {
+            seq,
+            method: Method::Ack,
+        }
+        .into(),
+    ));
     headers.push(Header::MaxForwards(MaxForwards::new("70")));
     for header in invite.headers.iter() {
         if let Header::Route(_) = header {
@@ -100,7 +108,9 @@ pub fn build_cancel(invite: &Request) -> Result<Request, Error> {
     let via = invite.via_header().map_err(|_| Error::Header("Via"))?;
     let from = invite.from_header().map_err(|_| Error::Header("From"))?;
     let to = invite.to_header().map_err(|_| Error::Header("To"))?;
-    let call_id = invite.call_id_header().map_err(|_| Error::Header("Call-ID"))?;
+    let call_id = invite
+        .call_id_header()
+        .map_err(|_| Error::Header("Call-ID"))?;
     let seq = invite
         .cseq_header()
         .and_then(|c| c.seq())

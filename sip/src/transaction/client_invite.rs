@@ -144,13 +144,14 @@ impl ClientInvite {
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        if let Some((at, interval)) = self.timer_a {
-            if now >= at && self.state == ClientInviteState::Calling {
-                // Timer A doubles without a cap for INVITE (§17.1.1.2).
-                let next = interval * 2;
-                self.timer_a = Some((at + next, next));
-                self.send(SipMessage::Request(self.request.clone()));
-            }
+        if let Some((at, interval)) = self.timer_a
+            && now >= at
+            && self.state == ClientInviteState::Calling
+        {
+            // Timer A doubles without a cap for INVITE (§17.1.1.2).
+            let next = interval * 2;
+            self.timer_a = Some((at + next, next));
+            self.send(SipMessage::Request(self.request.clone()));
         }
         if self.timer_b.is_some_and(|t| now >= t) {
             let timeout = build_response(&self.request, StatusCode::RequestTimeout, None);

@@ -110,16 +110,16 @@ impl ClientNonInvite {
             self.terminate();
             return;
         }
-        if let Some((at, interval)) = self.timer_e {
-            if now >= at {
-                // Trying: double up to T2. Proceeding: every T2 (§17.1.2.2).
-                let next = match self.state {
-                    ClientNonInviteState::Trying => (interval * 2).min(self.timers.t2),
-                    _ => self.timers.t2,
-                };
-                self.timer_e = Some((at + next, next));
-                self.send();
-            }
+        if let Some((at, interval)) = self.timer_e
+            && now >= at
+        {
+            // Trying: double up to T2. Proceeding: every T2 (§17.1.2.2).
+            let next = match self.state {
+                ClientNonInviteState::Trying => (interval * 2).min(self.timers.t2),
+                _ => self.timers.t2,
+            };
+            self.timer_e = Some((at + next, next));
+            self.send();
         }
         if self.timer_k.is_some_and(|t| now >= t) {
             self.terminate();

@@ -4,8 +4,8 @@ use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
 use rsip::{Method, Request, SipMessage};
 
-use super::build::BRANCH_MAGIC_COOKIE;
 use super::Error;
+use super::build::BRANCH_MAGIC_COOKIE;
 
 /// Which side of the transaction we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,7 +99,10 @@ impl TransactionKey {
                 .map(|t| t.to_string())
                 .unwrap_or_default();
             let seq = cseq(&msg)?.seq;
-            format!("rfc2543;{};{call_id};{from_tag};{seq};{branch}", request.uri)
+            format!(
+                "rfc2543;{};{call_id};{from_tag};{seq};{branch}",
+                request.uri
+            )
         };
         Ok(TransactionKey {
             role: Role::Server,

@@ -63,43 +63,43 @@ pub enum LayerEvent {
 
 #[derive(Debug)]
 enum Tx {
-    ClientInvite(ClientInvite),
-    ClientNonInvite(ClientNonInvite),
-    ServerInvite(ServerInvite),
-    ServerNonInvite(ServerNonInvite),
+    InviteClient(ClientInvite),
+    NonInviteClient(ClientNonInvite),
+    InviteServer(ServerInvite),
+    NonInviteServer(ServerNonInvite),
 }
 
 impl Tx {
     fn handle(&mut self, input: Input, now: Instant) {
         match self {
-            Tx::ClientInvite(t) => t.handle(input, now),
-            Tx::ClientNonInvite(t) => t.handle(input, now),
-            Tx::ServerInvite(t) => t.handle(input, now),
-            Tx::ServerNonInvite(t) => t.handle(input, now),
+            Tx::InviteClient(t) => t.handle(input, now),
+            Tx::NonInviteClient(t) => t.handle(input, now),
+            Tx::InviteServer(t) => t.handle(input, now),
+            Tx::NonInviteServer(t) => t.handle(input, now),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
         match self {
-            Tx::ClientInvite(t) => t.poll_transmit(),
-            Tx::ClientNonInvite(t) => t.poll_transmit(),
-            Tx::ServerInvite(t) => t.poll_transmit(),
-            Tx::ServerNonInvite(t) => t.poll_transmit(),
+            Tx::InviteClient(t) => t.poll_transmit(),
+            Tx::NonInviteClient(t) => t.poll_transmit(),
+            Tx::InviteServer(t) => t.poll_transmit(),
+            Tx::NonInviteServer(t) => t.poll_transmit(),
         }
     }
     fn poll_event(&mut self) -> Option<TransactionEvent> {
         match self {
-            Tx::ClientInvite(t) => t.poll_event(),
-            Tx::ClientNonInvite(t) => t.poll_event(),
-            Tx::ServerInvite(t) => t.poll_event(),
-            Tx::ServerNonInvite(t) => t.poll_event(),
+            Tx::InviteClient(t) => t.poll_event(),
+            Tx::NonInviteClient(t) => t.poll_event(),
+            Tx::InviteServer(t) => t.poll_event(),
+            Tx::NonInviteServer(t) => t.poll_event(),
         }
     }
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            Tx::ClientInvite(t) => t.poll_timeout(),
-            Tx::ClientNonInvite(t) => t.poll_timeout(),
-            Tx::ServerInvite(t) => t.poll_timeout(),
-            Tx::ServerNonInvite(t) => t.poll_timeout(),
+            Tx::InviteClient(t) => t.poll_timeout(),
+            Tx::NonInviteClient(t) => t.poll_timeout(),
+            Tx::InviteServer(t) => t.poll_timeout(),
+            Tx::NonInviteServer(t) => t.poll_timeout(),
         }
     }
 }
@@ -177,7 +177,7 @@ impl TransactionLayer {
     /// State of a live client INVITE transaction.
     pub fn client_invite_state(&self, key: &TransactionKey) -> Option<ClientInviteState> {
         match self.table.get(key).map(|e| &e.tx) {
-            Some(Tx::ClientInvite(t)) => Some(t.state()),
+            Some(Tx::InviteClient(t)) => Some(t.state()),
             _ => None,
         }
     }
@@ -185,7 +185,7 @@ impl TransactionLayer {
     /// State of a live server INVITE transaction.
     pub fn server_invite_state(&self, key: &TransactionKey) -> Option<ServerInviteState> {
         match self.table.get(key).map(|e| &e.tx) {
-            Some(Tx::ServerInvite(t)) => Some(t.state()),
+            Some(Tx::InviteServer(t)) => Some(t.state()),
             _ => None,
         }
     }
@@ -214,9 +214,9 @@ impl TransactionLayer {
         }
         let timers = self.config.timers;
         let tx = if request.method == Method::Invite {
-            Tx::ClientInvite(ClientInvite::new(request, destination, timers, now))
+            Tx::InviteClient(ClientInvite::new(request, destination, timers, now))
         } else {
-            Tx::ClientNonInvite(ClientNonInvite::new(request, destination, timers, now))
+            Tx::NonInviteClient(ClientNonInvite::new(request, destination, timers, now))
         };
         self.insert(key.clone(), tx);
         Ok(key)
@@ -258,7 +258,7 @@ impl TransactionLayer {
         now: Instant,
     ) -> Result<Option<TransactionKey>, Error> {
         let (state, request, destination) = match self.table.get(invite).map(|e| &e.tx) {
-            Some(Tx::ClientInvite(t)) => (t.state(), t.request().clone(), t.destination()),
+            Some(Tx::InviteClient(t)) => (t.state(), t.request().clone(), t.destination()),
             Some(_) => return Err(Error::InvalidState("not a client INVITE transaction")),
             None => return Err(Error::NoTransaction),
         };
@@ -395,35 +395,30 @@ impl TransactionLayer {
         }
         let timers = self.config.timers;
         let merge_key = merge_key(&request);
-        if let Some(merge_key) = &merge_key {
-            if self
+        if let Some(merge_key) = &merge_key
+            && self
                 .merge_index
                 .get(merge_key)
                 .is_some_and(|k| self.table.contains_key(k))
-            {
-                // §8.2.2.2: same request via another path: 482, through a
-                // server transaction so retransmissions and ACK are absorbed.
-                let tx = if request.method == Method::Invite {
-                    Tx::ServerInvite(ServerInvite::new_silent(request.clone(), source, timers))
-                } else {
-                    Tx::ServerNonInvite(ServerNonInvite::new_silent(
-                        request.clone(),
-                        source,
-                        timers,
-                    ))
-                };
-                self.insert(key.clone(), tx);
-                let response = build_response(&request, StatusCode::LoopDetected, Some(&new_tag()));
-                self.dispatch(&key, Input::Respond(response), now);
-                self.events.push_back(LayerEvent::Rejected {
-                    request,
-                    status: 482,
-                });
-                return;
-            }
+        {
+            // §8.2.2.2: same request via another path: 482, through a
+            // server transaction so retransmissions and ACK are absorbed.
+            let tx = if request.method == Method::Invite {
+                Tx::InviteServer(ServerInvite::new_silent(request.clone(), source, timers))
+            } else {
+                Tx::NonInviteServer(ServerNonInvite::new_silent(request.clone(), source, timers))
+            };
+            self.insert(key.clone(), tx);
+            let response = build_response(&request, StatusCode::LoopDetected, Some(&new_tag()));
+            self.dispatch(&key, Input::Respond(response), now);
+            self.events.push_back(LayerEvent::Rejected {
+                request,
+                status: 482,
+            });
+            return;
         }
         let tx = if request.method == Method::Invite {
-            Tx::ServerInvite(ServerInvite::new(
+            Tx::InviteServer(ServerInvite::new(
                 request,
                 source,
                 timers,
@@ -431,7 +426,7 @@ impl TransactionLayer {
                 now,
             ))
         } else {
-            Tx::ServerNonInvite(ServerNonInvite::new(request, source, timers))
+            Tx::NonInviteServer(ServerNonInvite::new(request, source, timers))
         };
         if let Some(merge_key) = merge_key {
             self.merge_index.insert(merge_key, key.clone());
@@ -450,7 +445,7 @@ impl TransactionLayer {
         let invite = invite_key
             .as_ref()
             .and_then(|k| match self.table.get(k).map(|e| &e.tx) {
-                Some(Tx::ServerInvite(t)) => Some((
+                Some(Tx::InviteServer(t)) => Some((
                     k.clone(),
                     t.state(),
                     t.last_response()
@@ -461,7 +456,7 @@ impl TransactionLayer {
                 _ => None,
             });
         let timers = self.config.timers;
-        let tx = Tx::ServerNonInvite(ServerNonInvite::new_silent(cancel.clone(), source, timers));
+        let tx = Tx::NonInviteServer(ServerNonInvite::new_silent(cancel.clone(), source, timers));
         self.insert(key.clone(), tx);
         match invite {
             Some((invite_key, state, tag)) => {
@@ -539,19 +534,19 @@ impl TransactionLayer {
             self.server_count -= 1;
         }
         self.pending_cancels.remove(key);
-        if let Tx::ServerInvite(t) = &entry.tx {
+        if let Tx::InviteServer(t) = &entry.tx {
             self.unindex(t.request(), key);
         }
-        if let Tx::ServerNonInvite(t) = &entry.tx {
+        if let Tx::NonInviteServer(t) = &entry.tx {
             self.unindex(t.request(), key);
         }
     }
 
     fn unindex(&mut self, request: &Request, key: &TransactionKey) {
-        if let Some(mk) = merge_key(request) {
-            if self.merge_index.get(&mk) == Some(key) {
-                self.merge_index.remove(&mk);
-            }
+        if let Some(mk) = merge_key(request)
+            && self.merge_index.get(&mk) == Some(key)
+        {
+            self.merge_index.remove(&mk);
         }
     }
 

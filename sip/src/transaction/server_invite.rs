@@ -200,7 +200,9 @@ impl ServerInvite {
                 self.last_response = Some(response.clone());
                 self.send(response);
             }
-            _ => tracing::debug!(code, state = ?self.state, "response ignored by server INVITE transaction"),
+            _ => {
+                tracing::debug!(code, state = ?self.state, "response ignored by server INVITE transaction")
+            }
         }
     }
 
@@ -213,13 +215,13 @@ impl ServerInvite {
             self.terminate();
             return;
         }
-        if let Some((at, interval)) = self.timer_g {
-            if now >= at {
-                let next = (interval * 2).min(self.timers.t2);
-                self.timer_g = Some((at + next, next));
-                if let Some(last) = self.last_response.clone() {
-                    self.send(last);
-                }
+        if let Some((at, interval)) = self.timer_g
+            && now >= at
+        {
+            let next = (interval * 2).min(self.timers.t2);
+            self.timer_g = Some((at + next, next));
+            if let Some(last) = self.last_response.clone() {
+                self.send(last);
             }
         }
         if self.timer_i.is_some_and(|t| now >= t) || self.timer_l.is_some_and(|t| now >= t) {

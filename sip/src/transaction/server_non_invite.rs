@@ -72,10 +72,10 @@ impl ServerNonInvite {
         use ServerNonInviteState::*;
         match input {
             Input::Message(SipMessage::Request(_)) => {
-                if matches!(self.state, Proceeding | Completed) {
-                    if let Some(last) = self.last_response.clone() {
-                        self.send(last);
-                    }
+                if matches!(self.state, Proceeding | Completed)
+                    && let Some(last) = self.last_response.clone()
+                {
+                    self.send(last);
                 }
             }
             Input::Message(SipMessage::Response(_)) => {}
@@ -97,7 +97,9 @@ impl ServerNonInvite {
                             self.timer_j = Some(now + self.timers.t1x64());
                         }
                     }
-                    _ => tracing::debug!(code, state = ?self.state, "response ignored by server non-INVITE transaction"),
+                    _ => {
+                        tracing::debug!(code, state = ?self.state, "response ignored by server non-INVITE transaction")
+                    }
                 }
             }
             Input::Timeout => {

@@ -536,3 +536,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn layer_multiplexes_timers_and_collects_terminated_transactions() {
+    let now = Instant::now();
+    let mut layer = TransactionLayer::new(Config::default());
+    let a = layer
+        .send_request(request("OPTIONS", "z9hG4bKm1"), udp(), now)
+        .unwrap();
+    let later = now + Duration::from_millis(100);
+    let b = layer
+        .send_request(request("OPTIONS", "z9hG4bKm2"), tcp(), later)
+        .unwrap();
+    // a: Timer E at T1; b (TCP): only Timer F.
+    assert_eq!(layer.poll_timeout(), Some(now + T1));
+    let mut fired = 0;
+    while let Some(at) = layer.poll_timeout() {
+        assert!(fired < 100, "timers never ran out");
+        layer.handle_timeout(at);
+        fired += 1;
+    }
+    // a times out at 64·T1, b at 100 ms + 64·T1; both gone afterwards.
+    let mut ends = Vec::new();
+    while let Some(e) = layer.poll_event() {
+        if let LayerEvent::Transaction {
+            key,
+            event: TransactionEvent::Timeout(_),
+        } = e
+        {
+            ends.push(key);
+        }
+    }
+    assert_eq!(ends, vec![a, b]);
+    assert!(layer.is_empty());
+    // 10 Timer E firings for a, then F for a and F for b.
+    assert_eq!(fired, 12);
+}
+
+#[test]
+fn ack_matches_invite_and_cancel_gets_its_own_key() {
+    use hotline_sip::transaction::TransactionKey;
+    let invite = TransactionKey::server(&request("INVITE", "z9hG4bKk")).unwrap();
+    let ack = TransactionKey::server(&request("ACK", "z9hG4bKk")).unwrap();
+    let cancel = TransactionKey::server(&request("CANCEL", "z9hG4bKk")).unwrap();
+    assert_eq!(invite, ack);
+    assert_ne!(invite, cancel);
+    let other_sender = request_with("INVITE", "z9hG4bKk", "")
+        .to_string()
+        .replace("198.51.100.1:5060", "198.51.100.2:5060");
+    let SipMessage::Request(other) = SipMessage::try_from(other_sender).unwrap() else {
+        panic!()
+    };
+    assert_ne!(TransactionKey::server(&other).unwrap(), invite);
+}

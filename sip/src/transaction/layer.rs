@@ -108,6 +108,9 @@ impl Tx {
 struct Entry {
     id: u64,
     tx: Tx,
+    /// The deadline last pushed to the heap, so a message that leaves the
+    /// timers alone (a retransmission) doesn't push a duplicate.
+    scheduled: Option<Instant>,
 }
 
 /// §8.2.2.2's identity of a request: From tag, Call-ID, CSeq.
@@ -306,10 +309,15 @@ impl TransactionLayer {
             }
         }
         for (at, key) in due {
-            let live = self
-                .table
-                .get(&key)
-                .is_some_and(|e| e.tx.poll_timeout() == Some(at));
+            let live = match self.table.get_mut(&key) {
+                Some(e) if e.tx.poll_timeout() == Some(at) => {
+                    // Its heap entry is gone: whatever deadline follows must
+                    // be pushed again.
+                    e.scheduled = None;
+                    true
+                }
+                _ => false,
+            };
             if live {
                 self.dispatch(&key, Input::Timeout, now);
             }
@@ -490,7 +498,14 @@ impl TransactionLayer {
             self.server_count += 1;
         }
         self.ids.insert(id, key.clone());
-        self.table.insert(key.clone(), Entry { id, tx });
+        self.table.insert(
+            key.clone(),
+            Entry {
+                id,
+                tx,
+                scheduled: None,
+            },
+        );
         self.drain(&key);
     }
 
@@ -520,8 +535,14 @@ impl TransactionLayer {
         }
         if terminated {
             self.remove(key);
-        } else if let Some(at) = entry.tx.poll_timeout() {
-            self.deadlines.push(Reverse((at, entry.id)));
+        } else {
+            let deadline = entry.tx.poll_timeout();
+            if deadline != entry.scheduled {
+                entry.scheduled = deadline;
+                if let Some(at) = deadline {
+                    self.deadlines.push(Reverse((at, entry.id)));
+                }
+            }
         }
     }
 

@@ -412,6 +412,7 @@ fn full_table_answers_503_without_state() {
         panic!()
     };
     assert_eq!(r.status_code.code(), 503);
+    assert!(r.headers.iter().any(|h| h.to_string() == "Retry-After: 5"));
     assert_eq!(layer.len(), 1);
 }
 
@@ -588,4 +589,40 @@ fn ack_matches_invite_and_cancel_gets_its_own_key() {
         panic!()
     };
     assert_ne!(TransactionKey::server(&other).unwrap(), invite);
+}
+
+#[test]
+fn cancelled_invite_without_final_gives_up_after_64_t1() {
+    let now = Instant::now();
+    let mut layer = TransactionLayer::new(Config::default());
+    let invite = request("INVITE", "z9hG4bKc9");
+    let key = layer.send_request(invite.clone(), udp(), now).unwrap();
+    layer.handle_incoming(resp(&invite, 180).into(), udp(), now + T1 / 5);
+    let at = now + Duration::from_secs(1);
+    let cancel = layer.cancel(&key, at).unwrap().unwrap();
+    assert_eq!(cancel.method, "CANCEL");
+    // The UAS answers neither the CANCEL nor the INVITE: both give up
+    // together, 64·T1 after the CANCEL (Timer F; §9.1).
+    let mut last = at;
+    for _ in 0..100 {
+        let Some(t) = layer.poll_timeout() else { break };
+        layer.handle_timeout(t);
+        last = t;
+    }
+    assert_eq!(last, at + 64 * T1);
+    let mut timeouts = Vec::new();
+    while let Some(e) = layer.poll_event() {
+        if let LayerEvent::Transaction {
+            key,
+            event: TransactionEvent::Timeout(r),
+        } = e
+        {
+            timeouts.push((key.method.clone(), r.status_code.code()));
+        }
+    }
+    assert_eq!(
+        timeouts,
+        vec![("INVITE".to_string(), 408), ("CANCEL".to_string(), 408)]
+    );
+    assert!(layer.is_empty());
 }

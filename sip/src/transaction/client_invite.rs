@@ -35,6 +35,8 @@ pub struct ClientInvite {
     timer_b: Option<Instant>,
     timer_d: Option<Instant>,
     timer_m: Option<Instant>,
+    /// §9.1: 64·T1 after a CANCEL, give up on a final response.
+    timer_cancel: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TransactionEvent>,
 }
@@ -54,6 +56,7 @@ impl ClientInvite {
             timer_b: Some(now + timers.t1x64()),
             timer_d: None,
             timer_m: None,
+            timer_cancel: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -74,6 +77,20 @@ impl ClientInvite {
     /// Where the INVITE goes.
     pub fn destination(&self) -> Destination {
         self.destination
+    }
+
+    /// Records that a CANCEL for this INVITE went out: if no final response
+    /// arrives within 64·T1, the transaction ends with a
+    /// [`TransactionEvent::Timeout`] (§9.1), so a UAS that never sends 487
+    /// can't keep it in Proceeding forever.
+    pub fn cancel_sent(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            ClientInviteState::Calling | ClientInviteState::Proceeding
+        ) && self.timer_cancel.is_none()
+        {
+            self.timer_cancel = Some(now + self.timers.t1x64());
+        }
     }
 
     /// Feeds one input.
@@ -105,6 +122,7 @@ impl ClientInvite {
             (Calling | Proceeding, 200..=299) => {
                 // RFC 6026 §8.4: Accepted, not Terminated.
                 self.state = Accepted;
+                self.timer_cancel = None;
                 self.timer_a = None;
                 self.timer_b = None;
                 self.timer_m = Some(now + self.timers.t1x64());
@@ -112,6 +130,7 @@ impl ClientInvite {
             }
             (Calling | Proceeding, 300..=699) => {
                 self.state = Completed;
+                self.timer_cancel = None;
                 self.timer_a = None;
                 self.timer_b = None;
                 match build_ack(&self.request, &response) {
@@ -153,7 +172,7 @@ impl ClientInvite {
             self.timer_a = Some((at + next, next));
             self.send(SipMessage::Request(self.request.clone()));
         }
-        if self.timer_b.is_some_and(|t| now >= t) {
+        if self.timer_b.is_some_and(|t| now >= t) || self.timer_cancel.is_some_and(|t| now >= t) {
             let timeout = build_response(&self.request, StatusCode::RequestTimeout, None);
             self.events.push_back(TransactionEvent::Timeout(timeout));
             self.terminate();
@@ -176,6 +195,7 @@ impl ClientInvite {
         self.timer_b = None;
         self.timer_d = None;
         self.timer_m = None;
+        self.timer_cancel = None;
         self.events.push_back(TransactionEvent::Terminated);
     }
 
@@ -196,6 +216,7 @@ impl ClientInvite {
             self.timer_b,
             self.timer_d,
             self.timer_m,
+            self.timer_cancel,
         ]
         .into_iter()
         .flatten()

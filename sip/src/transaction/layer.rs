@@ -272,7 +272,16 @@ impl TransactionLayer {
             }
             ClientInviteState::Proceeding => {
                 let cancel = build_cancel(&request)?;
-                self.send_request(cancel, destination, now).map(Some)
+                let key = self.send_request(cancel, destination, now)?;
+                if let Some(Entry {
+                    tx: Tx::InviteClient(t),
+                    ..
+                }) = self.table.get_mut(invite)
+                {
+                    t.cancel_sent(now);
+                }
+                self.drain(invite);
+                Ok(Some(key))
             }
             _ => Err(Error::InvalidState("final response already received")),
         }
@@ -386,8 +395,13 @@ impl TransactionLayer {
                 return;
             }
             _ if self.server_count >= self.config.max_server_transactions => {
-                let response =
+                let mut response =
                     build_response(&request, StatusCode::ServiceUnavailable, Some(&new_tag()));
+                // §21.5.4: tell the client when to come back rather than let
+                // it hammer an overloaded table.
+                response
+                    .headers
+                    .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
                 self.send_stateless(SipMessage::Response(response), source);
                 self.events.push_back(LayerEvent::Rejected {
                     request,

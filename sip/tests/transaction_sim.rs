@@ -1002,7 +1002,7 @@ fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
 // stops retransmitting then) plus the longest wait state (Timer M = 64·T1),
 // and the server TU never sees the same request twice.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
     fn random_loss_never_panics_and_everything_terminates(
         seed in any::<u64>(),

@@ -61,12 +61,21 @@ pub struct Correlation {
 /// lags up to ±`max_lag_ms`, with at least half of the shorter envelope
 /// overlapping. Speech compared with itself through G.711 scores > 0.9;
 /// unrelated speech or noise scores far lower.
-pub fn correlate(sent: &[i16], sent_rate: u32, received: &[i16], received_rate: u32, max_lag_ms: u32) -> Correlation {
+pub fn correlate(
+    sent: &[i16],
+    sent_rate: u32,
+    received: &[i16],
+    received_rate: u32,
+    max_lag_ms: u32,
+) -> Correlation {
     let a = envelope(sent, sent_rate);
     let b = envelope(received, received_rate);
     let max_lag = (max_lag_ms / 10) as i64;
     let min_overlap = (a.len().min(b.len()) / 2).max(1);
-    let mut best = Correlation { coefficient: f64::MIN, lag_ms: 0 };
+    let mut best = Correlation {
+        coefficient: f64::MIN,
+        lag_ms: 0,
+    };
     for lag in -max_lag..=max_lag {
         // received[i + lag] against sent[i]
         let pairs: Vec<(f64, f64)> = (0..a.len() as i64)
@@ -80,7 +89,10 @@ pub fn correlate(sent: &[i16], sent_rate: u32, received: &[i16], received_rate: 
         }
         let c = pearson(&pairs);
         if c > best.coefficient {
-            best = Correlation { coefficient: c, lag_ms: lag * 10 };
+            best = Correlation {
+                coefficient: c,
+                lag_ms: lag * 10,
+            };
         }
     }
     if best.coefficient == f64::MIN {
@@ -91,7 +103,9 @@ pub fn correlate(sent: &[i16], sent_rate: u32, received: &[i16], received_rate: 
 
 fn pearson(pairs: &[(f64, f64)]) -> f64 {
     let n = pairs.len() as f64;
-    let (ma, mb) = pairs.iter().fold((0.0, 0.0), |(x, y), (a, b)| (x + a, y + b));
+    let (ma, mb) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(x, y), (a, b)| (x + a, y + b));
     let (ma, mb) = (ma / n, mb / n);
     let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
     for (a, b) in pairs {
@@ -99,5 +113,9 @@ fn pearson(pairs: &[(f64, f64)]) -> f64 {
         va += (a - ma) * (a - ma);
         vb += (b - mb) * (b - mb);
     }
-    if va <= 0.0 || vb <= 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
+    if va <= 0.0 || vb <= 0.0 {
+        0.0
+    } else {
+        cov / (va * vb).sqrt()
+    }
 }

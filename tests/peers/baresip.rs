@@ -69,7 +69,14 @@ pub struct Baresip {
     token: u32,
 }
 
-const MODULES: &[&str] = &["g711.so", "opus.so", "aufile.so", "alsa.so", "sndfile.so", "cons.so"];
+const MODULES: &[&str] = &[
+    "g711.so",
+    "opus.so",
+    "aufile.so",
+    "alsa.so",
+    "sndfile.so",
+    "cons.so",
+];
 
 impl Baresip {
     /// Writes the config, starts baresip and connects to its `ctrl_tcp`
@@ -85,7 +92,10 @@ impl Baresip {
         let source = dir.join("source.wav");
         let src = match &cfg.source_wav {
             Some(wav) => wav.clone(),
-            None => super::media::speech_wav("This is baresip speaking on the loopback test line.", 8000)?,
+            None => super::media::speech_wav(
+                "This is baresip speaking on the loopback test line.",
+                8000,
+            )?,
         };
         super::media::padded_wav(&src, cfg.pad_secs, &source)?;
         let mut conf = format!(
@@ -111,11 +121,17 @@ impl Baresip {
         let answer = if cfg.auto_answer { "auto" } else { "manual" };
         std::fs::write(
             dir.join("accounts"),
-            format!("<sip:{}@127.0.0.1:{sip_port}>;regint=0;answermode={answer};audio_codecs={}\n", cfg.user, cfg.codecs),
+            format!(
+                "<sip:{}@127.0.0.1:{sip_port}>;regint=0;answermode={answer};audio_codecs={}\n",
+                cfg.user, cfg.codecs
+            ),
         )?;
         std::fs::write(dir.join("contacts"), "")?;
         let mut cmd = Command::new("baresip");
-        cmd.arg("-f").arg(&dir).arg("-t").arg(cfg.max_lifetime.as_secs().max(1).to_string());
+        cmd.arg("-f")
+            .arg(&dir)
+            .arg("-t")
+            .arg(cfg.max_lifetime.as_secs().max(1).to_string());
         let mut proc = Proc::spawn("baresip", cmd, &dir.join("baresip.log"))?;
         let ctrl = match super::ports::wait_tcp_accepting(ctrl_port, Duration::from_secs(10)) {
             Ok(s) => s,
@@ -125,7 +141,18 @@ impl Baresip {
             }
         };
         super::ports::wait_udp_bound(sip_port, Duration::from_secs(5))?;
-        Ok(Self { proc, dir, rec_dir, sip_port, rtp_port, ctrl, cons_port, buf: Vec::new(), events: Vec::new(), token: 0 })
+        Ok(Self {
+            proc,
+            dir,
+            rec_dir,
+            sip_port,
+            rtp_port,
+            ctrl,
+            cons_port,
+            buf: Vec::new(),
+            events: Vec::new(),
+            token: 0,
+        })
     }
 
     /// Its account URI.
@@ -155,7 +182,10 @@ impl Baresip {
 
     /// Calls `uri` (must be on 127.0.0.1).
     pub fn dial(&mut self, uri: &str) -> anyhow::Result<()> {
-        anyhow::ensure!(uri.contains("@127.") || uri.contains("@localhost"), "refusing non-loopback {uri}");
+        anyhow::ensure!(
+            uri.contains("@127.") || uri.contains("@localhost"),
+            "refusing non-loopback {uri}"
+        );
         self.command("dial", Some(uri))
     }
 
@@ -192,18 +222,29 @@ impl Baresip {
     }
 
     fn read_some(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        self.ctrl.set_read_timeout(Some(timeout.max(Duration::from_millis(5))))?;
+        self.ctrl
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(5))))?;
         let mut chunk = [0u8; 8192];
         match self.ctrl.read(&mut chunk) {
             Ok(0) => anyhow::bail!("baresip closed ctrl_tcp; log:\n{}", self.log()),
             Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e.into()),
         }
         // netstrings: <len>:<json>,
         while let Some(colon) = self.buf.iter().position(|&b| b == b':') {
-            let Some(len) = std::str::from_utf8(&self.buf[..colon]).ok().and_then(|s| s.parse::<usize>().ok()) else {
-                anyhow::bail!("bad netstring from baresip: {:?}", String::from_utf8_lossy(&self.buf));
+            let Some(len) = std::str::from_utf8(&self.buf[..colon])
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+            else {
+                anyhow::bail!(
+                    "bad netstring from baresip: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
             };
             if self.buf.len() < colon + 1 + len + 1 {
                 break;
@@ -225,13 +266,20 @@ impl Baresip {
     pub fn wait_event(&mut self, kind: &str, timeout: Duration) -> anyhow::Result<Value> {
         let end = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.events.iter().position(|e| e["event"] == true && e["type"] == kind) {
+            if let Some(i) = self
+                .events
+                .iter()
+                .position(|e| e["event"] == true && e["type"] == kind)
+            {
                 return Ok(self.events.remove(i));
             }
             let now = Instant::now();
             if now >= end {
                 let seen: Vec<String> = self.events.iter().map(|e| e["type"].to_string()).collect();
-                anyhow::bail!("no {kind} from baresip within {timeout:?} (seen {seen:?}); log:\n{}", self.log());
+                anyhow::bail!(
+                    "no {kind} from baresip within {timeout:?} (seen {seen:?}); log:\n{}",
+                    self.log()
+                );
             }
             self.read_some(end - now)?;
         }
@@ -252,12 +300,16 @@ impl Baresip {
 
     /// The recording of received (decoded) audio, if any.
     pub fn received_wav(&self) -> Option<PathBuf> {
-        self.recordings().into_iter().find(|p| is_suffix(p, "-dec.wav"))
+        self.recordings()
+            .into_iter()
+            .find(|p| is_suffix(p, "-dec.wav"))
     }
 
     /// The recording of sent (encoded) audio, if any.
     pub fn sent_wav(&self) -> Option<PathBuf> {
-        self.recordings().into_iter().find(|p| is_suffix(p, "-enc.wav"))
+        self.recordings()
+            .into_iter()
+            .find(|p| is_suffix(p, "-enc.wav"))
     }
 
     /// Asks baresip to quit and waits (5 s) for it; kills it otherwise.
@@ -269,5 +321,6 @@ impl Baresip {
 }
 
 fn is_suffix(p: &Path, suffix: &str) -> bool {
-    p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
 }

@@ -30,15 +30,27 @@ fn cached(name: &str, make: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow:
     if path.exists() {
         return Ok(path);
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!(
+        "tmp{}-{n}.{}",
+        std::process::id(),
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     make(&tmp)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.output().map_err(|e| anyhow::anyhow!("{cmd:?}: {e}; run scripts/deps"))?;
-    anyhow::ensure!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("{cmd:?}: {e}; run scripts/deps"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -48,10 +60,24 @@ pub fn speech_wav(text: &str, rate: u32) -> anyhow::Result<PathBuf> {
     let name = format!("speech-{}-{rate}.wav", key(&(text, rate)));
     cached(&name, |out| {
         let raw = out.with_extension("espeak.wav");
-        run(Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "-w"]).arg(&raw).arg(text))?;
+        run(Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "150", "-w"])
+            .arg(&raw)
+            .arg(text))?;
         run(Command::new("sox")
             .arg(&raw)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "wav"])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-t",
+                "wav",
+            ])
             .arg(out))?;
         let _ = std::fs::remove_file(&raw);
         Ok(())
@@ -76,7 +102,8 @@ pub fn tone_wav(hz: u32, secs: f64, rate: u32) -> anyhow::Result<PathBuf> {
 
 /// Reads a WAV file as mono samples and its sample rate.
 pub fn read_pcm(path: &Path) -> anyhow::Result<(u32, Vec<i16>)> {
-    let wav = read_wav(&std::fs::read(path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let wav =
+        read_wav(&std::fs::read(path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((wav.format.sample_rate, wav.to_mono()))
 }
 
@@ -84,7 +111,11 @@ pub fn read_pcm(path: &Path) -> anyhow::Result<(u32, Vec<i16>)> {
 /// sends a WAV header as audio, so it needs these).
 pub fn g711_bytes(wav: &Path, law: Law) -> anyhow::Result<Vec<u8>> {
     let (rate, pcm) = read_pcm(wav)?;
-    anyhow::ensure!(rate == 8000, "{}: G.711 needs 8 kHz, file is {rate} Hz", wav.display());
+    anyhow::ensure!(
+        rate == 8000,
+        "{}: G.711 needs 8 kHz, file is {rate} Hz",
+        wav.display()
+    );
     let mut out = Vec::with_capacity(pcm.len());
     g711::encode_slice(law, &pcm, &mut out);
     Ok(out)
@@ -93,7 +124,11 @@ pub fn g711_bytes(wav: &Path, law: Law) -> anyhow::Result<Vec<u8>> {
 /// [`g711_bytes`] written next to the WAV's cache entry as `.ul` / `.al`.
 pub fn g711_file(wav: &Path, law: Law) -> anyhow::Result<PathBuf> {
     let ext = if law == Law::Mu { "ul" } else { "al" };
-    let name = format!("{}-{}.{ext}", wav.file_stem().and_then(|s| s.to_str()).unwrap_or("audio"), key(&wav));
+    let name = format!(
+        "{}-{}.{ext}",
+        wav.file_stem().and_then(|s| s.to_str()).unwrap_or("audio"),
+        key(&wav)
+    );
     cached(&name, |out| Ok(std::fs::write(out, g711_bytes(wav, law)?)?))
 }
 
@@ -101,7 +136,11 @@ pub fn g711_file(wav: &Path, law: Law) -> anyhow::Result<PathBuf> {
 /// `aufile` hangs the call up when its file ends, so sources are padded).
 pub fn padded_wav(wav: &Path, pad_secs: u32, out: &Path) -> anyhow::Result<()> {
     let (rate, mut pcm) = read_pcm(wav)?;
-    anyhow::ensure!(rate == 8000, "{}: aufile with PCMU needs 8 kHz, file is {rate} Hz", wav.display());
+    anyhow::ensure!(
+        rate == 8000,
+        "{}: aufile with PCMU needs 8 kHz, file is {rate} Hz",
+        wav.display()
+    );
     pcm.resize(pcm.len() + 8000 * pad_secs as usize, 0);
     std::fs::write(out, encode_wav(WavSpec::mono(8000), &pcm)?)?;
     Ok(())

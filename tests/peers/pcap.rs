@@ -75,9 +75,20 @@ pub fn rtp_header(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) -> [u8; 12
 
 /// The RTP stream for G.711 `audio` (already encoded, 8 kHz) followed by
 /// `digits` as RFC 4733 events. Unknown digit characters are an error.
-pub fn rtp_packets(audio: &[u8], digits: &str, spec: &StreamSpec) -> anyhow::Result<Vec<TimedPacket>> {
-    let digits = Digit::parse_sequence(digits).map_err(|e| anyhow::anyhow!("digits {digits:?}: {e}"))?;
-    let mut s = Stream { spec, out: Vec::new(), seq: spec.seq, ts: spec.ts, at_us: 0 };
+pub fn rtp_packets(
+    audio: &[u8],
+    digits: &str,
+    spec: &StreamSpec,
+) -> anyhow::Result<Vec<TimedPacket>> {
+    let digits =
+        Digit::parse_sequence(digits).map_err(|e| anyhow::anyhow!("digits {digits:?}: {e}"))?;
+    let mut s = Stream {
+        spec,
+        out: Vec::new(),
+        seq: spec.seq,
+        ts: spec.ts,
+        at_us: 0,
+    };
     let silence = if spec.pt == 8 { 0xd5 } else { 0xff };
     let spp = s.samples_per_packet();
     s.audio(audio, true);
@@ -86,7 +97,13 @@ pub fn rtp_packets(audio: &[u8], digits: &str, spec: &StreamSpec) -> anyhow::Res
         s.audio(&vec![silence; (8 * spec.gap_ms) as usize], false);
         for k in 1..=frames {
             let end = k == frames;
-            let payload = TelephoneEvent { event: digit.event_code(), end, volume: 10, duration: (k * spp) as u16 }.encode();
+            let payload = TelephoneEvent {
+                event: digit.event_code(),
+                end,
+                volume: 10,
+                duration: (k * spp) as u16,
+            }
+            .encode();
             // RFC 4733 §2.5.1.4: the final packet is sent three times.
             for _ in 0..if end { 3 } else { 1 } {
                 s.push(spec.dtmf_pt, k == 1, s.ts, &payload);
@@ -115,7 +132,10 @@ impl Stream<'_> {
     fn push(&mut self, pt: u8, marker: bool, ts: u32, payload: &[u8]) {
         let mut rtp = rtp_header(pt, marker, self.seq, ts, self.spec.ssrc).to_vec();
         rtp.extend_from_slice(payload);
-        self.out.push(TimedPacket { at_us: self.at_us, rtp });
+        self.out.push(TimedPacket {
+            at_us: self.at_us,
+            rtp,
+        });
         self.seq = self.seq.wrapping_add(1);
         self.at_us += u64::from(self.spec.ptime_ms) * 1000;
     }
@@ -139,7 +159,10 @@ const PCAP_SRC_PORT: u16 = 40000;
 const PCAP_DST_PORT: u16 = 40002;
 
 fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -205,18 +228,29 @@ pub struct PcapUdp {
 /// frames are skipped. Truncated files end the read without a panic.
 pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<PcapUdp>> {
     let data = std::fs::read(path)?;
-    anyhow::ensure!(data.len() >= 24, "{}: not a pcap (too short)", path.display());
+    anyhow::ensure!(
+        data.len() >= 24,
+        "{}: not a pcap (too short)",
+        path.display()
+    );
     let magic = [data[0], data[1], data[2], data[3]];
     let (le, nanos) = match magic {
         [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
         [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
         [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
         [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
-        _ => anyhow::bail!("{}: not a classic pcap (magic {magic:02x?})", path.display()),
+        _ => anyhow::bail!(
+            "{}: not a classic pcap (magic {magic:02x?})",
+            path.display()
+        ),
     };
     let u32_at = |b: &[u8], i: usize| {
         let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
     };
     let link = u32_at(&data, 20);
     let link_len = match link {
@@ -227,11 +261,19 @@ pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<PcapUdp>> {
     let mut out = Vec::new();
     let mut pos = 24;
     while pos + 16 <= data.len() {
-        let (secs, frac, incl) = (u32_at(&data, pos), u32_at(&data, pos + 4), u32_at(&data, pos + 8) as usize);
+        let (secs, frac, incl) = (
+            u32_at(&data, pos),
+            u32_at(&data, pos + 4),
+            u32_at(&data, pos + 8) as usize,
+        );
         pos += 16;
-        let Some(f) = data.get(pos..pos + incl) else { break };
+        let Some(f) = data.get(pos..pos + incl) else {
+            break;
+        };
         pos += incl;
-        let Some(ip) = f.get(link_len..) else { continue };
+        let Some(ip) = f.get(link_len..) else {
+            continue;
+        };
         if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
             continue;
         }
@@ -257,12 +299,27 @@ pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<PcapUdp>> {
 pub fn speech_dtmf_pcap_law(text: &str, digits: &str, law: Law) -> anyhow::Result<PathBuf> {
     let wav = super::media::speech_wav(text, 8000)?;
     let audio = super::media::g711_bytes(&wav, law)?;
-    let spec = StreamSpec { pt: if law == Law::Mu { 0 } else { 8 }, ..StreamSpec::default() };
+    let spec = StreamSpec {
+        pt: if law == Law::Mu { 0 } else { 8 },
+        ..StreamSpec::default()
+    };
     let packets = rtp_packets(&audio, digits, &spec)?;
-    let stem = wav.file_stem().and_then(|s| s.to_str()).unwrap_or("speech").to_owned();
-    let path = wav.with_file_name(format!("{stem}-{}-{digits}.pcap", spec.pt).replace(['#', '*'], "_"));
+    let stem = wav
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("speech")
+        .to_owned();
+    let path =
+        wav.with_file_name(format!("{stem}-{}-{digits}.pcap", spec.pt).replace(['#', '*'], "_"));
     if !path.exists() {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = path.with_extension(
+            format!(
+                "tmp{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            )
+            .replace(['(', ')'], ""),
+        );
         write_pcap(&tmp, &packets)?;
         std::fs::rename(&tmp, &path)?;
     }

@@ -26,7 +26,8 @@ fn seed() -> u16 {
 }
 
 fn is_free(port: u16) -> bool {
-    UdpSocket::bind((super::LOOPBACK, port)).is_ok() && TcpListener::bind((super::LOOPBACK, port)).is_ok()
+    UdpSocket::bind((super::LOOPBACK, port)).is_ok()
+        && TcpListener::bind((super::LOOPBACK, port)).is_ok()
 }
 
 /// The first port of `n` consecutive ports (even start, so RTP/RTCP pairs
@@ -60,15 +61,23 @@ pub fn free_port() -> u16 {
 fn bound_ports(proto: &str) -> Vec<u16> {
     let mut ports = Vec::new();
     for file in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else { continue };
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
             // TCP state 0A = LISTEN; UDP sockets show 07 (unconnected).
             if proto == "tcp" && *state != "0A" {
                 continue;
             }
-            if let Some(port) = local.rsplit(':').next().and_then(|h| u16::from_str_radix(h, 16).ok()) {
+            if let Some(port) = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+            {
                 ports.push(port);
             }
         }
@@ -97,7 +106,10 @@ pub fn wait_udp_free(port: u16, timeout: Duration) -> anyhow::Result<()> {
 pub fn wait_tcp_accepting(port: u16, timeout: Duration) -> anyhow::Result<TcpStream> {
     let deadline = Instant::now() + timeout;
     loop {
-        match TcpStream::connect_timeout(&(super::LOOPBACK, port).into(), Duration::from_millis(200)) {
+        match TcpStream::connect_timeout(
+            &(super::LOOPBACK, port).into(),
+            Duration::from_millis(200),
+        ) {
             Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline => {
                 anyhow::bail!("TCP port {port} not accepting after {timeout:?}: {e}")

@@ -24,7 +24,12 @@ impl Proc {
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {name} ({cmd:?}): {e}; run scripts/deps"))?;
-        Ok(Self { name: name.to_owned(), child, log: log.to_owned(), status: None })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+            status: None,
+        })
     }
 
     /// The process id.
@@ -59,7 +64,12 @@ impl Proc {
             (Ok(()), Some(status)) => Ok(status),
             _ => {
                 self.kill();
-                anyhow::bail!("{} (pid {}) still running after {timeout:?}; killed. Log:\n{}", self.name, self.pid(), self.log())
+                anyhow::bail!(
+                    "{} (pid {}) still running after {timeout:?}; killed. Log:\n{}",
+                    self.name,
+                    self.pid(),
+                    self.log()
+                )
             }
         }
     }

@@ -38,7 +38,11 @@ pub struct RtpSink {
 impl RtpSink {
     /// Binds `port` (0 = a free one from [`super::ports`]) and starts recording.
     pub fn bind(port: u16, echo: bool) -> anyhow::Result<Self> {
-        let port = if port == 0 { super::ports::free_udp_block(2) } else { port };
+        let port = if port == 0 {
+            super::ports::free_udp_block(2)
+        } else {
+            port
+        };
         let socket = UdpSocket::bind((super::LOOPBACK, port))?;
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -51,12 +55,21 @@ impl RtpSink {
                     if echo {
                         let _ = socket.send_to(&buf[..n], from);
                     }
-                    let r = Received { at: Instant::now(), from, data: buf[..n].to_vec() };
+                    let r = Received {
+                        at: Instant::now(),
+                        from,
+                        data: buf[..n].to_vec(),
+                    };
                     packets2.lock().unwrap_or_else(|e| e.into_inner()).push(r);
                 }
             }
         });
-        Ok(Self { port, stop, packets, thread: Some(thread) })
+        Ok(Self {
+            port,
+            stop,
+            packets,
+            thread: Some(thread),
+        })
     }
 
     /// The bound port (put it in the SDP).
@@ -71,8 +84,13 @@ impl RtpSink {
 
     /// Waits until at least `n` datagrams arrived, at most `timeout`.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
-        super::ports::poll_until(timeout, || self.count() >= n)
-            .map_err(|_| anyhow::anyhow!("only {} of {n} RTP packets on :{} after {timeout:?}", self.count(), self.port))
+        super::ports::poll_until(timeout, || self.count() >= n).map_err(|_| {
+            anyhow::anyhow!(
+                "only {} of {n} RTP packets on :{} after {timeout:?}",
+                self.count(),
+                self.port
+            )
+        })
     }
 
     /// Stops the thread, closes the socket and returns what was recorded.
@@ -171,7 +189,11 @@ impl Capture {
         for ssrc in self.ssrcs() {
             let mut frames: Vec<(i64, u8, &[u8])> = Vec::new();
             let (mut last, mut ext) = (None::<u16>, 0i64);
-            for p in self.packets.iter().filter(|p| p.ssrc == ssrc && (p.pt == 0 || p.pt == 8)) {
+            for p in self
+                .packets
+                .iter()
+                .filter(|p| p.ssrc == ssrc && (p.pt == 0 || p.pt == 8))
+            {
                 if let Some(l) = last {
                     let d = p.seq.wrapping_sub(l) as i16;
                     ext += i64::from(d);
@@ -202,7 +224,9 @@ impl Capture {
             if !is_event {
                 continue;
             }
-            let Ok(ev) = TelephoneEvent::decode(&p.payload) else { continue };
+            let Ok(ev) = TelephoneEvent::decode(&p.payload) else {
+                continue;
+            };
             if ev.end && !seen.contains(&(p.ssrc, p.ts)) {
                 seen.push((p.ssrc, p.ts));
                 out.push(ev.digit().map_or('?', |d| d.to_char()));

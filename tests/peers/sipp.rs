@@ -43,7 +43,9 @@ impl Offer {
 
     fn attrs(&self) -> &str {
         match self {
-            Offer::PcmuDtmf => "a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16",
+            Offer::PcmuDtmf => {
+                "a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16"
+            }
             Offer::Pcma => "a=rtpmap:8 PCMA/8000",
             Offer::Opus => "a=rtpmap:111 opus/48000/2\na=fmtp:111 useinbandfec=1",
             Offer::Custom { attrs, .. } => attrs,
@@ -62,7 +64,10 @@ pub struct Scenario {
 impl Scenario {
     /// A template with no substitutions yet.
     pub fn from_fixture(template: &str) -> Self {
-        Self { template: template.to_owned(), vars: Vec::new() }
+        Self {
+            template: template.to_owned(),
+            vars: Vec::new(),
+        }
     }
 
     /// Sets `@name@` to `value` (later calls win).
@@ -75,7 +80,9 @@ impl Scenario {
     /// The SDP's codecs.
     pub fn offer(self, offer: Offer) -> Self {
         let desc = format!("RTP/AVP {}", offer.formats());
-        self.var("SDP_FORMATS", offer.formats()).var("SDP_ATTRS", offer.attrs()).var("SDP_MEDIA_DESC", desc)
+        self.var("SDP_FORMATS", offer.formats())
+            .var("SDP_ATTRS", offer.attrs())
+            .var("SDP_MEDIA_DESC", desc)
     }
 
     /// The port the SDP advertises (e.g. an [`super::rtp::RtpSink`]'s).
@@ -85,7 +92,10 @@ impl Scenario {
 
     /// Plays `pcap` (RTP, see [`super::pcap`]) once the call is up.
     pub fn play_pcap(self, pcap: &Path) -> Self {
-        let xml = format!("  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>", pcap.display());
+        let xml = format!(
+            "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>",
+            pcap.display()
+        );
         self.var("MEDIA_XML", xml)
     }
 
@@ -106,12 +116,16 @@ impl Scenario {
     /// UAC: PCMU + telephone-event offer, plays `pcap` after the ACK, holds
     /// `hold_ms` (make it ≥ the pcap's length), sends BYE.
     pub fn uac_pcap(pcap: &Path, hold_ms: u64) -> Self {
-        Self::base("uac_pcap.xml", "[auto_media_port]").play_pcap(pcap).hold_ms(hold_ms)
+        Self::base("uac_pcap.xml", "[auto_media_port]")
+            .play_pcap(pcap)
+            .hold_ms(hold_ms)
     }
 
     /// UAC: `offer`, no media sent, holds `hold_ms`, sends BYE.
     pub fn uac_offer(offer: Offer, hold_ms: u64) -> Self {
-        Self::base("uac_pcap.xml", "[auto_media_port]").offer(offer).hold_ms(hold_ms)
+        Self::base("uac_pcap.xml", "[auto_media_port]")
+            .offer(offer)
+            .hold_ms(hold_ms)
     }
 
     /// UAC: expects the final response `status` (a rejection), ACKs it.
@@ -132,11 +146,12 @@ impl Scenario {
         Self::base("uac_auth.xml", "[auto_media_port]").hold_ms(hold_ms)
     }
 
-    /// UAC: ignores the first 200 OK, ACKs its retransmission (which must
-    /// come within `retrans_wait_ms`), holds `hold_ms`, sends BYE.
-    pub fn uac_lost_200(retrans_wait_ms: u64, hold_ms: u64) -> Self {
+    /// UAC: ACKs the 200 OK only after `ack_delay_ms` (as if the first ACK
+    /// were lost), so the server retransmits its 200; holds `hold_ms`, BYE.
+    /// Count the retransmissions with [`SippResult::received`].
+    pub fn uac_lost_200(ack_delay_ms: u64, hold_ms: u64) -> Self {
         Self::base("uac_lost_200.xml", "[auto_media_port]")
-            .var("RETRANS_WAIT_MS", retrans_wait_ms)
+            .var("ACK_DELAY_MS", ack_delay_ms)
             .hold_ms(hold_ms)
     }
 
@@ -145,7 +160,9 @@ impl Scenario {
     /// for BYE, then sends BYE itself.
     pub fn uas_answer(sdp_port: Option<u16>, hold_ms: u64) -> Self {
         let port = sdp_port.map_or("[media_port]".to_owned(), |p| p.to_string());
-        Self::base("uas_answer.xml", &port).hold_ms(hold_ms).var("ANSWER_DELAY_MS", 0)
+        Self::base("uas_answer.xml", &port)
+            .hold_ms(hold_ms)
+            .var("ANSWER_DELAY_MS", 0)
     }
 
     /// UAS: challenges with 401 (realm `hotline.test`), verifies the second
@@ -164,14 +181,23 @@ impl Scenario {
     /// is an error (it would reach the wire).
     pub fn render(&self) -> anyhow::Result<String> {
         let path = super::fixtures_dir().join(&self.template);
-        let mut xml = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut xml = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (k, v) in &self.vars {
             xml = xml.replace(&format!("@{k}@"), v);
         }
         for (i, _) in xml.match_indices('@') {
             let rest = &xml[i + 1..];
-            let n = rest.bytes().take_while(|b| b.is_ascii_uppercase() || *b == b'_').count();
-            anyhow::ensure!(n == 0 || !rest[n..].starts_with('@'), "{}: @{}@ not substituted", self.template, &rest[..n]);
+            let n = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+                .count();
+            anyhow::ensure!(
+                n == 0 || !rest[n..].starts_with('@'),
+                "{}: @{}@ not substituted",
+                self.template,
+                &rest[..n]
+            );
         }
         Ok(xml)
     }
@@ -248,8 +274,16 @@ impl SippRun {
         let dir = super::run_dir(&format!("sipp-{name}"))?;
         let scn = dir.join("scenario.xml");
         std::fs::write(&scn, self.scenario.render()?)?;
-        let sip_port = if self.sip_port == 0 { super::ports::free_port() } else { self.sip_port };
-        let media_port = if self.media_port == 0 { super::ports::free_udp_block(4) } else { self.media_port };
+        let sip_port = if self.sip_port == 0 {
+            super::ports::free_port()
+        } else {
+            self.sip_port
+        };
+        let media_port = if self.media_port == 0 {
+            super::ports::free_udp_block(4)
+        } else {
+            self.media_port
+        };
         let ctrl_port = super::ports::free_port();
         let mut cmd = Command::new("sipp");
         cmd.current_dir(&dir).arg("-sf").arg(&scn);
@@ -263,7 +297,12 @@ impl SippRun {
             .args(["-s", &self.service])
             .args(["-m", &self.calls.to_string(), "-l", &self.limit.to_string()])
             .args(["-r", &format!("{}", self.rate)])
-            .args(["-timeout", &format!("{secs}s"), "-timeout_error", "-nostdin"])
+            .args([
+                "-timeout",
+                &format!("{secs}s"),
+                "-timeout_error",
+                "-nostdin",
+            ])
             .args(["-trace_err", "-error_file"])
             .arg(dir.join("errors.log"))
             .args(["-trace_screen", "-screen_file"])
@@ -272,7 +311,8 @@ impl SippRun {
             .arg(dir.join("stat.csv"))
             .args(["-trace_rtt", "-rtt_freq", "1"]);
         if self.trace_msg {
-            cmd.args(["-trace_msg", "-message_file"]).arg(dir.join("messages.log"));
+            cmd.args(["-trace_msg", "-message_file"])
+                .arg(dir.join("messages.log"));
         }
         if self.rtp_echo {
             cmd.arg("-rtp_echo");
@@ -282,7 +322,13 @@ impl SippRun {
         }
         cmd.args(&self.extra);
         let proc = Proc::spawn("sipp", cmd, &dir.join("sipp.log"))?;
-        Ok(Sipp { proc, dir, sip_port, media_port, limit: self.timeout + Duration::from_secs(5) })
+        Ok(Sipp {
+            proc,
+            dir,
+            sip_port,
+            media_port,
+            limit: self.timeout + Duration::from_secs(5),
+        })
     }
 }
 
@@ -307,8 +353,10 @@ impl Sipp {
     /// Waits until its SIP socket is bound (a UAS is then ready for calls).
     pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let port = self.sip_port;
-        super::ports::poll_until(timeout, || super::ports::udp_bound(port) || self.proc.try_status().is_some())
-            .map_err(|_| anyhow::anyhow!("sipp did not bind UDP {port} within {timeout:?}"))?;
+        super::ports::poll_until(timeout, || {
+            super::ports::udp_bound(port) || self.proc.try_status().is_some()
+        })
+        .map_err(|_| anyhow::anyhow!("sipp did not bind UDP {port} within {timeout:?}"))?;
         if let Some(status) = self.proc.try_status() {
             anyhow::bail!("sipp exited early ({status}):\n{}", self.proc.log());
         }
@@ -350,16 +398,28 @@ pub struct SippResult {
 
 impl SippResult {
     fn read(dir: &Path, exit_code: Option<i32>, log: String) -> Self {
-        let stats = std::fs::read_to_string(dir.join("stat.csv")).map(|t| parse_stat_csv(&t)).unwrap_or_default();
+        let stats = std::fs::read_to_string(dir.join("stat.csv"))
+            .map(|t| parse_stat_csv(&t))
+            .unwrap_or_default();
         let count = |k: &str| stats.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
         let (successful, failed) = (count("SuccessfulCall(C)"), count("FailedCall(C)"));
         let mut rtt_ms = Vec::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             if entry.file_name().to_string_lossy().ends_with("_rtt.csv") {
-                rtt_ms.extend(parse_rtt_csv(&std::fs::read_to_string(entry.path()).unwrap_or_default()));
+                rtt_ms.extend(parse_rtt_csv(
+                    &std::fs::read_to_string(entry.path()).unwrap_or_default(),
+                ));
             }
         }
-        Self { exit_code, successful, failed, stats, rtt_ms, dir: dir.to_owned(), log }
+        Self {
+            exit_code,
+            successful,
+            failed,
+            stats,
+            rtt_ms,
+            dir: dir.to_owned(),
+            log,
+        }
     }
 
     /// Exit code 0, ≥1 successful call, none failed.
@@ -377,9 +437,45 @@ impl SippResult {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// The SIP messages sipp received (from `messages.log`, needs
+    /// `trace_msg`), in order, each as its text.
+    pub fn received(&self) -> Vec<String> {
+        let log = self.file("messages.log");
+        let mut out = Vec::new();
+        for block in log
+            .split("-----------------------------------------------")
+            .skip(1)
+        {
+            // The first line holds the separator's timestamp.
+            let rest: Vec<&str> = block.lines().skip(1).collect();
+            if let Some(i) = rest.iter().position(|l| l.contains("message received")) {
+                out.push(rest[i + 1..].join("\n").trim().to_owned());
+            }
+        }
+        out
+    }
+
+    /// How many received messages start with `start_line` and contain `needle`
+    /// (e.g. `("SIP/2.0 200 OK", "CSeq: 1 INVITE")`).
+    pub fn count_received(&self, start_line: &str, needle: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|m| m.starts_with(start_line) && m.contains(needle))
+            .count()
+    }
+
     /// Everything useful when a test fails: counts, errors, screen, messages.
     pub fn diagnostics(&self) -> String {
-        let tail = |s: String| s.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail = |s: String| {
+            s.lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         format!(
             "sipp in {}: exit {:?}, {} successful, {} failed\n--- errors.log\n{}\n--- screen.log\n{}\n--- messages.log (tail)\n{}\n--- output\n{}",
             self.dir.display(),
@@ -397,8 +493,12 @@ impl SippResult {
 /// The last row of a sipp `-trace_stat` CSV (`;`-separated, header first).
 pub fn parse_stat_csv(text: &str) -> HashMap<String, String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let Some(header) = lines.next() else { return HashMap::new() };
-    let Some(last) = lines.last() else { return HashMap::new() };
+    let Some(header) = lines.next() else {
+        return HashMap::new();
+    };
+    let Some(last) = lines.next_back() else {
+        return HashMap::new();
+    };
     header
         .split(';')
         .zip(last.split(';'))
@@ -409,7 +509,9 @@ pub fn parse_stat_csv(text: &str) -> HashMap<String, String> {
 
 /// Response times (ms, second column) of a sipp `-trace_rtt` CSV.
 pub fn parse_rtt_csv(text: &str) -> Vec<f64> {
-    text.lines().filter_map(|l| l.split(';').nth(1)?.trim().parse().ok()).collect()
+    text.lines()
+        .filter_map(|l| l.split(';').nth(1)?.trim().parse().ok())
+        .collect()
 }
 
 /// Nearest-rank percentile of `values` (any order).

@@ -37,7 +37,9 @@ impl fmt::Display for SessionDescription {
         }
         let name = self.session_name.as_deref().unwrap_or("-");
         write!(f, "s={}\r\n", if name.is_empty() { "-" } else { name })?;
-        lines_of(f, &self.other_lines, |k| BEFORE_CONNECTION.contains(&k))?;
+        for kind in BEFORE_CONNECTION {
+            lines_of(f, &self.other_lines, |k| k == kind)?;
+        }
         if let Some(c) = &self.connection {
             write!(f, "c={} {} {}\r\n", c.net_type, c.addr_type, c.address)?;
         }
@@ -50,7 +52,9 @@ impl fmt::Display for SessionDescription {
         for t in &self.timings {
             write!(f, "t={} {}\r\n", t.start, t.stop)?;
         }
-        lines_of(f, &self.other_lines, |k| AFTER_TIMING.contains(&k))?;
+        for kind in AFTER_TIMING {
+            lines_of(f, &self.other_lines, |k| k == kind)?;
+        }
         // Unknown letters have no defined place; just before `a=` keeps them
         // at session level when the description is read back.
         lines_of(f, &self.other_lines, |k| {

@@ -16,7 +16,9 @@ fn local() -> LocalCapabilities {
 }
 
 fn fixture(name: &str) -> SessionDescription {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/sdp").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/sdp")
+        .join(name);
     SessionDescription::parse(&std::fs::read(path).expect("fixture")).expect("parses")
 }
 
@@ -34,7 +36,11 @@ fn answer_with(name: &str, caps: LocalCapabilities) -> (SessionDescription, Nego
     let text = sdp.to_string();
     let reparsed = SessionDescription::parse(text.as_bytes()).expect("own answer parses");
     assert_eq!(reparsed, sdp);
-    assert_eq!(reparsed.media.len(), offer.media.len(), "RFC 3264 §6 m-line count");
+    assert_eq!(
+        reparsed.media.len(),
+        offer.media.len(),
+        "RFC 3264 §6 m-line count"
+    );
     for (a, o) in reparsed.media.iter().zip(&offer.media) {
         assert_eq!(a.media, o.media, "RFC 3264 §6 m-line order");
     }
@@ -49,7 +55,10 @@ fn addr(s: &str) -> Option<SocketAddr> {
 fn sipp_pcmu_with_telephone_event() {
     let (sdp, media) = answer("sipp_uac_pcm.sdp");
     assert_eq!(media.codec, Codec::Pcmu);
-    assert_eq!((media.payload_type, media.clock_rate, media.channels), (0, 8000, 1));
+    assert_eq!(
+        (media.payload_type, media.clock_rate, media.channels),
+        (0, 8000, 1)
+    );
     assert_eq!(media.telephone_event_pt, Some(101));
     assert_eq!(media.ptime, 20);
     assert_eq!(media.remote_addr, addr("127.0.1.1:6000"));
@@ -77,7 +86,10 @@ fn sipp_pcmu_with_telephone_event() {
 fn baresip_opus_first_keeps_dynamic_pt_and_rtcp_mux() {
     let (sdp, media) = answer("baresip.sdp");
     assert_eq!(media.codec, Codec::Opus);
-    assert_eq!((media.payload_type, media.clock_rate, media.channels), (96, 48000, 2));
+    assert_eq!(
+        (media.payload_type, media.clock_rate, media.channels),
+        (96, 48000, 2)
+    );
     // Only telephone-event/8000 was offered: no events at Opus's 48 kHz.
     assert_eq!(media.telephone_event_pt, None);
     assert!(media.rtcp_mux);
@@ -129,10 +141,16 @@ fn freeswitch_opus_with_48k_events_and_rtcp_attribute() {
 #[test]
 fn carrier_offers() {
     let (_, media) = answer("twilio_like.sdp");
-    assert_eq!((media.codec, media.telephone_event_pt), (Codec::Pcmu, Some(101)));
+    assert_eq!(
+        (media.codec, media.telephone_event_pt),
+        (Codec::Pcmu, Some(101))
+    );
     assert_eq!(media.remote_addr, addr("198.51.100.44:16458"));
     let (_, media) = answer("telnyx_like.sdp");
-    assert_eq!((media.codec, media.telephone_event_pt), (Codec::Pcmu, Some(101)));
+    assert_eq!(
+        (media.codec, media.telephone_event_pt),
+        (Codec::Pcmu, Some(101))
+    );
     assert_eq!(media.ptime, 20);
 }
 
@@ -151,7 +169,10 @@ fn chrome_style_opus_over_avpf_with_rtcp_mux() {
 fn dtls_srtp_only_offer_is_refused_for_its_transport() {
     let offer = fixture("webrtc_dtls.sdp");
     let err = answer_offer(&offer, &local(), our_origin(&local(), 1, 1)).expect_err("no SRTP");
-    assert_eq!(err, NegotiationError::UnsupportedTransport("UDP/TLS/RTP/SAVPF".into()));
+    assert_eq!(
+        err,
+        NegotiationError::UnsupportedTransport("UDP/TLS/RTP/SAVPF".into())
+    );
     assert_eq!(err.status_code(), 488);
     assert_eq!(err.warning_code(), 302);
 }
@@ -193,11 +214,19 @@ fn video_is_rejected_with_port_zero_and_audio_accepted() {
 fn no_common_codec_is_488_with_a_warning() {
     let offer = fixture("no_common_codec.sdp");
     let mut session = MediaSession::new(local(), 7);
-    let err = session.receive_offer(&offer).expect_err("nothing in common");
+    let err = session
+        .receive_offer(&offer)
+        .expect_err("nothing in common");
     assert_eq!(err, NegotiationError::NoCommonCodec);
     assert_eq!(err.status_code(), 488);
-    assert_eq!(err.warning("hotline"), "305 hotline \"Incompatible media format\"");
-    assert_eq!(warning_304("hotline"), "304 hotline \"Media type not available\"");
+    assert_eq!(
+        err.warning("hotline"),
+        "305 hotline \"Incompatible media format\""
+    );
+    assert_eq!(
+        warning_304("hotline"),
+        "304 hotline \"Media type not available\""
+    );
     assert!(session.current().is_none());
 }
 
@@ -263,17 +292,23 @@ fn directions_follow_rfc_3264_section_6_1() {
 #[test]
 fn hold_and_resume_re_offers_from_the_peer() {
     let mut session = MediaSession::new(local(), 1000);
-    let (first, media, _) = session.receive_offer(&fixture("sipp_uac_pcm.sdp")).expect("ok");
+    let (first, media, _) = session
+        .receive_offer(&fixture("sipp_uac_pcm.sdp"))
+        .expect("ok");
     assert!(media.should_send());
 
-    let (held, media, change) = session.receive_offer(&fixture("hold_sendonly.sdp")).expect("ok");
+    let (held, media, change) = session
+        .receive_offer(&fixture("hold_sendonly.sdp"))
+        .expect("ok");
     assert!(media.remote_hold && !media.should_send());
     assert_eq!(media.direction, Direction::RecvOnly);
     assert!(change.direction_changed && change.remote_hold_changed && !change.codec_changed);
     let v = |s: &SessionDescription| s.origin.as_ref().expect("o").session_version;
     assert_eq!(v(&held), v(&first) + 1, "changed answer bumps o= version");
 
-    let (_, media, _) = session.receive_offer(&fixture("hold_rfc2543.sdp")).expect("ok");
+    let (_, media, _) = session
+        .receive_offer(&fixture("hold_rfc2543.sdp"))
+        .expect("ok");
     assert!(media.remote_hold);
     assert_eq!(media.remote_addr, None);
     assert_eq!(media.direction, Direction::RecvOnly);
@@ -284,12 +319,15 @@ fn hold_and_resume_re_offers_from_the_peer() {
     assert!(media.remote_hold);
     assert_eq!(media.direction, Direction::Inactive);
 
-    let (resumed, media, change) =
-        session.receive_offer(&fixture("sipp_uac_pcm.sdp")).expect("ok");
+    let (resumed, media, change) = session
+        .receive_offer(&fixture("sipp_uac_pcm.sdp"))
+        .expect("ok");
     assert!(!media.remote_hold && media.should_send());
     assert!(change.remote_hold_changed && change.direction_changed);
     // Same answer again: same version (RFC 3264 §8).
-    let (again, _, change) = session.receive_offer(&fixture("sipp_uac_pcm.sdp")).expect("ok");
+    let (again, _, change) = session
+        .receive_offer(&fixture("sipp_uac_pcm.sdp"))
+        .expect("ok");
     assert_eq!(v(&again), v(&resumed));
     assert!(!change.any());
 }
@@ -297,8 +335,12 @@ fn hold_and_resume_re_offers_from_the_peer() {
 #[test]
 fn mid_call_codec_change_is_reported_and_failed_re_offer_keeps_session() {
     let mut session = MediaSession::new(local(), 5);
-    session.receive_offer(&fixture("sipp_uac_pcm.sdp")).expect("ok");
-    let (_, media, change) = session.receive_offer(&fixture("pcma_only.sdp")).expect("ok");
+    session
+        .receive_offer(&fixture("sipp_uac_pcm.sdp"))
+        .expect("ok");
+    let (_, media, change) = session
+        .receive_offer(&fixture("pcma_only.sdp"))
+        .expect("ok");
     assert_eq!(media.codec, Codec::Pcma);
     assert!(change.codec_changed && change.remote_addr_changed);
     let err = session
@@ -392,11 +434,17 @@ fn rejected_or_mismatched_answers_are_errors() {
     let offer = session.create_offer();
     let mut answer = offer.clone();
     answer.media[0].port = 0;
-    assert_eq!(process_answer(&offer, &answer, &local()), Err(NegotiationError::Rejected));
+    assert_eq!(
+        process_answer(&offer, &answer, &local()),
+        Err(NegotiationError::Rejected)
+    );
     answer.media.clear();
     assert!(matches!(
         process_answer(&offer, &answer, &local()),
-        Err(NegotiationError::MediaCountMismatch { offered: 1, answered: 0 })
+        Err(NegotiationError::MediaCountMismatch {
+            offered: 1,
+            answered: 0
+        })
     ));
     let mut answer = offer.clone();
     answer.media[0].formats = vec!["18".into()];

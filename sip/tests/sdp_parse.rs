@@ -24,8 +24,8 @@ fn every_fixture_parses_and_reserializes_stably() {
         }
         count += 1;
         let bytes = std::fs::read(&path).expect("read");
-        let sdp = SessionDescription::parse(&bytes)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let sdp =
+            SessionDescription::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!sdp.media.is_empty(), "{}", path.display());
         let text = sdp.to_string();
         assert!(text.ends_with("\r\n"));
@@ -63,7 +63,10 @@ fn typed_fields_of_a_freeswitch_offer() {
     assert_eq!(c.ip(), Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 30))));
     assert!(!c.is_hold_address());
     let m = &sdp.media[0];
-    assert_eq!((m.media.as_str(), m.port, m.protocol.as_str()), ("audio", 21450, "RTP/AVP"));
+    assert_eq!(
+        (m.media.as_str(), m.port, m.protocol.as_str()),
+        ("audio", 21450, "RTP/AVP")
+    );
     assert_eq!(m.formats, ["102", "9", "0", "8", "103", "101"]);
     assert_eq!(
         m.rtpmap(102),
@@ -181,7 +184,10 @@ fn other_lines_are_kept_in_rfc_order() {
 #[test]
 fn malformed_input_is_a_clear_error() {
     assert_eq!(SessionDescription::parse(b""), Err(SdpParseError::Empty));
-    assert_eq!(SessionDescription::parse(b"\r\n \n"), Err(SdpParseError::Empty));
+    assert_eq!(
+        SessionDescription::parse(b"\r\n \n"),
+        Err(SdpParseError::Empty)
+    );
     assert_eq!(
         SessionDescription::parse(b"v=0\nhello\n"),
         Err(SdpParseError::NotALine { line: 2 })

@@ -57,9 +57,30 @@ enum Mutation {
 }
 
 const TOKENS: &[&str] = &[
-    "\r\n", "\n", "=", ":", "/", " ", "m=audio 0 RTP/AVP", "c=IN IP4 0.0.0.0", "a=rtpmap:",
-    "a=fmtp:", "a=inactive", "a=sendonly", "a=ptime:", "65536", "255", "-1", "\0", "é", "o=",
-    "a=rtcp:", "a=rtcp-mux", "telephone-event/48000", "opus/48000/2", "IP6 ::",
+    "\r\n",
+    "\n",
+    "=",
+    ":",
+    "/",
+    " ",
+    "m=audio 0 RTP/AVP",
+    "c=IN IP4 0.0.0.0",
+    "a=rtpmap:",
+    "a=fmtp:",
+    "a=inactive",
+    "a=sendonly",
+    "a=ptime:",
+    "65536",
+    "255",
+    "-1",
+    "\0",
+    "é",
+    "o=",
+    "a=rtcp:",
+    "a=rtcp-mux",
+    "telephone-event/48000",
+    "opus/48000/2",
+    "IP6 ::",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {

@@ -101,7 +101,7 @@ impl Codec {
     /// telephony).
     pub fn accepts_ptime(self, ptime: u32) -> bool {
         match self {
-            Codec::Pcmu | Codec::Pcma => (10..=60).contains(&ptime) && ptime % 10 == 0,
+            Codec::Pcmu | Codec::Pcma => (10..=60).contains(&ptime) && ptime.is_multiple_of(10),
             Codec::Opus => matches!(ptime, 10 | 20 | 40 | 60),
         }
     }

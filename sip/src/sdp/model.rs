@@ -278,7 +278,10 @@ impl RtpMap {
                 "{} {}/{}/{}",
                 self.payload_type, self.encoding, self.clock_rate, c
             ),
-            None => format!("{} {}/{}", self.payload_type, self.encoding, self.clock_rate),
+            None => format!(
+                "{} {}/{}",
+                self.payload_type, self.encoding, self.clock_rate
+            ),
         }
     }
 }
@@ -312,7 +315,9 @@ impl RtcpAttribute {
 /// Looks an attribute up by name, case-insensitively (RFC 8866 §5.13 names
 /// are case-sensitive, but real UAs send `a=SendRecv` and `a=PTime`).
 fn find<'a>(attrs: &'a [Attribute], name: &str) -> impl Iterator<Item = &'a Attribute> {
-    attrs.iter().filter(move |a| a.name.eq_ignore_ascii_case(name))
+    attrs
+        .iter()
+        .filter(move |a| a.name.eq_ignore_ascii_case(name))
 }
 
 /// The last direction attribute in a list: when a confused UA sends two, the

@@ -123,7 +123,11 @@ impl NegotiationError {
     /// A `Warning` header value, e.g. `305 hotline.example "Incompatible
     /// media format"`; `agent` is our host name or pseudonym.
     pub fn warning(&self, agent: &str) -> String {
-        format!("{} {agent} \"{}\"", self.warning_code(), self.warning_text())
+        format!(
+            "{} {agent} \"{}\"",
+            self.warning_code(),
+            self.warning_text()
+        )
     }
 }
 
@@ -158,7 +162,10 @@ fn is_audio(m: &MediaDescription) -> bool {
 /// address `0.0.0.0`.
 pub fn is_hold(sdp: &SessionDescription, index: usize) -> bool {
     let dir = sdp.direction_for(index);
-    !dir.receives() || sdp.connection_for(index).is_some_and(Connection::is_hold_address)
+    !dir.receives()
+        || sdp
+            .connection_for(index)
+            .is_some_and(Connection::is_hold_address)
 }
 
 /// The direction the writer of `sdp` means for section `index`, with the
@@ -217,17 +224,26 @@ fn remote_addrs(
         .connection_for(index)
         .filter(|c| !c.is_hold_address())
         .and_then(Connection::ip);
-    let rtp = ip.filter(|_| m.port != 0).map(|ip| SocketAddr::new(ip, m.port));
+    let rtp = ip
+        .filter(|_| m.port != 0)
+        .map(|ip| SocketAddr::new(ip, m.port));
     let rtcp = rtp.and_then(|rtp| {
         if rtcp_mux {
             return Some(rtp);
         }
         match m.rtcp() {
             Some(a) => {
-                let ip = a.connection.as_ref().and_then(Connection::ip).unwrap_or(rtp.ip());
+                let ip = a
+                    .connection
+                    .as_ref()
+                    .and_then(Connection::ip)
+                    .unwrap_or(rtp.ip());
                 Some(SocketAddr::new(ip, a.port))
             }
-            None => rtp.port().checked_add(1).map(|p| SocketAddr::new(rtp.ip(), p)),
+            None => rtp
+                .port()
+                .checked_add(1)
+                .map(|p| SocketAddr::new(rtp.ip(), p)),
         }
     });
     (rtp, rtcp)
@@ -312,8 +328,10 @@ fn audio_attributes(
         out.attributes
             .push(Attribute::value("rtpmap", codec.rtpmap(*pt).to_value()));
         if *codec == Codec::Opus && !local.opus_fmtp.is_empty() {
-            out.attributes
-                .push(Attribute::value("fmtp", format!("{pt} {}", local.opus_fmtp)));
+            out.attributes.push(Attribute::value(
+                "fmtp",
+                format!("{pt} {}", local.opus_fmtp),
+            ));
         }
     }
     for (pt, rate, fmtp) in events {
@@ -350,8 +368,7 @@ pub fn answer_offer(
             Err(e) => {
                 // Report the most telling failure: a codec mismatch over a
                 // usable transport says more than an SRTP-only section.
-                if e == NegotiationError::NoCommonCodec
-                    || error == NegotiationError::NoAudioStream
+                if e == NegotiationError::NoCommonCodec || error == NegotiationError::NoAudioStream
                 {
                     error = e;
                 }
@@ -408,15 +425,23 @@ pub fn answer_offer(
     }
 }
 
+/// The payload types an offer of ours lists, in order.
+struct PayloadPlan {
+    /// Codecs and their payload types, most preferred first.
+    codecs: Vec<(Codec, u8)>,
+    /// Telephone-event payload types and their clock rates.
+    events: Vec<(u8, u32)>,
+}
+
 /// Payload types for an offer of ours. Once a session exists its dynamic
 /// mappings must not change (RFC 3264 §8.3.2), so the negotiated codec and
 /// telephone-event keep their numbers and it is listed first, so that the
 /// answerer keeps it; everything else gets our configured number, moved to a
 /// free dynamic number on a clash.
-pub fn offer_payload_types(
+fn offer_payload_types(
     local: &LocalCapabilities,
     current: Option<&NegotiatedMedia>,
-) -> (Vec<(Codec, u8)>, Vec<(u8, u32)>) {
+) -> PayloadPlan {
     let mut used: Vec<u8> = Vec::new();
     let mut codecs: Vec<(Codec, u8)> = Vec::new();
     let mut events: Vec<(u8, u32)> = Vec::new();
@@ -441,7 +466,9 @@ pub fn offer_payload_types(
         if codecs.iter().any(|(c, _)| c == codec) {
             continue;
         }
-        let wanted = codec.static_payload_type().unwrap_or(local.opus_payload_type);
+        let wanted = codec
+            .static_payload_type()
+            .unwrap_or(local.opus_payload_type);
         let pt = take(wanted, &mut used);
         codecs.push((*codec, pt));
     }
@@ -465,7 +492,7 @@ pub fn offer_payload_types(
             events.push((pt, rate));
         }
     }
-    (codecs, events)
+    PayloadPlan { codecs, events }
 }
 
 /// Creates an offer (RFC 3264 §5) with one audio section listing our codecs
@@ -477,7 +504,7 @@ pub fn create_offer(
     current: Option<&NegotiatedMedia>,
 ) -> SessionDescription {
     let mut sdp = our_description(local, origin);
-    let (codecs, events) = offer_payload_types(local, current);
+    let PayloadPlan { codecs, events } = offer_payload_types(local, current);
     let formats = codecs
         .iter()
         .map(|(_, pt)| *pt)
@@ -485,8 +512,10 @@ pub fn create_offer(
         .map(|pt| pt.to_string())
         .collect();
     let mut m = MediaDescription::new("audio", local.rtp_port, "RTP/AVP", formats);
-    let events: Vec<(u8, u32, Option<String>)> =
-        events.into_iter().map(|(pt, rate)| (pt, rate, None)).collect();
+    let events: Vec<(u8, u32, Option<String>)> = events
+        .into_iter()
+        .map(|(pt, rate)| (pt, rate, None))
+        .collect();
     audio_attributes(&mut m, &codecs, &events, local);
     m.attributes
         .push(Attribute::value("ptime", local.ptime.to_string()));

@@ -5,7 +5,7 @@
 //! there would send media to the wrong place.
 
 use super::model::{
-    Attribute, Bandwidth, Connection, MediaDescription, OtherLine, Origin, SessionDescription,
+    Attribute, Bandwidth, Connection, MediaDescription, Origin, OtherLine, SessionDescription,
     Timing,
 };
 
@@ -78,9 +78,7 @@ fn parse_str(text: &str) -> Result<SessionDescription, SdpParseError> {
             'o' => sdp.origin = Some(parse_origin(value).ok_or_else(malformed)?),
             's' => sdp.session_name = Some(value.to_owned()),
             't' => sdp.timings.push(parse_timing(value).ok_or_else(malformed)?),
-            'm' => sdp
-                .media
-                .push(parse_media(value).ok_or_else(malformed)?),
+            'm' => sdp.media.push(parse_media(value).ok_or_else(malformed)?),
             'c' => {
                 let c = parse_connection(value).ok_or_else(malformed)?;
                 match sdp.media.last_mut() {
@@ -137,10 +135,12 @@ fn parse_origin(value: &str) -> Option<Origin> {
         session_id: (*session_id).to_owned(),
         // Versions beyond u64 exist only in broken UAs; saturating keeps the
         // ordering that version comparison relies on.
-        session_version: version
-            .parse::<u64>()
-            .ok()
-            .or_else(|| version.bytes().all(|b| b.is_ascii_digit()).then_some(u64::MAX))?,
+        session_version: version.parse::<u64>().ok().or_else(|| {
+            version
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then_some(u64::MAX)
+        })?,
         net_type: (*net_type).to_owned(),
         addr_type: (*addr_type).to_owned(),
         address: (*address).to_owned(),

@@ -30,8 +30,25 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let tokens = prop::sample::select(vec![
-        "\r\n", "\r\n\r\n", ":", ";", ",", "<", ">", "\"", "[", "]", " ", "\t", "\n ", "SIP/2.0",
-        "Content-Length: 99999999999999999999", "l: 5", "v: SIP/2.0/UDP [::1", "\u{fffd}", "\\",
+        "\r\n",
+        "\r\n\r\n",
+        ":",
+        ";",
+        ",",
+        "<",
+        ">",
+        "\"",
+        "[",
+        "]",
+        " ",
+        "\t",
+        "\n ",
+        "SIP/2.0",
+        "Content-Length: 99999999999999999999",
+        "l: 5",
+        "v: SIP/2.0/UDP [::1",
+        "\u{fffd}",
+        "\\",
     ]);
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
@@ -84,7 +101,11 @@ fn exercise(bytes: &[u8]) {
         Err(e) => {
             if let Some(reply) = message::reject(bytes, e.status_code(), &e.to_string()) {
                 // Our answer must always be a well-formed response.
-                assert!(rsip::SipMessage::try_from(&reply[..]).is_ok(), "{:?}", String::from_utf8_lossy(&reply));
+                assert!(
+                    rsip::SipMessage::try_from(&reply[..]).is_ok(),
+                    "{:?}",
+                    String::from_utf8_lossy(&reply)
+                );
             }
         }
     }

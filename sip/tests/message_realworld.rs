@@ -59,7 +59,10 @@ fn sipp_invite_fields_and_body() {
     assert_eq!(message::from_tag(&r).as_deref(), Some("4711SIPpTag001"));
     assert_eq!(message::to_tag(&r), None);
     assert_eq!(message::cseq(&r), Some((1, rsip::Method::Invite)));
-    assert_eq!(message::top_via_branch(&r).as_deref(), Some("z9hG4bK-4711-1-0"));
+    assert_eq!(
+        message::top_via_branch(&r).as_deref(),
+        Some("z9hG4bK-4711-1-0")
+    );
     assert!(r.body.starts_with(b"v=0\r\n"));
     assert!(r.body.ends_with(b"a=rtpmap:0 PCMU/8000\r\n"));
 }
@@ -78,22 +81,35 @@ fn baresip_invite_e164_user() {
 #[test]
 fn compact_forms_are_expanded() {
     let r = request("compact_invite.sip");
-    assert_eq!(message::call_id(&r), Some("a84b4c76e66710@pc33.atlanta.example.com"));
+    assert_eq!(
+        message::call_id(&r),
+        Some("a84b4c76e66710@pc33.atlanta.example.com")
+    );
     assert_eq!(message::from_tag(&r).as_deref(), Some("1928301774"));
-    assert_eq!(r.to_header().unwrap().value(), "Bob <sip:bob@biloxi.example.com>");
+    assert_eq!(
+        r.to_header().unwrap().value(),
+        "Bob <sip:bob@biloxi.example.com>"
+    );
     assert!(r.contact_header().is_ok());
-    assert!(r
-        .headers
-        .iter()
-        .any(|h| matches!(h, rsip::Header::ContentType(c) if c.value() == "application/sdp")));
-    assert_eq!(message::top_via_branch(&r).as_deref(), Some("z9hG4bKnashds8"));
+    assert!(
+        r.headers
+            .iter()
+            .any(|h| matches!(h, rsip::Header::ContentType(c) if c.value() == "application/sdp"))
+    );
+    assert_eq!(
+        message::top_via_branch(&r).as_deref(),
+        Some("z9hG4bKnashds8")
+    );
     assert!(!r.body.is_empty());
 }
 
 #[test]
 fn folded_headers_are_joined() {
     let r = request("folded_headers.sip");
-    assert_eq!(message::top_via_branch(&r).as_deref(), Some("z9hG4bKfolded"));
+    assert_eq!(
+        message::top_via_branch(&r).as_deref(),
+        Some("z9hG4bKfolded")
+    );
     assert_eq!(message::from_tag(&r).as_deref(), Some("f01d"));
     let subject = r
         .headers
@@ -103,7 +119,10 @@ fn folded_headers_are_joined() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(subject, "I know you're there, pick up the phone and talk to me!");
+    assert_eq!(
+        subject,
+        "I know you're there, pick up the phone and talk to me!"
+    );
 }
 
 #[test]
@@ -160,7 +179,11 @@ fn weird_but_legal_spacing() {
     let via = message::top_via(&r).unwrap();
     assert_eq!(via.host, "192.0.2.2");
     assert_eq!(via.branch(), Some("390skdjuw"));
-    let vias = r.headers.iter().filter(|h| matches!(h, rsip::Header::Via(_))).count();
+    let vias = r
+        .headers
+        .iter()
+        .filter(|h| matches!(h, rsip::Header::Via(_)))
+        .count();
     assert_eq!(vias, 3);
     assert_eq!(r.body.len(), 129);
 }
@@ -219,7 +242,11 @@ fn response_construction() {
     message::set_contact(&mut resp, "sip:hotline@203.0.113.5:5060");
     message::set_body(&mut resp, "application/sdp", b"v=0\r\n".to_vec());
     message::set_to_tag(&mut resp, "other");
-    assert_eq!(message::to_tag(&resp).as_deref(), Some("abc"), "tag is not replaced");
+    assert_eq!(
+        message::to_tag(&resp).as_deref(),
+        Some("abc"),
+        "tag is not replaced"
+    );
     let text = resp.to_string();
     assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
     assert!(text.contains("Server: Hotline/"));
@@ -284,15 +311,27 @@ fn malformed_requests_get_400() {
         },
     );
     assert_400(
-        &replace("options.sip", "Accept: application/sdp", "this is no header"),
+        &replace(
+            "options.sip",
+            "Accept: application/sdp",
+            "this is no header",
+        ),
         ParseError::BadHeaderLine,
     );
     assert_400(
-        &replace("options.sip", "Via: SIP/2.0/UDP 198.51.100.7:5060;", "Via: SIP/2.0/UDP 198.51.100.7:99999;"),
+        &replace(
+            "options.sip",
+            "Via: SIP/2.0/UDP 198.51.100.7:5060;",
+            "Via: SIP/2.0/UDP 198.51.100.7:99999;",
+        ),
         ParseError::BadHeader("Via"),
     );
     assert_400(
-        &replace("options.sip", "Content-Length: 0", "Content-Length: 0\r\nContent-Length: 5"),
+        &replace(
+            "options.sip",
+            "Content-Length: 0",
+            "Content-Length: 0\r\nContent-Length: 5",
+        ),
         ParseError::BadHeader("Content-Length"),
     );
 }
@@ -300,15 +339,27 @@ fn malformed_requests_get_400() {
 #[test]
 fn unknown_method_gets_501() {
     let bytes = replace("options.sip", "OPTIONS", "FROBNICATE");
-    let bytes = String::from_utf8(bytes).unwrap().replace("102 OPTIONS", "102 FROBNICATE");
-    assert_400(bytes.as_bytes(), ParseError::UnsupportedMethod("FROBNICATE".into()));
+    let bytes = String::from_utf8(bytes)
+        .unwrap()
+        .replace("102 OPTIONS", "102 FROBNICATE");
+    assert_400(
+        bytes.as_bytes(),
+        ParseError::UnsupportedMethod("FROBNICATE".into()),
+    );
 }
 
 #[test]
 fn unanswerable_messages_are_dropped() {
     // No Call-ID: cannot address a response.
-    let no_call_id = replace("options.sip", "Call-ID: 3c26700d4a0d8f1a@198.51.100.7\r\n", "");
-    assert_eq!(message::parse(&no_call_id).unwrap_err(), ParseError::MissingHeader("Call-ID"));
+    let no_call_id = replace(
+        "options.sip",
+        "Call-ID: 3c26700d4a0d8f1a@198.51.100.7\r\n",
+        "",
+    );
+    assert_eq!(
+        message::parse(&no_call_id).unwrap_err(),
+        ParseError::MissingHeader("Call-ID")
+    );
     assert_eq!(message::bad_request(&no_call_id, "missing Call-ID"), None);
     // A malformed ACK is never answered (§17.2.3).
     let ack = replace("ack.sip", "CSeq: 1 ACK", "CSeq: 1 INVITE");
@@ -319,12 +370,18 @@ fn unanswerable_messages_are_dropped() {
     assert!(message::parse(&resp).is_err());
     assert_eq!(message::bad_request(&resp, "bad"), None);
     // Garbage.
-    assert_eq!(message::parse(b"hello\r\n\r\n").unwrap_err(), ParseError::BadStartLine);
+    assert_eq!(
+        message::parse(b"hello\r\n\r\n").unwrap_err(),
+        ParseError::BadStartLine
+    );
     assert_eq!(message::bad_request(b"hello\r\n\r\n", "bad"), None);
     assert_eq!(message::parse(b"").unwrap_err(), ParseError::Unterminated);
     // Oversize.
     let big = vec![b'a'; message::MAX_MESSAGE_SIZE + 1];
-    assert_eq!(message::parse(&big).unwrap_err(), ParseError::TooLarge(big.len()));
+    assert_eq!(
+        message::parse(&big).unwrap_err(),
+        ParseError::TooLarge(big.len())
+    );
 }
 
 #[test]
@@ -343,7 +400,9 @@ fn missing_max_forwards_is_accepted() {
 
 #[test]
 fn bare_lf_line_endings_are_accepted() {
-    let s = String::from_utf8(fixture("register.sip")).unwrap().replace("\r\n", "\n");
+    let s = String::from_utf8(fixture("register.sip"))
+        .unwrap()
+        .replace("\r\n", "\n");
     let m = message::parse(s.as_bytes()).unwrap();
     assert_eq!(message::cseq(&m), Some((1, rsip::Method::Register)));
 }

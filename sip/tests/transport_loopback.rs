@@ -1,7 +1,9 @@
 //! The tokio transport over 127.0.0.1.
 
 use bytes::Bytes;
-use hotline_sip::transport::{Incoming, Outgoing, SendError, SipTransport, Transport, TransportConfig};
+use hotline_sip::transport::{
+    Incoming, Outgoing, SendError, SipTransport, Transport, TransportConfig,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +38,10 @@ async fn start(
 }
 
 async fn recv(rx: &mut mpsc::Receiver<Incoming>) -> Incoming {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("timely").expect("open")
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("timely")
+        .expect("open")
 }
 
 #[tokio::test]
@@ -103,7 +108,10 @@ async fn tcp_round_trip_reuses_the_connection() {
         assert_eq!(got.transport, Transport::Tcp);
         conns.push(got.connection.unwrap());
     }
-    assert!(conns.iter().all(|c| *c == conns[0]), "one connection for all three");
+    assert!(
+        conns.iter().all(|c| *c == conns[0]),
+        "one connection for all three"
+    );
     assert_eq!(client.connection_count(), 1);
     assert_eq!(server.connection_count(), 1);
     // The response goes back on the same connection, whatever the address.
@@ -130,7 +138,10 @@ async fn tcp_keepalive_ping_gets_pong_and_bad_framing_closes() {
     let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
     raw.write_all(b"\r\n\r\n").await.unwrap();
     let mut pong = [0u8; 2];
-    tokio::time::timeout(WAIT, raw.read_exact(&mut pong)).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, raw.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&pong, b"\r\n");
     // Split writes still frame.
     let msg = options("split");
@@ -139,9 +150,14 @@ async fn tcp_keepalive_ping_gets_pong_and_bad_framing_closes() {
     raw.write_all(&msg[10..]).await.unwrap();
     assert_eq!(recv(&mut s_rx).await.bytes, msg);
     // No Content-Length on a stream: the server closes the connection.
-    raw.write_all(b"OPTIONS sip:h SIP/2.0\r\nVia: x\r\n\r\n").await.unwrap();
+    raw.write_all(b"OPTIONS sip:h SIP/2.0\r\nVia: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut rest = Vec::new();
-    let n = tokio::time::timeout(WAIT, raw.read_to_end(&mut rest)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, raw.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 0, "closed without sending anything");
 }
 
@@ -158,7 +174,10 @@ async fn idle_connections_are_closed() {
         .await
         .unwrap();
     let mut buf = [0u8; 1];
-    let n = tokio::time::timeout(WAIT, raw.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 0);
     // The table entry is removed after the task ends.
     for _ in 0..50 {
@@ -177,7 +196,9 @@ async fn full_queue_drops_and_counts() {
     let dest = b.local_addr(Transport::Udp).unwrap();
     let sock = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
     for i in 0..10 {
-        sock.send_to(&options(&format!("q{i}")), dest).await.unwrap();
+        sock.send_to(&options(&format!("q{i}")), dest)
+            .await
+            .unwrap();
     }
     // Nobody reads: two fit, the other eight are dropped, not waited on.
     let mut waited = 0;
@@ -203,22 +224,37 @@ async fn advertised_address_and_unsupported_sends() {
         ..Default::default()
     };
     let (t, _rx) = SipTransport::bind(config, rx_stop).await.unwrap();
-    assert_eq!(t.advertised(Transport::Udp), Some(("203.0.113.5".into(), 5060)));
+    assert_eq!(
+        t.advertised(Transport::Udp),
+        Some(("203.0.113.5".into(), 5060))
+    );
     assert_eq!(t.advertised(Transport::Tcp), None);
     let (plain, _prx, _pstop) = start(true, false, 4).await;
     let local = plain.local_addr(Transport::Udp).unwrap();
-    assert_eq!(plain.advertised(Transport::Udp), Some(("127.0.0.1".into(), local.port())));
+    assert_eq!(
+        plain.advertised(Transport::Udp),
+        Some(("127.0.0.1".into(), local.port()))
+    );
     let out = |transport| Outgoing {
         bytes: options("x"),
         destination: local,
         transport,
         connection: None,
     };
-    assert!(matches!(t.send(out(Transport::Tls)).await, Err(SendError::Unsupported(Transport::Tls))));
+    assert!(matches!(
+        t.send(out(Transport::Tls)).await,
+        Err(SendError::Unsupported(Transport::Tls))
+    ));
     // Outbound TCP needs no listener; nothing listens on that TCP port.
-    assert!(matches!(t.send(out(Transport::Tcp)).await, Err(SendError::Io(_))));
+    assert!(matches!(
+        t.send(out(Transport::Tcp)).await,
+        Err(SendError::Io(_))
+    ));
     let (tcp_only, _trx, _tstop) = start(false, true, 4).await;
-    assert!(matches!(tcp_only.send(out(Transport::Udp)).await, Err(SendError::NotBound(Transport::Udp))));
+    assert!(matches!(
+        tcp_only.send(out(Transport::Udp)).await,
+        Err(SendError::NotBound(Transport::Udp))
+    ));
     drop(stop);
 }
 
@@ -230,8 +266,12 @@ async fn shutdown_stops_the_loops() {
     drop(t);
     // Once every task has exited, the last sender is gone and the channel
     // closes.
-    let closed = tokio::time::timeout(WAIT, rx.recv()).await.expect("tasks exit");
+    let closed = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("tasks exit");
     assert!(closed.is_none());
     // The UDP socket is released.
-    tokio::net::UdpSocket::bind(udp).await.expect("port is free again");
+    tokio::net::UdpSocket::bind(udp)
+        .await
+        .expect("port is free again");
 }

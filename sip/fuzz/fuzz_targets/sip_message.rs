@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = message::bad_request(data, "fuzz");
 
     // Frame the input fed in two pieces, split at a data-derived point.
-    let cut = data.first().map(|b| *b as usize % (data.len() + 1)).unwrap_or(0);
+    let cut = data
+        .first()
+        .map(|b| *b as usize % (data.len() + 1))
+        .unwrap_or(0);
     let mut framer = StreamFramer::new(8 * 1024);
     let mut total = 0usize;
     for piece in [&data[..cut], &data[cut..]] {

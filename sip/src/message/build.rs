@@ -1,9 +1,9 @@
 //! Building responses (RFC 3261 §8.2.6) and the 400 for messages that do
 //! not parse.
 
+use super::ident::new_tag;
 use super::parse::MAX_MESSAGE_SIZE;
 use super::scan::{head_end, header_param, scan_head};
-use super::ident::new_tag;
 use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
 

@@ -34,7 +34,11 @@ pub fn normalize_e164(user: &str, default_country_code: Option<&str>) -> Option<
     let context_cc = super::scan::params_lookup(params, "phone-context")
         .flatten()
         .and_then(|c| c.strip_prefix('+').map(str::to_string))
-        .map(|c| c.chars().filter(|c| !"-.() ".contains(*c)).collect::<String>())
+        .map(|c| {
+            c.chars()
+                .filter(|c| !"-.() ".contains(*c))
+                .collect::<String>()
+        })
         .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
     let compact: String = number.chars().filter(|c| !"-.() ".contains(*c)).collect();
 
@@ -66,13 +70,31 @@ mod tests {
     #[test]
     fn rules() {
         assert_eq!(n("+1-212-555-0100", None).as_deref(), Some("12125550100"));
-        assert_eq!(n("tel:+44.20.7946.0958", None).as_deref(), Some("442079460958"));
-        assert_eq!(n("0044 (20) 7946 0958", None).as_deref(), Some("442079460958"));
-        assert_eq!(n("01144 20 7946 0958", Some("1")).as_deref(), Some("442079460958"));
-        assert_eq!(n("011320000000", Some("44")).as_deref(), Some("4411320000000"));
-        assert_eq!(n("020 7946 0958", Some("44")).as_deref(), Some("442079460958"));
+        assert_eq!(
+            n("tel:+44.20.7946.0958", None).as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(
+            n("0044 (20) 7946 0958", None).as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(
+            n("01144 20 7946 0958", Some("1")).as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(
+            n("011320000000", Some("44")).as_deref(),
+            Some("4411320000000")
+        );
+        assert_eq!(
+            n("020 7946 0958", Some("44")).as_deref(),
+            Some("442079460958")
+        );
         assert_eq!(n("2125550100", Some("1")).as_deref(), Some("12125550100"));
-        assert_eq!(n("7946-0958;phone-context=+4420", None).as_deref(), Some("442079460958"));
+        assert_eq!(
+            n("7946-0958;phone-context=+4420", None).as_deref(),
+            Some("442079460958")
+        );
         assert_eq!(n("+15551234567;npdi", None).as_deref(), Some("15551234567"));
         assert_eq!(n("2125550100", None), None);
         assert_eq!(n("alice", Some("1")), None);

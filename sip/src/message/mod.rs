@@ -15,12 +15,12 @@ mod parse;
 mod scan;
 mod via;
 
-pub use build::{bad_request, reject, response, set_body, set_contact, set_to_tag, HasBody};
+pub use build::{HasBody, bad_request, reject, response, set_body, set_contact, set_to_tag};
 pub use e164::normalize_e164;
 pub use framer::{Frame, FrameError, StreamFramer};
 pub use ident::{
-    call_id, cseq, from_tag, method, new_branch, new_call_id, new_tag, request_user, sent_by,
-    to_tag, top_via_branch, BRANCH_COOKIE,
+    BRANCH_COOKIE, call_id, cseq, from_tag, method, new_branch, new_call_id, new_tag, request_user,
+    sent_by, to_tag, top_via_branch,
 };
-pub use parse::{parse, ParseError, MAX_MESSAGE_SIZE};
-pub use via::{apply_received, response_destination, top_via, ViaInfo};
+pub use parse::{MAX_MESSAGE_SIZE, ParseError, parse};
+pub use via::{ViaInfo, apply_received, response_destination, top_via};

@@ -1,7 +1,7 @@
 //! Turning bytes from the network into an `rsip::SipMessage`, with the
 //! checks RFC 3261 asks of a receiver before anything looks at the message.
 
-use super::scan::{head_end, scan_head, RawHead};
+use super::scan::{RawHead, head_end, scan_head};
 use super::via::ViaInfo;
 
 /// The largest message we accept, head and body. RFC 3261 §18.1.1 keeps
@@ -105,7 +105,7 @@ pub fn parse(bytes: &[u8]) -> Result<rsip::SipMessage, ParseError> {
             return Err(ParseError::BodyTruncated {
                 declared,
                 present: body.len(),
-            })
+            });
         }
         Some(declared) => &body[..declared],
         None => body,
@@ -185,22 +185,23 @@ fn canonical_start_line(raw: &RawHead) -> Result<StartLine, ParseError> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn check_mandatory(raw: &RawHead, start: &StartLine) -> Result<(), ParseError> {
     for name in MANDATORY {
         match raw.first(name) {
             None => return Err(ParseError::MissingHeader(name)),
-            Some(v) if v.is_empty() => return Err(ParseError::BadHeader(name)),
+            Some("") => return Err(ParseError::BadHeader(name)),
             Some(_) => {}
         }
     }
     if raw.all("Via").any(|v| ViaInfo::parse(v).is_none()) {
         return Err(ParseError::BadHeader("Via"));
     }
-    let (_, cseq_method) = parse_cseq(raw.first("CSeq").unwrap_or(""))
-        .ok_or(ParseError::BadHeader("CSeq"))?;
+    let (_, cseq_method) =
+        parse_cseq(raw.first("CSeq").unwrap_or("")).ok_or(ParseError::BadHeader("CSeq"))?;
     if let Some(method) = &start.method {
         // Methods are case-sensitive (§7.1), so compare exactly.
         if method != cseq_method {

@@ -60,15 +60,15 @@ pub(crate) fn expand_compact(name: &str) -> Option<&'static str> {
         b'k' => "Supported",
         b't' => "To",
         b'v' => "Via",
-        b'o' => "Event",        // RFC 6665
-        b'r' => "Refer-To",     // RFC 3515
-        b'b' => "Referred-By",  // RFC 3892
-        b'u' => "Allow-Events", // RFC 6665
-        b'x' => "Session-Expires", // RFC 4028
-        b'a' => "Accept-Contact", // RFC 3841
-        b'j' => "Reject-Contact", // RFC 3841
+        b'o' => "Event",               // RFC 6665
+        b'r' => "Refer-To",            // RFC 3515
+        b'b' => "Referred-By",         // RFC 3892
+        b'u' => "Allow-Events",        // RFC 6665
+        b'x' => "Session-Expires",     // RFC 4028
+        b'a' => "Accept-Contact",      // RFC 3841
+        b'j' => "Reject-Contact",      // RFC 3841
         b'd' => "Request-Disposition", // RFC 3841
-        b'y' => "Identity",     // RFC 8224
+        b'y' => "Identity",            // RFC 8224
         _ => return None,
     })
 }
@@ -125,7 +125,9 @@ pub(crate) fn scan_head(head: &str) -> RawHead {
             last_was_header = false;
             continue;
         }
-        let name = expand_compact(name).map(str::to_string).unwrap_or_else(|| name.to_string());
+        let name = expand_compact(name)
+            .map(str::to_string)
+            .unwrap_or_else(|| name.to_string());
         headers.push(RawHeader {
             name,
             value: value.trim().to_string(),
@@ -251,7 +253,13 @@ mod tests {
         let h = scan_head(head);
         assert_eq!(h.start_line, "INVITE sip:a@b SIP/2.0");
         let vias: Vec<_> = h.all("via").collect();
-        assert_eq!(vias, ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b;branch=z9hG4bK2"]);
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP a;branch=z9hG4bK1",
+                "SIP/2.0/UDP b;branch=z9hG4bK2"
+            ]
+        );
         assert_eq!(h.first("Subject"), Some("hello world"));
         let contacts: Vec<_> = h.all("Contact").collect();
         assert_eq!(contacts, ["\"A, B\" <sip:x@y>", "<sip:z@w>"]);

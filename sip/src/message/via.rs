@@ -37,7 +37,11 @@ impl ViaInfo {
                 rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len())
             };
             parts.push(rest[..end].trim());
-            rest = if i < 2 { &rest[end + 1..] } else { &rest[end..] };
+            rest = if i < 2 {
+                &rest[end + 1..]
+            } else {
+                &rest[end..]
+            };
         }
         if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
             return None;
@@ -56,7 +60,10 @@ impl ViaInfo {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('=') {
-                Some((n, v)) => (n.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+                Some((n, v)) => (
+                    n.trim().to_string(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
                 None => (p.to_string(), None),
             })
             .collect();
@@ -120,7 +127,11 @@ impl ViaInfo {
     }
 
     fn set_param(&mut self, name: &str, value: String) {
-        match self.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(p) => p.1 = Some(value),
             None => self.params.push((name.to_string(), Some(value))),
         }
@@ -239,7 +250,8 @@ mod tests {
 
     #[test]
     fn parses_ipv6_and_spacing() {
-        let v = ViaInfo::parse("SIP / 2.0 / tcp [2001:db8::1]:5070 ;branch=z9hG4bKx;rport").unwrap();
+        let v =
+            ViaInfo::parse("SIP / 2.0 / tcp [2001:db8::1]:5070 ;branch=z9hG4bKx;rport").unwrap();
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.host, "2001:db8::1");
         assert_eq!(v.port, Some(5070));

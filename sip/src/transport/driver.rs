@@ -62,15 +62,19 @@ impl Inner {
 
     pub(crate) fn remove_connection(&self, id: ConnectionId) {
         let mut t = self.table();
-        if let Some(e) = t.by_id.remove(&id) {
-            if t.by_peer.get(&(e.transport, e.peer)) == Some(&id) {
-                t.by_peer.remove(&(e.transport, e.peer));
-            }
+        if let Some(e) = t.by_id.remove(&id)
+            && t.by_peer.get(&(e.transport, e.peer)) == Some(&id)
+        {
+            t.by_peer.remove(&(e.transport, e.peer));
         }
     }
 
     /// Registers a connected stream and spawns its task.
-    fn spawn_connection(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> mpsc::Sender<Bytes> {
+    fn spawn_connection(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> mpsc::Sender<Bytes> {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -169,7 +173,10 @@ impl SipTransport {
     pub fn advertised(&self, transport: Transport) -> Option<(String, u16)> {
         let local = self.local_addr(transport)?;
         let c = &self.inner.config;
-        let host = c.public_host.clone().unwrap_or_else(|| local.ip().to_string());
+        let host = c
+            .public_host
+            .clone()
+            .unwrap_or_else(|| local.ip().to_string());
         Some((host, c.public_port.unwrap_or(local.port())))
     }
 
@@ -266,7 +273,11 @@ async fn udp_loop(
     }
 }
 
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = wait_shutdown(&mut shutdown) => return,

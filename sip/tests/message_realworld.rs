@@ -258,6 +258,22 @@ fn response_construction() {
 }
 
 #[test]
+fn default_reason_phrases_are_rfc_text() {
+    let r = request("sipp_invite.sip");
+    let text = message::response(&r, 183, None, Some("t")).to_string();
+    assert!(
+        text.starts_with("SIP/2.0 183 Session Progress\r\n"),
+        "{text}"
+    );
+    let text = message::response(&r, 100, None, None).to_string();
+    assert!(text.starts_with("SIP/2.0 100 Trying\r\n"));
+    assert_eq!(
+        message::to_tag(&message::response(&r, 100, None, None)),
+        None
+    );
+}
+
+#[test]
 fn identifiers() {
     let b = message::new_branch();
     assert!(b.starts_with("z9hG4bK") && b.len() > 7 + 8);
@@ -405,4 +421,19 @@ fn bare_lf_line_endings_are_accepted() {
         .replace("\r\n", "\n");
     let m = message::parse(s.as_bytes()).unwrap();
     assert_eq!(message::cseq(&m), Some((1, rsip::Method::Register)));
+}
+
+/// Known limitation: rsip 0.4 splits URI host and port at the first `:`,
+/// so an IPv6 Request-URI cannot be represented; such a request is
+/// answered with a 400 rather than mis-parsed.
+#[test]
+fn ipv6_request_uri_is_refused_cleanly() {
+    let b = replace(
+        "ipv6_via.sip",
+        "OPTIONS sip:hotline@example.com SIP/2.0",
+        "OPTIONS sip:hotline@[2001:db8::1]:5060 SIP/2.0",
+    );
+    let err = message::parse(&b).unwrap_err();
+    assert!(matches!(err, ParseError::Rsip(_)), "{err:?}");
+    assert!(message::bad_request(&b, &err.to_string()).is_some());
 }

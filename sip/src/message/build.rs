@@ -40,15 +40,84 @@ pub fn response(
     }
     headers.push(rsip::headers::Server::new(crate::USER_AGENT).into());
     headers.push(rsip::headers::ContentLength::new("0").into());
-    let status_code = match reason {
-        Some(r) => rsip::StatusCode::Other(status, sanitize_phrase(r)),
-        None => rsip::StatusCode::from(status),
+    let phrase = match reason {
+        Some(r) => sanitize_phrase(r),
+        None => reason_phrase(status).to_string(),
     };
+    let status_code = rsip::StatusCode::Other(status, phrase);
     rsip::Response {
         status_code,
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
+    }
+}
+
+/// The reason phrase RFC 3261 §21 (and the RFCs that added codes) gives a
+/// status code; the class name for codes it does not list.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirection",
+        400..=499 => "Request Failure",
+        500..=599 => "Server Failure",
+        _ => "Global Failure",
     }
 }
 

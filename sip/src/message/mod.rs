@@ -15,7 +15,9 @@ mod parse;
 mod scan;
 mod via;
 
-pub use build::{HasBody, bad_request, reject, response, set_body, set_contact, set_to_tag};
+pub use build::{
+    HasBody, bad_request, reason_phrase, reject, response, set_body, set_contact, set_to_tag,
+};
 pub use e164::normalize_e164;
 pub use framer::{Frame, FrameError, StreamFramer};
 pub use ident::{

@@ -142,6 +142,39 @@ proptest! {
     }
 
     #[test]
+    fn framer_recovers_messages_from_any_chunking(
+        picks in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 1..6),
+        chunks in prop::collection::vec(1usize..300, 1..40),
+    ) {
+        let corpus = corpus();
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for (pick, ping) in &picks {
+            let m = corpus[pick.index(corpus.len())].clone();
+            stream.extend_from_slice(&m);
+            expected.push(Frame::Message(m.into()));
+            if *ping {
+                stream.extend_from_slice(b"\r\n\r\n");
+                expected.push(Frame::Ping);
+            }
+        }
+        let mut framer = StreamFramer::default();
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut sizes = chunks.iter().cycle();
+        while at < stream.len() {
+            let end = (at + sizes.next().unwrap()).min(stream.len());
+            framer.push(&stream[at..end]);
+            at = end;
+            while let Some(f) = framer.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(framer.buffered(), 0);
+    }
+
+    #[test]
     fn e164_never_panics(s in "\\PC{0,40}", cc in prop::option::of("[0-9]{1,3}")) {
         if let Some(d) = message::normalize_e164(&s, cc.as_deref()) {
             prop_assert!(d.bytes().all(|b| b.is_ascii_digit()) && (7..=15).contains(&d.len()));

@@ -36,6 +36,12 @@ pub enum FrameError {
 pub struct StreamFramer {
     buf: BytesMut,
     max: usize,
+    /// How far the current head has been searched for its end, so a head
+    /// trickling in byte by byte is not rescanned from the start each time.
+    scanned: usize,
+    /// The full length of a message whose head is read and whose body is
+    /// still arriving, so its head is not rescanned on every push.
+    pending: Option<usize>,
 }
 
 impl Default for StreamFramer {
@@ -50,6 +56,8 @@ impl StreamFramer {
         Self {
             buf: BytesMut::new(),
             max,
+            scanned: 0,
+            pending: None,
         }
     }
 
@@ -69,9 +77,13 @@ impl StreamFramer {
     /// A CRLF at a message boundary is held until the next byte shows
     /// whether it is a pong or the first half of a ping.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(total) = self.pending {
+            return Ok(self.take(total));
+        }
         if self.buf.starts_with(b"\r\n") {
             if self.buf.starts_with(b"\r\n\r\n") {
                 self.buf.advance(4);
+                self.scanned = 0;
                 return Ok(Some(Frame::Ping));
             }
             return match self.buf.get(2) {
@@ -79,6 +91,7 @@ impl StreamFramer {
                 Some(b'\r') if self.buf.len() < 4 => Ok(None),
                 Some(_) => {
                     self.buf.advance(2);
+                    self.scanned = 0;
                     Ok(Some(Frame::Pong))
                 }
             };
@@ -86,7 +99,11 @@ impl StreamFramer {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let Some((head_len, body_start)) = head_end(&self.buf) else {
+        // The terminator may straddle the previous end: back up 3 bytes.
+        let from = self.scanned.saturating_sub(3);
+        let found = head_end(&self.buf[from..]).map(|(h, b)| (h + from, b + from));
+        let Some((head_len, body_start)) = found else {
+            self.scanned = self.buf.len();
             if self.buf.len() > self.max {
                 return Err(FrameError::TooLarge(self.max));
             }
@@ -107,9 +124,17 @@ impl StreamFramer {
             .checked_add(length)
             .filter(|t| *t <= self.max)
             .ok_or(FrameError::TooLarge(self.max))?;
+        Ok(self.take(total))
+    }
+
+    /// Yields the first `total` bytes as a message once they are all here.
+    fn take(&mut self, total: usize) -> Option<Frame> {
         if self.buf.len() < total {
-            return Ok(None);
+            self.pending = Some(total);
+            return None;
         }
-        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+        self.pending = None;
+        self.scanned = 0;
+        Some(Frame::Message(self.buf.split_to(total).freeze()))
     }
 }

@@ -56,7 +56,18 @@ pub fn response(
 /// The reason phrase RFC 3261 §21 (and the RFCs that added codes) gives a
 /// status code; the class name for codes it does not list.
 pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
+    known_phrase(code).unwrap_or(match code / 100 {
+        1 => "Session Progress",
+        2 => "OK",
+        3 => "Redirection",
+        4 => "Request Failure",
+        5 => "Server Failure",
+        _ => "Global Failure",
+    })
+}
+
+fn known_phrase(code: u16) -> Option<&'static str> {
+    Some(match code {
         100 => "Trying",
         180 => "Ringing",
         181 => "Call Is Being Forwarded",
@@ -112,13 +123,8 @@ pub fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirection",
-        400..=499 => "Request Failure",
-        500..=599 => "Server Failure",
-        _ => "Global Failure",
-    }
+        _ => return None,
+    })
 }
 
 /// Adds `;tag=<tag>` to the To header unless it already has a tag.

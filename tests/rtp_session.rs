@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hotline::config::RtpConfig;
 use hotline::rtp::{
-    FRAME_SAMPLES, MediaEvent, MediaHandle, MediaOutputs, MediaSession, PortAllocator,
-    RemoteMedia, SessionConfig,
+    FRAME_SAMPLES, MediaEvent, MediaHandle, MediaOutputs, MediaSession, PortAllocator, RemoteMedia,
+    SessionConfig,
 };
 use hotline_media::codec::CodecKind;
 use hotline_media::codec::g711::ulaw_decode;
@@ -112,7 +112,11 @@ async fn rfc4733_digits_arrive_as_digit_events() {
     let ((a, _a_out), (_b, mut b_out)) = pair(&alloc, false, |_| {});
     for d in ['1', '#'] {
         let digit = Digit::from_char(d).unwrap();
-        assert!(a.send_dtmf(digit, Duration::from_millis(120)).await.unwrap());
+        assert!(
+            a.send_dtmf(digit, Duration::from_millis(120))
+                .await
+                .unwrap()
+        );
     }
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -176,7 +180,11 @@ async fn latches_onto_the_real_source_and_ignores_others() {
     let (handle, mut out) = MediaSession::start(cfg, sockets).unwrap();
 
     // Before any media arrives we send where the SDP said.
-    assert!(!collect(&sdp_addr, 2, Duration::from_secs(2)).await.is_empty());
+    assert!(
+        !collect(&sdp_addr, 2, Duration::from_secs(2))
+            .await
+            .is_empty()
+    );
 
     // The peer's media comes from another port (a NAT).
     for seq in 0..5 {
@@ -228,7 +236,11 @@ async fn latches_onto_the_real_source_and_ignores_others() {
         .unwrap();
     intruder.send_to(&rtp(20, 99), ours).await.unwrap();
     intruder.send_to(&rtp(21, 99), ours).await.unwrap();
-    assert!(!collect(&intruder, 3, Duration::from_secs(2)).await.is_empty());
+    assert!(
+        !collect(&intruder, 3, Duration::from_secs(2))
+            .await
+            .is_empty()
+    );
     let s = handle.stats().await.unwrap();
     assert_eq!(s.latched, Some(intruder.local_addr().unwrap()));
 }
@@ -433,7 +445,8 @@ async fn rtcp_reports_carry_our_ssrc_to_the_peer() {
     let deadline = Instant::now() + Duration::from_secs(4);
     let mut found = None;
     while found.is_none() {
-        let Ok(Ok((n, from))) = tokio::time::timeout_at(deadline, peer_rtcp.recv_from(&mut buf)).await
+        let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, peer_rtcp.recv_from(&mut buf)).await
         else {
             break;
         };
@@ -503,5 +516,8 @@ async fn stop_sends_bye_and_reports_final_stats() {
     .await
     .unwrap();
     assert!(bye);
-    assert!(a.stats().await.is_err(), "handle reports the session stopped");
+    assert!(
+        a.stats().await.is_err(),
+        "handle reports the session stopped"
+    );
 }

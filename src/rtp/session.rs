@@ -701,10 +701,13 @@ impl Task {
         if self.config.remote.rtcp_mux || self.rtcp_socket.is_none() {
             return (self.rtp_destination(), true);
         }
-        let addr = self.rtcp_latched.or(self.config.remote.rtcp).unwrap_or_else(|| {
-            let rtp = self.rtp_destination();
-            SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
-        });
+        let addr = self
+            .rtcp_latched
+            .or(self.config.remote.rtcp)
+            .unwrap_or_else(|| {
+                let rtp = self.rtp_destination();
+                SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+            });
         (addr, false)
     }
 

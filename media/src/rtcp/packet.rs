@@ -390,7 +390,7 @@ fn check_count(n: usize) -> Result<(), RtcpError> {
 }
 
 fn pad_to_word(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

@@ -521,3 +521,109 @@ async fn stop_sends_bye_and_reports_final_stats() {
         "handle reports the session stopped"
     );
 }
+
+#[tokio::test]
+async fn opus_audio_arrives() {
+    let alloc = allocator();
+    let ((a, _a_out), (_b, mut b_out)) = pair(&alloc, true, |cfg| {
+        cfg.remote.codec = CodecKind::Opus;
+        cfg.remote.payload_type = 111;
+    });
+    let player = a.clone();
+    tokio::spawn(async move {
+        for i in 0..100 {
+            if player.play(tone(440.0, i)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut loud = 0;
+    for _ in 0..250 {
+        let Ok(Some(frame)) = timeout(Duration::from_secs(1), b_out.pcm.recv()).await else {
+            break;
+        };
+        if rms(&frame) > 1000.0 {
+            loud += 1;
+            if loud >= 20 {
+                break;
+            }
+        }
+    }
+    assert!(loud >= 20, "{loud} loud frames");
+}
+
+#[tokio::test]
+async fn flush_with_fade_drops_queued_audio_smoothly() {
+    let alloc = allocator();
+    let peer = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let sockets = alloc.allocate(true).unwrap();
+    let mut cfg = SessionConfig::new(remote(peer.local_addr().unwrap(), true));
+    cfg.play_capacity = 50;
+    let (handle, _out) = MediaSession::start(cfg, sockets).unwrap();
+    let collector = tokio::spawn(async move { collect(&peer, 75, Duration::from_secs(4)).await });
+    for i in 0..50 {
+        handle.play(tone(500.0, i)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    handle.flush_with_fade().await.unwrap();
+    let packets = collector.await.unwrap();
+    assert_eq!(packets.len(), 75);
+    let peaks: Vec<i16> = packets
+        .iter()
+        .map(|(_, b)| {
+            let p = RtpPacket::parse(b).unwrap();
+            p.payload()
+                .iter()
+                .map(|&c| ulaw_decode(c).saturating_abs())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let loud: Vec<usize> = (0..peaks.len()).filter(|&i| peaks[i] >= 64).collect();
+    // About 10 frames played before the flush, far fewer than the 50 queued.
+    assert!(
+        (3..30).contains(&loud.len()),
+        "{} loud packets: {peaks:?}",
+        loud.len()
+    );
+    let last = *loud.last().unwrap();
+    assert!(
+        loud.windows(2).all(|w| w[1] == w[0] + 1),
+        "one contiguous run: {peaks:?}"
+    );
+    assert!(peaks[last] < 6400, "the tail is faded: {peaks:?}");
+    assert!(peaks[last + 1..].iter().all(|&p| p < 64));
+}
+
+#[tokio::test]
+async fn hold_stops_rtp_and_uses_the_longer_timeout() {
+    let alloc = allocator();
+    let peer = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let sockets = alloc.allocate(true).unwrap();
+    let mut cfg = SessionConfig::new(remote(peer.local_addr().unwrap(), true));
+    cfg.inactivity_timeout = Duration::from_millis(400);
+    cfg.hold_timeout = Duration::from_secs(30);
+    let (handle, mut out) = MediaSession::start(cfg, sockets).unwrap();
+    assert!(!collect(&peer, 3, Duration::from_secs(2)).await.is_empty());
+    handle.hold().await.unwrap();
+    // Drain what was in flight, then nothing but RTCP for 800 ms.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut buf = [0u8; 2048];
+    while peer.try_recv_from(&mut buf).is_ok() {}
+    let on_hold = collect(&peer, 1, Duration::from_millis(800)).await;
+    assert!(on_hold.is_empty(), "RTP sent while on hold");
+    while let Ok(e) = out.events.try_recv() {
+        assert!(!matches!(e, MediaEvent::Timeout), "short timeout on hold");
+    }
+    handle.resume().await.unwrap();
+    assert!(!collect(&peer, 3, Duration::from_secs(2)).await.is_empty());
+    let got = timeout(Duration::from_secs(3), async {
+        loop {
+            if let Some(MediaEvent::Timeout) = out.events.recv().await {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "the normal timeout applies after resume");
+}

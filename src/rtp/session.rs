@@ -264,7 +264,9 @@ impl MediaHandle {
         self.command(Command::UpdateRemote(remote)).await
     }
 
-    /// Puts the call on hold: stop sending audio, use the hold timeout.
+    /// Puts the call on hold: stop sending RTP (queued audio waits) and
+    /// delivering received audio, keep RTCP going, and use the hold
+    /// timeout instead of the inactivity timeout.
     pub async fn hold(&self) -> Result<(), Stopped> {
         self.command(Command::Hold(true)).await
     }
@@ -436,7 +438,8 @@ impl Sender {
                     self.digit_gap = INTER_DIGIT_TICKS;
                 }
                 let te_pt = self.te_pt.unwrap_or(101);
-                return self.build(te_pt, p.marker, p.timestamp, &p.payload.clone());
+                let payload = p.payload;
+                return self.build(te_pt, p.marker, p.timestamp, &payload);
             }
         }
 

@@ -1,1 +1,21 @@
-//! RTP media sessions (being written).
+//! RTP media sessions: the thin tokio driver around `hotline_media`'s
+//! sans-IO pieces for one call leg.
+//!
+//! * [`PortAllocator`] hands out an even UDP port per call from
+//!   [`RtpConfig`](crate::config::RtpConfig)'s range, with RTCP on the odd
+//!   port above or multiplexed (RFC 5761).
+//! * [`MediaSession::start`] spawns one task per call leg that paces
+//!   outgoing packets on an absolute 20 ms clock, latches onto the source
+//!   of the first valid RTP packet (symmetric RTP), runs received packets
+//!   through [`ReceiveChain`](hotline_media::receive::ReceiveChain), sends
+//!   and reads RTCP, and watches for inactivity. The call engine drives it
+//!   through a [`MediaHandle`] and reads [`MediaOutputs`].
+
+mod ports;
+mod session;
+
+pub use ports::{MediaSockets, PortAllocator, PortError};
+pub use session::{
+    FRAME_SAMPLES, MediaEvent, MediaHandle, MediaOutputs, MediaSession, MediaStats, PCM_RATE,
+    PTIME, RemoteMedia, SessionConfig, SessionError, Stopped,
+};

@@ -1,1 +1,0 @@
-//! rtcp (being written).

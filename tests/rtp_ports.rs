@@ -12,6 +12,7 @@ fn config(min: u16, max: u16) -> RtpConfig {
         port_max: max,
         bind_ip: IpAddr::from([127, 0, 0, 1]),
         public_ip: None,
+        ..RtpConfig::default()
     }
 }
 

@@ -27,6 +27,7 @@ fn allocator() -> PortAllocator {
         port_max: 43999,
         bind_ip: LOCALHOST,
         public_ip: None,
+        ..RtpConfig::default()
     })
 }
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use hotline_sip::transaction::{
     ClientInviteState, Config, Destination, LayerEvent, TransactionEvent, TransactionKey,
-    TransactionLayer, TryingPolicy, build_ack, build_response, new_branch, new_tag,
+    TransactionLayer, TryingPolicy, build_ack, build_response,
 };
+use hotline_sip::message::{new_branch, new_tag};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

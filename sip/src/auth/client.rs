@@ -369,7 +369,7 @@ fn new_branch(request: &mut Request) -> Result<(), AuthError> {
         .ok_or(AuthError::InvalidRequest("no Via"))?;
     *via = rsip::headers::Via::new(crate::dialog::replace_branch(
         via.value(),
-        &crate::dialog::new_branch(),
+        &crate::message::new_branch(),
     ));
     Ok(())
 }

@@ -1,9 +1,6 @@
 //! Small text-level helpers over header values that rsip's typed headers
 //! either do not expose or parse too strictly for what carriers send.
 
-/// The magic cookie every RFC 3261 branch starts with (§8.1.1.7).
-pub const BRANCH_COOKIE: &str = "z9hG4bK";
-
 /// Splits `CSeq: 314159 INVITE` into the number and the method token.
 pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
     let mut parts = value.split_whitespace();
@@ -13,16 +10,6 @@ pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
         return None;
     }
     Some((num, method.to_owned()))
-}
-
-/// A fresh RFC 3261 branch: the magic cookie plus 64 random bits.
-pub fn new_branch() -> String {
-    format!("{BRANCH_COOKIE}{:016x}", rand::random::<u64>())
-}
-
-/// A fresh tag with 64 random bits (§19.3 asks for at least 32).
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
 }
 
 /// Replaces (or adds) the `branch` parameter of the first via-parm in a

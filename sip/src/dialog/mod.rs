@@ -9,7 +9,7 @@
 pub mod headers;
 pub mod session_timer;
 
-pub use headers::{new_branch, new_tag, parse_cseq, replace_branch};
+pub use headers::{parse_cseq, replace_branch};
 
 use headers::{Name, addr_param, addr_uri, first, split_list, uri_has_lr, values};
 use rsip::headers::UntypedHeader;
@@ -343,7 +343,7 @@ impl Dialog {
     ) -> Result<Request, DialogError> {
         let (uri, routes) = self.request_target()?;
         let mut h = rsip::Headers::default();
-        h.push(rsip::headers::Via::new(replace_branch(via, &new_branch())).into());
+        h.push(rsip::headers::Via::new(replace_branch(via, &crate::message::new_branch())).into());
         h.push(rsip::headers::MaxForwards::new("70").into());
         h.push(rsip::headers::From::new(self.local_addr.clone()).into());
         h.push(rsip::headers::To::new(self.remote_addr.clone()).into());

@@ -2,30 +2,11 @@
 //! CANCEL (§9.1), and the responses it answers on its own (100, 481, 482,
 //! 503, 200 to CANCEL, the synthesized 408).
 
-use rand::Rng;
 use rsip::headers::{ContentLength, Header, MaxForwards, UntypedHeader};
 use rsip::prelude::*;
 use rsip::{Method, Request, Response, StatusCode};
 
 use super::Error;
-
-/// The RFC 3261 branch prefix (§8.1.1.7) that marks a globally unique branch.
-pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
-
-/// A fresh branch parameter value with the magic cookie.
-pub fn new_branch() -> String {
-    format!("{BRANCH_MAGIC_COOKIE}{}", random_token())
-}
-
-/// A fresh tag for From/To (§19.3: at least 32 bits of randomness).
-pub fn new_tag() -> String {
-    random_token()
-}
-
-fn random_token() -> String {
-    let n: u64 = rand::rng().random();
-    format!("{n:016x}")
-}
 
 /// Builds a response to `request` per §8.2.6.2: Via (all of them, in order),
 /// From, Call-ID, CSeq copied, To copied with `to_tag` added if it has no tag

@@ -5,7 +5,7 @@ use rsip::prelude::*;
 use rsip::{Method, Request, SipMessage};
 
 use super::Error;
-use super::build::BRANCH_MAGIC_COOKIE;
+use crate::message::BRANCH_COOKIE;
 
 /// Which side of the transaction we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +84,7 @@ impl TransactionKey {
         let via = top_via(&msg)?;
         let sent_by = via.uri.host_with_port.to_string().to_ascii_lowercase();
         let branch = via.branch().map(|b| b.to_string()).unwrap_or_default();
-        let branch = if branch.starts_with(BRANCH_MAGIC_COOKIE) {
+        let branch = if branch.starts_with(BRANCH_COOKIE) {
             branch
         } else {
             let call_id = request

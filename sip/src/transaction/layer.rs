@@ -10,7 +10,8 @@ use rsip::param::{Branch, Param};
 use rsip::prelude::*;
 use rsip::{Method, Request, Response, SipMessage, StatusCode};
 
-use super::build::{build_cancel, build_response, new_branch, new_tag};
+use super::build::{build_cancel, build_response};
+use crate::message::{new_branch, new_tag};
 use super::{
     ClientInvite, ClientInviteState, ClientNonInvite, Config, Destination, Error, Input, Role,
     ServerInvite, ServerInviteState, ServerNonInvite, TransactionEvent, TransactionKey, Transmit,

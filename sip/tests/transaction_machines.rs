@@ -8,8 +8,8 @@ use hotline_sip::transaction::{
     ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Config, Destination,
     Input, LayerEvent, ServerInvite, ServerInviteState, ServerNonInvite, ServerNonInviteState,
     Timers, TransactionEvent, TransactionLayer, TryingPolicy, build_ack, build_cancel,
-    build_response,
 };
+use hotline_sip::message;
 use proptest::prelude::*;
 use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
@@ -52,7 +52,7 @@ fn request(method: &str, branch: &str) -> Request {
 }
 
 fn resp(req: &Request, code: u16) -> Response {
-    build_response(req, code.into(), Some("srv"))
+    message::response(req, code, None, Some("srv"))
 }
 
 fn codes_sent(transmits: &[SipMessage]) -> Vec<String> {
@@ -412,6 +412,12 @@ fn full_table_answers_503_without_state() {
         panic!()
     };
     assert_eq!(r.status_code.code(), 503);
+    // Built by message::response: the RFC 3261 §21 phrase, not rsip's
+    // variant name ("503 ServiceUnavailable").
+    assert!(
+        r.to_string().starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{r}"
+    );
     assert!(r.headers.iter().any(|h| h.to_string() == "Retry-After: 5"));
     assert_eq!(layer.len(), 1);
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use hotline_sip::transaction::{
     ClientInviteState, Config, Destination, LayerEvent, TransactionEvent, TransactionKey,
-    TransactionLayer, TryingPolicy, build_ack, build_response,
+    TransactionLayer, TryingPolicy, build_ack,
 };
-use hotline_sip::message::{new_branch, new_tag};
+use hotline_sip::message::{self, new_branch, new_tag};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -295,7 +295,7 @@ impl Sim {
                     self.script.non_invite.clone()
                 };
                 for (after, code) in plan {
-                    let response = build_response(req, code.into(), Some(&tag));
+                    let response = message::response(req, code, None, Some(&tag));
                     self.schedule(
                         after,
                         Action::Respond {
@@ -318,7 +318,7 @@ impl Sim {
                     })
                     .expect("cancelled INVITE was delivered");
                 let tag = self.to_tags.get(invite).cloned();
-                let response = build_response(&req, 487.into(), tag.as_deref());
+                let response = message::response(&req, 487, None, tag.as_deref());
                 self.actions
                     .retain(|(_, a)| !matches!(a, Action::Respond { key, .. } if key == invite));
                 self.schedule(
@@ -986,7 +986,7 @@ fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
         SipMessage::Request(r) => r,
         _ => unreachable!(),
     };
-    let busy = build_response(&invite, 486.into(), Some("x"));
+    let busy = message::response(&invite, 486, None, Some("x"));
     layer.handle_incoming(SipMessage::Response(busy), tcp, now + T1);
     assert!(matches!(
         layer.poll_transmit().map(|t| label(&t.message)).as_deref(),

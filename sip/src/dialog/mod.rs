@@ -458,9 +458,12 @@ impl Dialog {
         Ok(())
     }
 
-    /// A response to a request the peer sent in this dialog: Via, From,
-    /// Call-ID and CSeq copied (§8.2.6.2), To with our tag, Contact on a
-    /// 2xx to a method that carries one. `extra` goes before Content-Length.
+    /// A response to a request the peer sent in this dialog, built by
+    /// [`crate::message::response`] (§8.2.6.2: Via, From, Call-ID and CSeq
+    /// copied, To with our tag), plus Contact on a 2xx to a method that
+    /// carries one. From, To and Call-ID the request lacks (or carries only
+    /// in compact form) come from the dialog. `extra` goes before
+    /// Content-Length.
     pub fn response(
         &self,
         request: &Request,
@@ -468,23 +471,25 @@ impl Dialog {
         extra: Vec<Header>,
         body: Vec<u8>,
     ) -> Response {
-        let mut h = rsip::Headers::default();
-        for header in request.headers.iter() {
-            if matches!(header, Header::Via(_)) {
-                h.push(header.clone());
-            }
+        let mut response =
+            crate::message::response(request, status, None, Some(&self.id.local_tag));
+        let h = &mut response.headers;
+        h.retain(|h| !matches!(h, Header::ContentLength(_)));
+        let has = |h: &rsip::Headers, pick: fn(&Header) -> bool| h.iter().any(pick);
+        if !has(h, |h| matches!(h, Header::From(_))) {
+            let from = first(&request.headers, Name::From).unwrap_or(&self.remote_addr);
+            h.push(rsip::headers::From::new(from.trim().to_owned()).into());
         }
-        let from = first(&request.headers, Name::From).unwrap_or(&self.remote_addr);
-        h.push(rsip::headers::From::new(from.trim().to_owned()).into());
-        let to = match first(&request.headers, Name::To) {
-            Some(to) if addr_param(to, "tag").is_some() => to.trim().to_owned(),
-            Some(to) => format!("{};tag={}", to.trim(), self.id.local_tag),
-            None => self.local_addr.clone(),
-        };
-        h.push(rsip::headers::To::new(to).into());
-        h.push(rsip::headers::CallId::new(self.id.call_id.clone()).into());
-        if let Some(cseq) = first(&request.headers, Name::CSeq) {
-            h.push(rsip::headers::CSeq::new(cseq.trim().to_owned()).into());
+        if !has(h, |h| matches!(h, Header::To(_))) {
+            let to = match first(&request.headers, Name::To) {
+                Some(to) if addr_param(to, "tag").is_some() => to.trim().to_owned(),
+                Some(to) => format!("{};tag={}", to.trim(), self.id.local_tag),
+                None => self.local_addr.clone(),
+            };
+            h.push(rsip::headers::To::new(to).into());
+        }
+        if !has(h, |h| matches!(h, Header::CallId(_))) {
+            h.push(rsip::headers::CallId::new(self.id.call_id.clone()).into());
         }
         if (200..300).contains(&status)
             && carries_contact(request.method)
@@ -496,12 +501,8 @@ impl Dialog {
             h.push(e);
         }
         h.push(rsip::headers::ContentLength::new(body.len().to_string()).into());
-        Response {
-            status_code: status.into(),
-            version: rsip::Version::V2,
-            headers: h,
-            body,
-        }
+        response.body = body;
+        response
     }
 
     /// Marks the dialog ended (after sending BYE, or on a timeout).

@@ -1,44 +1,13 @@
 //! Messages the transaction layer builds itself: ACK for non-2xx (§17.1.1.3),
-//! CANCEL (§9.1), and the responses it answers on its own (100, 481, 482,
-//! 503, 200 to CANCEL, the synthesized 408).
+//! and CANCEL (§9.1). The responses it answers on its own (100, 481, 482,
+//! 503, 200 to CANCEL, the synthesized 408) come from
+//! [`crate::message::response`].
 
 use rsip::headers::{ContentLength, Header, MaxForwards, UntypedHeader};
 use rsip::prelude::*;
-use rsip::{Method, Request, Response, StatusCode};
+use rsip::{Method, Request, Response};
 
 use super::Error;
-
-/// Builds a response to `request` per §8.2.6.2: Via (all of them, in order),
-/// From, Call-ID, CSeq copied, To copied with `to_tag` added if it has no tag
-/// yet (100 Trying may go without one), `Content-Length: 0`.
-pub fn build_response(request: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
-    let mut headers = rsip::Headers::default();
-    for header in request.headers.iter() {
-        match header {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(header.clone())
-            }
-            Header::To(to) => {
-                let mut to = to.clone();
-                if let (Some(tag), Ok(None)) = (to_tag, to.tag()) {
-                    // A To header rsip can't parse stays as received.
-                    if let Ok(tagged) = to.clone().with_tag(tag.to_string().into()) {
-                        to = tagged;
-                    }
-                }
-                headers.push(Header::To(to));
-            }
-            _ => {}
-        }
-    }
-    headers.push(Header::ContentLength(ContentLength::new("0")));
-    Response {
-        status_code: status,
-        version: rsip::Version::V2,
-        headers,
-        body: Vec::new(),
-    }
-}
 
 /// Builds the ACK for a non-2xx final response, inside the client INVITE
 /// transaction (§17.1.1.3): Request-URI, Call-ID, From, CSeq number, the top

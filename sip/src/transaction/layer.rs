@@ -8,10 +8,10 @@ use std::time::Instant;
 use rsip::headers::{Header, UntypedHeader};
 use rsip::param::{Branch, Param};
 use rsip::prelude::*;
-use rsip::{Method, Request, Response, SipMessage, StatusCode};
+use rsip::{Method, Request, Response, SipMessage};
 
-use super::build::{build_cancel, build_response};
-use crate::message::{new_branch, new_tag};
+use super::build::build_cancel;
+use crate::message::{self, new_branch, new_tag};
 use super::{
     ClientInvite, ClientInviteState, ClientNonInvite, Config, Destination, Error, Input, Role,
     ServerInvite, ServerInviteState, ServerNonInvite, TransactionEvent, TransactionKey, Transmit,
@@ -397,7 +397,7 @@ impl TransactionLayer {
             }
             _ if self.server_count >= self.config.max_server_transactions => {
                 let mut response =
-                    build_response(&request, StatusCode::ServiceUnavailable, Some(&new_tag()));
+                    message::response(&request, 503, None, Some(&new_tag()));
                 // §21.5.4: tell the client when to come back rather than let
                 // it hammer an overloaded table.
                 response
@@ -432,7 +432,7 @@ impl TransactionLayer {
                 Tx::NonInviteServer(ServerNonInvite::new_silent(request.clone(), source, timers))
             };
             self.insert(key.clone(), tx);
-            let response = build_response(&request, StatusCode::LoopDetected, Some(&new_tag()));
+            let response = message::response(&request, 482, None, Some(&new_tag()));
             self.dispatch(&key, Input::Respond(response), now);
             self.events.push_back(LayerEvent::Rejected {
                 request,
@@ -486,7 +486,7 @@ impl TransactionLayer {
                 // §9.2: the To tag SHOULD equal the one of the INVITE's
                 // response.
                 let tag = tag.unwrap_or_else(new_tag);
-                let ok = build_response(&cancel, StatusCode::OK, Some(&tag));
+                let ok = message::response(&cancel, 200, None, Some(&tag));
                 self.dispatch(&key, Input::Respond(ok), now);
                 if state == ServerInviteState::Proceeding {
                     self.events.push_back(LayerEvent::Cancelled {
@@ -496,11 +496,7 @@ impl TransactionLayer {
                 }
             }
             None => {
-                let response = build_response(
-                    &cancel,
-                    StatusCode::CallTransactionDoesNotExist,
-                    Some(&new_tag()),
-                );
+                let response = message::response(&cancel, 481, None, Some(&new_tag()));
                 self.dispatch(&key, Input::Respond(response), now);
             }
         }

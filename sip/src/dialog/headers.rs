@@ -1,17 +1,6 @@
 //! Small text-level helpers over header values that rsip's typed headers
 //! either do not expose or parse too strictly for what carriers send.
 
-/// Splits `CSeq: 314159 INVITE` into the number and the method token.
-pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
-    let mut parts = value.split_whitespace();
-    let num = parts.next()?.parse::<u32>().ok()?;
-    let method = parts.next()?;
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((num, method.to_owned()))
-}
-
 /// Replaces (or adds) the `branch` parameter of the first via-parm in a
 /// Via header value.
 pub fn replace_branch(via: &str, branch: &str) -> String {

@@ -9,7 +9,7 @@
 pub mod headers;
 pub mod session_timer;
 
-pub use headers::{parse_cseq, replace_branch};
+pub use headers::replace_branch;
 
 use headers::{Name, addr_param, addr_uri, first, split_list, uri_has_lr, values};
 use rsip::headers::UntypedHeader;
@@ -148,7 +148,9 @@ fn header<'a>(
 }
 
 fn cseq_of(headers: &rsip::Headers) -> Result<(u32, String), DialogError> {
-    parse_cseq(header(headers, Name::CSeq, "CSeq")?).ok_or(DialogError::BadHeader("CSeq"))
+    let (seq, method) = crate::message::cseq_parts(header(headers, Name::CSeq, "CSeq")?)
+        .ok_or(DialogError::BadHeader("CSeq"))?;
+    Ok((seq, method.to_owned()))
 }
 
 fn contact_uri(headers: &rsip::Headers) -> Option<String> {

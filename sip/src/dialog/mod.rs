@@ -11,7 +11,8 @@ pub mod session_timer;
 
 pub use headers::replace_branch;
 
-use headers::{Name, addr_param, addr_uri, first, split_list, uri_has_lr, values};
+use crate::message::split_list;
+use headers::{Name, addr_param, addr_uri, first, uri_has_lr, values};
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 

@@ -25,4 +25,5 @@ pub use ident::{
     sent_by, to_tag, top_via_branch,
 };
 pub use parse::{MAX_MESSAGE_SIZE, ParseError, cseq_parts, parse};
+pub use scan::split_list;
 pub use via::{ViaInfo, apply_received, response_destination, top_via};

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use hotline_sip::message;
 use hotline_sip::transaction::{
     ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Config, Destination,
     Input, LayerEvent, ServerInvite, ServerInviteState, ServerNonInvite, ServerNonInviteState,
     Timers, TransactionEvent, TransactionKey, TransactionLayer, TryingPolicy, build_ack,
     build_cancel,
 };
-use hotline_sip::message;
 use proptest::prelude::*;
 use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
@@ -416,7 +416,8 @@ fn full_table_answers_503_without_state() {
     // Built by message::response: the RFC 3261 §21 phrase, not rsip's
     // variant name ("503 ServiceUnavailable").
     assert!(
-        r.to_string().starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        r.to_string()
+            .starts_with("SIP/2.0 503 Service Unavailable\r\n"),
         "{r}"
     );
     assert!(r.headers.iter().any(|h| h.to_string() == "Retry-After: 5"));

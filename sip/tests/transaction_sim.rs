@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use hotline_sip::message::{self, new_branch, new_tag};
 use hotline_sip::transaction::{
     ClientInviteState, Config, Destination, LayerEvent, TransactionEvent, TransactionKey,
     TransactionLayer, TryingPolicy, build_ack,
 };
-use hotline_sip::message::{self, new_branch, new_tag};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

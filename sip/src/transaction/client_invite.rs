@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rsip::{Request, Response, SipMessage};
 
 use super::build::build_ack;
-use crate::message;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
+use crate::message;
 
 /// States of Figure 5, with RFC 6026's Accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

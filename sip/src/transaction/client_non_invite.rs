@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use rsip::{Request, Response, SipMessage};
 
-use crate::message;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
+use crate::message;
 
 /// States of Figure 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

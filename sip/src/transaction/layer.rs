@@ -11,11 +11,11 @@ use rsip::prelude::*;
 use rsip::{Method, Request, Response, SipMessage};
 
 use super::build::build_cancel;
-use crate::message::{self, new_branch, new_tag};
 use super::{
     ClientInvite, ClientInviteState, ClientNonInvite, Config, Destination, Error, Input, Role,
     ServerInvite, ServerInviteState, ServerNonInvite, TransactionEvent, TransactionKey, Transmit,
 };
+use crate::message::{self, new_branch, new_tag};
 
 /// What the transaction layer reports to the TU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,8 +396,7 @@ impl TransactionLayer {
                 return;
             }
             _ if self.server_count >= self.config.max_server_transactions => {
-                let mut response =
-                    message::response(&request, 503, None, Some(&new_tag()));
+                let mut response = message::response(&request, 503, None, Some(&new_tag()));
                 // §21.5.4: tell the client when to come back rather than let
                 // it hammer an overloaded table.
                 response

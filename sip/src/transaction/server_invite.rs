@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use rsip::{Method, Request, Response, SipMessage};
 
-use crate::message;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit, TryingPolicy};
+use crate::message;
 
 /// States of Figure 7, with RFC 6026's Accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

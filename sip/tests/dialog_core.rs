@@ -509,6 +509,19 @@ fn response_adds_our_tag_when_missing() {
 }
 
 #[test]
+fn response_status_line_carries_the_rfc_reason_phrase() {
+    let d = uas_dialog();
+    let options = in_dialog_from_carrier("OPTIONS", 111, None);
+    let text = d.response(&options, 486, vec![], vec![]).to_string();
+    assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
+    assert!(
+        text.contains("To: <sip:hotline@hotline.example.com>;tag=hl-1\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Content-Length: 0\r\n"), "{text}");
+}
+
+#[test]
 fn missing_headers_are_errors_not_panics() {
     let invite = inbound_invite();
     let ok = ok_for(&invite, "t");
@@ -573,9 +586,9 @@ proptest! {
 
     #[test]
     fn header_helpers_never_panic(s in "\\PC{0,120}") {
-        let _ = hotline_sip::dialog::parse_cseq(&s);
+        let _ = hotline_sip::message::cseq_parts(&s);
         let _ = hotline_sip::dialog::replace_branch(&s, "z9hG4bKx");
-        let _ = hotline_sip::dialog::headers::split_list(&s);
+        let _ = hotline_sip::message::split_list(&s);
         let _ = hotline_sip::dialog::headers::addr_uri(&s);
         let _ = hotline_sip::dialog::headers::addr_param(&s, "tag");
         let _ = hotline_sip::dialog::headers::uri_has_lr(&s);

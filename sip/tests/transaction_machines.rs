@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use hotline_sip::message;
 use hotline_sip::transaction::{
     ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Config, Destination,
     Input, LayerEvent, ServerInvite, ServerInviteState, ServerNonInvite, ServerNonInviteState,
-    Timers, TransactionEvent, TransactionLayer, TryingPolicy, build_ack, build_cancel,
-    build_response,
+    Timers, TransactionEvent, TransactionKey, TransactionLayer, TryingPolicy, build_ack,
+    build_cancel,
 };
 use proptest::prelude::*;
 use rsip::headers::UntypedHeader;
@@ -52,7 +53,7 @@ fn request(method: &str, branch: &str) -> Request {
 }
 
 fn resp(req: &Request, code: u16) -> Response {
-    build_response(req, code.into(), Some("srv"))
+    message::response(req, code, None, Some("srv"))
 }
 
 fn codes_sent(transmits: &[SipMessage]) -> Vec<String> {
@@ -412,6 +413,13 @@ fn full_table_answers_503_without_state() {
         panic!()
     };
     assert_eq!(r.status_code.code(), 503);
+    // Built by message::response: the RFC 3261 §21 phrase, not rsip's
+    // variant name ("503 ServiceUnavailable").
+    assert!(
+        r.to_string()
+            .starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{r}"
+    );
     assert!(r.headers.iter().any(|h| h.to_string() == "Retry-After: 5"));
     assert_eq!(layer.len(), 1);
 }
@@ -483,6 +491,25 @@ fn send_request_adds_missing_branch() {
         .unwrap()
         .to_string();
     assert_eq!(branch, key.branch);
+}
+
+#[test]
+fn server_key_reads_the_top_via_like_message_does() {
+    let key = TransactionKey::server(&request("INVITE", "z9hG4bKk1")).unwrap();
+    assert_eq!(key.branch, "z9hG4bKk1");
+    assert_eq!(key.sent_by, "198.51.100.1:5060");
+    assert_eq!(key.method, "INVITE");
+    // An IPv6 sent-by (RFC 5118), which rsip's typed Via cannot read.
+    let text = "INVITE sip:bob@192.0.2.7 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:DB8::1]:5062;branch=z9hG4bKv6\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let SipMessage::Request(req) = SipMessage::try_from(text).unwrap() else {
+        panic!()
+    };
+    let key = TransactionKey::server(&req).unwrap();
+    assert_eq!(key.branch, "z9hG4bKv6");
+    assert_eq!(key.sent_by, "[2001:db8::1]:5062");
+    let ack = TransactionKey::server_with_method(&req, rsip::Method::Ack).unwrap();
+    assert_eq!(ack.method, "INVITE");
+    assert_eq!(ack.branch, key.branch);
 }
 
 // Requests and responses with headers missing or mangled, fed to a layer in

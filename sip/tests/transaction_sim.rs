@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use hotline_sip::message::{self, new_branch, new_tag};
 use hotline_sip::transaction::{
     ClientInviteState, Config, Destination, LayerEvent, TransactionEvent, TransactionKey,
-    TransactionLayer, TryingPolicy, build_ack, build_response, new_branch, new_tag,
+    TransactionLayer, TryingPolicy, build_ack,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -294,7 +295,7 @@ impl Sim {
                     self.script.non_invite.clone()
                 };
                 for (after, code) in plan {
-                    let response = build_response(req, code.into(), Some(&tag));
+                    let response = message::response(req, code, None, Some(&tag));
                     self.schedule(
                         after,
                         Action::Respond {
@@ -317,7 +318,7 @@ impl Sim {
                     })
                     .expect("cancelled INVITE was delivered");
                 let tag = self.to_tags.get(invite).cloned();
-                let response = build_response(&req, 487.into(), tag.as_deref());
+                let response = message::response(&req, 487, None, tag.as_deref());
                 self.actions
                     .retain(|(_, a)| !matches!(a, Action::Respond { key, .. } if key == invite));
                 self.schedule(
@@ -985,7 +986,7 @@ fn reliable_transport_has_no_retransmissions_and_zero_wait_timers() {
         SipMessage::Request(r) => r,
         _ => unreachable!(),
     };
-    let busy = build_response(&invite, 486.into(), Some("x"));
+    let busy = message::response(&invite, 486, None, Some("x"));
     layer.handle_incoming(SipMessage::Response(busy), tcp, now + T1);
     assert!(matches!(
         layer.poll_transmit().map(|t| label(&t.message)).as_deref(),

@@ -349,7 +349,7 @@ fn bump_cseq(request: &mut Request) -> Result<(), AuthError> {
             _ => None,
         })
         .ok_or(AuthError::InvalidRequest("no CSeq"))?;
-    let (num, method) = crate::dialog::parse_cseq(cseq.value())
+    let (num, method) = crate::message::cseq_parts(cseq.value())
         .ok_or(AuthError::InvalidRequest("malformed CSeq"))?;
     let next = num
         .checked_add(1)
@@ -369,7 +369,7 @@ fn new_branch(request: &mut Request) -> Result<(), AuthError> {
         .ok_or(AuthError::InvalidRequest("no Via"))?;
     *via = rsip::headers::Via::new(crate::dialog::replace_branch(
         via.value(),
-        &crate::dialog::new_branch(),
+        &crate::message::new_branch(),
     ));
     Ok(())
 }

@@ -1,29 +1,8 @@
 //! Small text-level helpers over header values that rsip's typed headers
 //! either do not expose or parse too strictly for what carriers send.
+//! Comma-separated lists are split by [`crate::message::split_list`].
 
-/// The magic cookie every RFC 3261 branch starts with (§8.1.1.7).
-pub const BRANCH_COOKIE: &str = "z9hG4bK";
-
-/// Splits `CSeq: 314159 INVITE` into the number and the method token.
-pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
-    let mut parts = value.split_whitespace();
-    let num = parts.next()?.parse::<u32>().ok()?;
-    let method = parts.next()?;
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((num, method.to_owned()))
-}
-
-/// A fresh RFC 3261 branch: the magic cookie plus 64 random bits.
-pub fn new_branch() -> String {
-    format!("{BRANCH_COOKIE}{:016x}", rand::random::<u64>())
-}
-
-/// A fresh tag with 64 random bits (§19.3 asks for at least 32).
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
+use crate::message::split_list;
 
 /// Replaces (or adds) the `branch` parameter of the first via-parm in a
 /// Via header value.
@@ -55,42 +34,6 @@ pub fn replace_branch(via: &str, branch: &str) -> String {
     for r in rest {
         out.push_str(", ");
         out.push_str(r);
-    }
-    out
-}
-
-/// Splits a comma-separated header value (`Record-Route`, `Route`,
-/// `Contact`, `Via`) into its elements, ignoring commas inside quotes and
-/// `<...>` (RFC 3261 §7.3.1).
-pub fn split_list(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                let part = value[start..i].trim();
-                if !part.is_empty() {
-                    out.push(part);
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    let part = value[start..].trim();
-    if !part.is_empty() {
-        out.push(part);
     }
     out
 }

@@ -9,9 +9,10 @@
 pub mod headers;
 pub mod session_timer;
 
-pub use headers::{new_branch, new_tag, parse_cseq, replace_branch};
+pub use headers::replace_branch;
 
-use headers::{Name, addr_param, addr_uri, first, split_list, uri_has_lr, values};
+use crate::message::split_list;
+use headers::{Name, addr_param, addr_uri, first, uri_has_lr, values};
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
@@ -148,7 +149,9 @@ fn header<'a>(
 }
 
 fn cseq_of(headers: &rsip::Headers) -> Result<(u32, String), DialogError> {
-    parse_cseq(header(headers, Name::CSeq, "CSeq")?).ok_or(DialogError::BadHeader("CSeq"))
+    let (seq, method) = crate::message::cseq_parts(header(headers, Name::CSeq, "CSeq")?)
+        .ok_or(DialogError::BadHeader("CSeq"))?;
+    Ok((seq, method.to_owned()))
 }
 
 fn contact_uri(headers: &rsip::Headers) -> Option<String> {
@@ -343,7 +346,7 @@ impl Dialog {
     ) -> Result<Request, DialogError> {
         let (uri, routes) = self.request_target()?;
         let mut h = rsip::Headers::default();
-        h.push(rsip::headers::Via::new(replace_branch(via, &new_branch())).into());
+        h.push(rsip::headers::Via::new(replace_branch(via, &crate::message::new_branch())).into());
         h.push(rsip::headers::MaxForwards::new("70").into());
         h.push(rsip::headers::From::new(self.local_addr.clone()).into());
         h.push(rsip::headers::To::new(self.remote_addr.clone()).into());
@@ -458,9 +461,12 @@ impl Dialog {
         Ok(())
     }
 
-    /// A response to a request the peer sent in this dialog: Via, From,
-    /// Call-ID and CSeq copied (§8.2.6.2), To with our tag, Contact on a
-    /// 2xx to a method that carries one. `extra` goes before Content-Length.
+    /// A response to a request the peer sent in this dialog, built by
+    /// [`crate::message::response`] (§8.2.6.2: Via, From, Call-ID and CSeq
+    /// copied, To with our tag), plus Contact on a 2xx to a method that
+    /// carries one. From, To and Call-ID the request lacks (or carries only
+    /// in compact form) come from the dialog. `extra` goes before
+    /// Content-Length.
     pub fn response(
         &self,
         request: &Request,
@@ -468,23 +474,25 @@ impl Dialog {
         extra: Vec<Header>,
         body: Vec<u8>,
     ) -> Response {
-        let mut h = rsip::Headers::default();
-        for header in request.headers.iter() {
-            if matches!(header, Header::Via(_)) {
-                h.push(header.clone());
-            }
+        let mut response =
+            crate::message::response(request, status, None, Some(&self.id.local_tag));
+        let h = &mut response.headers;
+        h.retain(|h| !matches!(h, Header::ContentLength(_)));
+        let has = |h: &rsip::Headers, pick: fn(&Header) -> bool| h.iter().any(pick);
+        if !has(h, |h| matches!(h, Header::From(_))) {
+            let from = first(&request.headers, Name::From).unwrap_or(&self.remote_addr);
+            h.push(rsip::headers::From::new(from.trim().to_owned()).into());
         }
-        let from = first(&request.headers, Name::From).unwrap_or(&self.remote_addr);
-        h.push(rsip::headers::From::new(from.trim().to_owned()).into());
-        let to = match first(&request.headers, Name::To) {
-            Some(to) if addr_param(to, "tag").is_some() => to.trim().to_owned(),
-            Some(to) => format!("{};tag={}", to.trim(), self.id.local_tag),
-            None => self.local_addr.clone(),
-        };
-        h.push(rsip::headers::To::new(to).into());
-        h.push(rsip::headers::CallId::new(self.id.call_id.clone()).into());
-        if let Some(cseq) = first(&request.headers, Name::CSeq) {
-            h.push(rsip::headers::CSeq::new(cseq.trim().to_owned()).into());
+        if !has(h, |h| matches!(h, Header::To(_))) {
+            let to = match first(&request.headers, Name::To) {
+                Some(to) if addr_param(to, "tag").is_some() => to.trim().to_owned(),
+                Some(to) => format!("{};tag={}", to.trim(), self.id.local_tag),
+                None => self.local_addr.clone(),
+            };
+            h.push(rsip::headers::To::new(to).into());
+        }
+        if !has(h, |h| matches!(h, Header::CallId(_))) {
+            h.push(rsip::headers::CallId::new(self.id.call_id.clone()).into());
         }
         if (200..300).contains(&status)
             && carries_contact(request.method)
@@ -496,12 +504,8 @@ impl Dialog {
             h.push(e);
         }
         h.push(rsip::headers::ContentLength::new(body.len().to_string()).into());
-        Response {
-            status_code: status.into(),
-            version: rsip::Version::V2,
-            headers: h,
-            body,
-        }
+        response.body = body;
+        response
     }
 
     /// Marks the dialog ended (after sending BYE, or on a timeout).

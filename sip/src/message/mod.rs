@@ -24,5 +24,6 @@ pub use ident::{
     BRANCH_COOKIE, call_id, cseq, from_tag, method, new_branch, new_call_id, new_tag, request_user,
     sent_by, to_tag, top_via_branch,
 };
-pub use parse::{MAX_MESSAGE_SIZE, ParseError, parse};
+pub use parse::{MAX_MESSAGE_SIZE, ParseError, cseq_parts, parse};
+pub use scan::split_list;
 pub use via::{ViaInfo, apply_received, response_destination, top_via};

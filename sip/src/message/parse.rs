@@ -217,12 +217,23 @@ fn check_mandatory(raw: &RawHead, start: &StartLine) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Reads `CSeq: <number> <method>` (§20.16): the number must fit in 31 bits.
-pub(crate) fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+/// Splits a CSeq value (§20.16) into its number and method token: exactly
+/// two whitespace-separated words, the first a `u32`. The shape only; the
+/// receiver checks of [`parse`] (31-bit number, token method) are on top.
+pub fn cseq_parts(value: &str) -> Option<(u32, &str)> {
     let mut it = value.split_whitespace();
     let num: u32 = it.next()?.parse().ok()?;
     let method = it.next()?;
-    if it.next().is_some() || num >= 1 << 31 || !method.bytes().all(super::scan::is_token_char) {
+    if it.next().is_some() {
+        return None;
+    }
+    Some((num, method))
+}
+
+/// Reads `CSeq: <number> <method>` (§20.16): the number must fit in 31 bits.
+pub(crate) fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    let (num, method) = cseq_parts(value)?;
+    if num >= 1 << 31 || !method.bytes().all(super::scan::is_token_char) {
         return None;
     }
     Some((num, method))

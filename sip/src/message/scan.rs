@@ -156,9 +156,11 @@ pub(crate) fn scan_head(head: &str) -> RawHead {
     }
 }
 
-/// Splits a header value at commas that are outside quoted strings and
-/// angle brackets; empty elements are dropped.
-pub(crate) fn split_list(value: &str) -> Vec<&str> {
+/// Splits a comma-separated header value (Via, Contact, Route,
+/// Record-Route…) into its elements at commas outside quoted strings and
+/// angle brackets (RFC 3261 §7.3.1); elements are trimmed, empty ones
+/// dropped.
+pub fn split_list(value: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut in_quotes = false;
     let mut escaped = false;

@@ -1,113 +1,40 @@
 //! Messages the transaction layer builds itself: ACK for non-2xx (§17.1.1.3),
-//! CANCEL (§9.1), and the responses it answers on its own (100, 481, 482,
-//! 503, 200 to CANCEL, the synthesized 408).
+//! and CANCEL (§9.1). The responses it answers on its own (100, 481, 482,
+//! 503, 200 to CANCEL, the synthesized 408) come from
+//! [`crate::message::response`].
 
-use rand::Rng;
 use rsip::headers::{ContentLength, Header, MaxForwards, UntypedHeader};
 use rsip::prelude::*;
-use rsip::{Method, Request, Response, StatusCode};
+use rsip::{Method, Request, Response};
 
 use super::Error;
-
-/// The RFC 3261 branch prefix (§8.1.1.7) that marks a globally unique branch.
-pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
-
-/// A fresh branch parameter value with the magic cookie.
-pub fn new_branch() -> String {
-    format!("{BRANCH_MAGIC_COOKIE}{}", random_token())
-}
-
-/// A fresh tag for From/To (§19.3: at least 32 bits of randomness).
-pub fn new_tag() -> String {
-    random_token()
-}
-
-fn random_token() -> String {
-    let n: u64 = rand::rng().random();
-    format!("{n:016x}")
-}
-
-/// Builds a response to `request` per §8.2.6.2: Via (all of them, in order),
-/// From, Call-ID, CSeq copied, To copied with `to_tag` added if it has no tag
-/// yet (100 Trying may go without one), `Content-Length: 0`.
-pub fn build_response(request: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
-    let mut headers = rsip::Headers::default();
-    for header in request.headers.iter() {
-        match header {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(header.clone())
-            }
-            Header::To(to) => {
-                let mut to = to.clone();
-                if let (Some(tag), Ok(None)) = (to_tag, to.tag()) {
-                    // A To header rsip can't parse stays as received.
-                    if let Ok(tagged) = to.clone().with_tag(tag.to_string().into()) {
-                        to = tagged;
-                    }
-                }
-                headers.push(Header::To(to));
-            }
-            _ => {}
-        }
-    }
-    headers.push(Header::ContentLength(ContentLength::new("0")));
-    Response {
-        status_code: status,
-        version: rsip::Version::V2,
-        headers,
-        body: Vec::new(),
-    }
-}
 
 /// Builds the ACK for a non-2xx final response, inside the client INVITE
 /// transaction (§17.1.1.3): Request-URI, Call-ID, From, CSeq number, the top
 /// Via only and the Route headers of the INVITE; To from the response.
 pub fn build_ack(invite: &Request, response: &Response) -> Result<Request, Error> {
-    let via = invite.via_header().map_err(|_| Error::Header("Via"))?;
-    let from = invite.from_header().map_err(|_| Error::Header("From"))?;
-    let call_id = invite
-        .call_id_header()
-        .map_err(|_| Error::Header("Call-ID"))?;
-    let seq = invite
-        .cseq_header()
-        .and_then(|c| c.seq())
-        .map_err(|_| Error::Header("CSeq"))?;
     let to = response.to_header().map_err(|_| Error::Header("To"))?;
-    let mut headers = rsip::Headers::default();
-    headers.push(Header::Via(via.clone()));
-    headers.push(Header::From(from.clone()));
-    headers.push(Header::To(to.clone()));
-    headers.push(Header::CallId(call_id.clone()));
-    headers.push(Header::CSeq(
-        rsip::typed::CSeq {
-            seq,
-            method: Method::Ack,
-        }
-        .into(),
-    ));
-    headers.push(Header::MaxForwards(MaxForwards::new("70")));
-    for header in invite.headers.iter() {
-        if let Header::Route(_) = header {
-            headers.push(header.clone());
-        }
-    }
-    headers.push(Header::ContentLength(ContentLength::new("0")));
-    Ok(Request {
-        method: Method::Ack,
-        uri: invite.uri.clone(),
-        version: rsip::Version::V2,
-        headers,
-        body: Vec::new(),
-    })
+    copy_of_invite(invite, Method::Ack, to)
 }
 
 /// Builds a CANCEL for `invite` (§9.1): same Request-URI, Call-ID, To, From,
 /// CSeq number and top Via (so it has the INVITE's branch), the INVITE's
 /// Route headers, method CANCEL.
 pub fn build_cancel(invite: &Request) -> Result<Request, Error> {
+    let to = invite.to_header().map_err(|_| Error::Header("To"))?;
+    copy_of_invite(invite, Method::Cancel, to)
+}
+
+/// The request ACK (§17.1.1.3) and CANCEL (§9.1) both are: the INVITE's
+/// Request-URI, top Via, From, Call-ID, CSeq number and Route headers,
+/// with `method` and the given To.
+fn copy_of_invite(
+    invite: &Request,
+    method: Method,
+    to: &rsip::headers::To,
+) -> Result<Request, Error> {
     let via = invite.via_header().map_err(|_| Error::Header("Via"))?;
     let from = invite.from_header().map_err(|_| Error::Header("From"))?;
-    let to = invite.to_header().map_err(|_| Error::Header("To"))?;
     let call_id = invite
         .call_id_header()
         .map_err(|_| Error::Header("Call-ID"))?;
@@ -120,13 +47,7 @@ pub fn build_cancel(invite: &Request) -> Result<Request, Error> {
     headers.push(Header::From(from.clone()));
     headers.push(Header::To(to.clone()));
     headers.push(Header::CallId(call_id.clone()));
-    headers.push(Header::CSeq(
-        rsip::typed::CSeq {
-            seq,
-            method: Method::Cancel,
-        }
-        .into(),
-    ));
+    headers.push(Header::CSeq(rsip::typed::CSeq { seq, method }.into()));
     headers.push(Header::MaxForwards(MaxForwards::new("70")));
     for header in invite.headers.iter() {
         if let Header::Route(_) = header {
@@ -135,7 +56,7 @@ pub fn build_cancel(invite: &Request) -> Result<Request, Error> {
     }
     headers.push(Header::ContentLength(ContentLength::new("0")));
     Ok(Request {
-        method: Method::Cancel,
+        method,
         uri: invite.uri.clone(),
         version: rsip::Version::V2,
         headers,

@@ -3,10 +3,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rsip::{Request, Response, SipMessage, StatusCode};
+use rsip::{Request, Response, SipMessage};
 
-use super::build::{build_ack, build_response};
+use super::build::build_ack;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
+use crate::message;
 
 /// States of Figure 5, with RFC 6026's Accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +174,7 @@ impl ClientInvite {
             self.send(SipMessage::Request(self.request.clone()));
         }
         if self.timer_b.is_some_and(|t| now >= t) || self.timer_cancel.is_some_and(|t| now >= t) {
-            let timeout = build_response(&self.request, StatusCode::RequestTimeout, None);
+            let timeout = message::response(&self.request, 408, None, None);
             self.events.push_back(TransactionEvent::Timeout(timeout));
             self.terminate();
         }

@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rsip::{Request, Response, SipMessage, StatusCode};
+use rsip::{Request, Response, SipMessage};
 
-use super::build::build_response;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
+use crate::message;
 
 /// States of Figure 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl ClientNonInvite {
 
     fn on_timeout(&mut self, now: Instant) {
         if self.timer_f.is_some_and(|t| now >= t) {
-            let timeout = build_response(&self.request, StatusCode::RequestTimeout, None);
+            let timeout = message::response(&self.request, 408, None, None);
             self.events.push_back(TransactionEvent::Timeout(timeout));
             self.terminate();
             return;

@@ -1,11 +1,10 @@
 //! Transaction identity (§17.1.3, §17.2.3).
 
-use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
 use rsip::{Method, Request, SipMessage};
 
 use super::Error;
-use super::build::BRANCH_MAGIC_COOKIE;
+use crate::message::{self, BRANCH_COOKIE};
 
 /// Which side of the transaction we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,16 +42,10 @@ fn method_name(method: &Method) -> String {
     }
 }
 
-fn top_via(msg: &SipMessage) -> Result<rsip::typed::Via, Error> {
-    msg.via_header()
-        .and_then(|v| v.typed())
-        .map_err(|_| Error::Header("Via"))
-}
-
-fn cseq(msg: &SipMessage) -> Result<rsip::typed::CSeq, Error> {
-    msg.cseq_header()
-        .and_then(|c| c.typed())
-        .map_err(|_| Error::Header("CSeq"))
+/// The top Via as [`message::ViaInfo`] reads it (rsip's typed Via cannot
+/// read an IPv6 sent-by, RFC 5118).
+fn top_via<H: HasHeaders>(msg: &H) -> Result<message::ViaInfo, Error> {
+    message::top_via(msg).ok_or(Error::Header("Via"))
 }
 
 impl TransactionKey {
@@ -60,10 +53,7 @@ impl TransactionKey {
     pub fn client(msg: &SipMessage) -> Result<Self, Error> {
         let via = top_via(msg)?;
         let branch = via.branch().ok_or(Error::Header("Via branch"))?.to_string();
-        let method = match msg {
-            SipMessage::Request(r) => r.method,
-            SipMessage::Response(_) => cseq(msg)?.method,
-        };
+        let method = message::method(msg).ok_or(Error::Header("CSeq"))?;
         Ok(TransactionKey {
             role: Role::Client,
             branch,
@@ -80,25 +70,16 @@ impl TransactionKey {
     /// The server key `request` would have with another method: the INVITE a
     /// CANCEL targets (§9.2) has the CANCEL's key with method INVITE.
     pub fn server_with_method(request: &Request, method: Method) -> Result<Self, Error> {
-        let msg = SipMessage::Request(request.clone());
-        let via = top_via(&msg)?;
-        let sent_by = via.uri.host_with_port.to_string().to_ascii_lowercase();
-        let branch = via.branch().map(|b| b.to_string()).unwrap_or_default();
-        let branch = if branch.starts_with(BRANCH_MAGIC_COOKIE) {
+        let via = top_via(request)?;
+        let sent_by = via.sent_by().to_ascii_lowercase();
+        let branch = via.branch().map(str::to_string).unwrap_or_default();
+        let branch = if branch.starts_with(BRANCH_COOKIE) {
             branch
         } else {
-            let call_id = request
-                .call_id_header()
-                .map_err(|_| Error::Header("Call-ID"))?
-                .value()
-                .to_string();
-            let from_tag = request
-                .from_header()
-                .and_then(|f| f.tag())
-                .map_err(|_| Error::Header("From"))?
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            let seq = cseq(&msg)?.seq;
+            let call_id = message::call_id(request).ok_or(Error::Header("Call-ID"))?;
+            request.from_header().map_err(|_| Error::Header("From"))?;
+            let from_tag = message::from_tag(request).unwrap_or_default();
+            let (seq, _) = message::cseq(request).ok_or(Error::Header("CSeq"))?;
             format!(
                 "rfc2543;{};{call_id};{from_tag};{seq};{branch}",
                 request.uri

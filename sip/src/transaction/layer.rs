@@ -8,13 +8,14 @@ use std::time::Instant;
 use rsip::headers::{Header, UntypedHeader};
 use rsip::param::{Branch, Param};
 use rsip::prelude::*;
-use rsip::{Method, Request, Response, SipMessage, StatusCode};
+use rsip::{Method, Request, Response, SipMessage};
 
-use super::build::{build_cancel, build_response, new_branch, new_tag};
+use super::build::build_cancel;
 use super::{
     ClientInvite, ClientInviteState, ClientNonInvite, Config, Destination, Error, Input, Role,
     ServerInvite, ServerInviteState, ServerNonInvite, TransactionEvent, TransactionKey, Transmit,
 };
+use crate::message::{self, new_branch, new_tag};
 
 /// What the transaction layer reports to the TU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,8 +396,7 @@ impl TransactionLayer {
                 return;
             }
             _ if self.server_count >= self.config.max_server_transactions => {
-                let mut response =
-                    build_response(&request, StatusCode::ServiceUnavailable, Some(&new_tag()));
+                let mut response = message::response(&request, 503, None, Some(&new_tag()));
                 // §21.5.4: tell the client when to come back rather than let
                 // it hammer an overloaded table.
                 response
@@ -431,7 +431,7 @@ impl TransactionLayer {
                 Tx::NonInviteServer(ServerNonInvite::new_silent(request.clone(), source, timers))
             };
             self.insert(key.clone(), tx);
-            let response = build_response(&request, StatusCode::LoopDetected, Some(&new_tag()));
+            let response = message::response(&request, 482, None, Some(&new_tag()));
             self.dispatch(&key, Input::Respond(response), now);
             self.events.push_back(LayerEvent::Rejected {
                 request,
@@ -485,7 +485,7 @@ impl TransactionLayer {
                 // §9.2: the To tag SHOULD equal the one of the INVITE's
                 // response.
                 let tag = tag.unwrap_or_else(new_tag);
-                let ok = build_response(&cancel, StatusCode::OK, Some(&tag));
+                let ok = message::response(&cancel, 200, None, Some(&tag));
                 self.dispatch(&key, Input::Respond(ok), now);
                 if state == ServerInviteState::Proceeding {
                     self.events.push_back(LayerEvent::Cancelled {
@@ -495,11 +495,7 @@ impl TransactionLayer {
                 }
             }
             None => {
-                let response = build_response(
-                    &cancel,
-                    StatusCode::CallTransactionDoesNotExist,
-                    Some(&new_tag()),
-                );
+                let response = message::response(&cancel, 481, None, Some(&new_tag()));
                 self.dispatch(&key, Input::Respond(response), now);
             }
         }

@@ -28,9 +28,7 @@ mod layer;
 mod server_invite;
 mod server_non_invite;
 
-pub use build::{
-    BRANCH_MAGIC_COOKIE, build_ack, build_cancel, build_response, new_branch, new_tag,
-};
+pub use build::{build_ack, build_cancel};
 pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
 pub use key::{Role, TransactionKey};

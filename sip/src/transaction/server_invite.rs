@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rsip::{Method, Request, Response, SipMessage, StatusCode};
+use rsip::{Method, Request, Response, SipMessage};
 
-use super::build::build_response;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit, TryingPolicy};
+use crate::message;
 
 /// States of Figure 7, with RFC 6026's Accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ impl ServerInvite {
     }
 
     fn send_trying(&mut self) {
-        let trying = build_response(&self.request, StatusCode::Trying, None);
+        let trying = message::response(&self.request, 100, None, None);
         self.respond_provisional(trying);
     }
 

@@ -1,11 +1,11 @@
 //! Client INVITE transaction (§17.1.1, RFC 6026 §7.2 and §8.4).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rsip::{Request, Response, SipMessage};
 
 use super::build::build_ack;
+use super::outbox::Outbox;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
 use crate::message;
 
@@ -29,7 +29,7 @@ pub enum ClientInviteState {
 pub struct ClientInvite {
     state: ClientInviteState,
     request: Request,
-    destination: Destination,
+    out: Outbox,
     timers: Timers,
     ack: Option<Request>,
     timer_a: Option<(Instant, Duration)>,
@@ -38,8 +38,6 @@ pub struct ClientInvite {
     timer_m: Option<Instant>,
     /// §9.1: 64·T1 after a CANCEL, give up on a final response.
     timer_cancel: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ClientInvite {
@@ -50,7 +48,7 @@ impl ClientInvite {
         let mut tx = ClientInvite {
             state: ClientInviteState::Calling,
             request,
-            destination,
+            out: Outbox::new(destination),
             timers,
             ack: None,
             timer_a: (!reliable).then(|| (now + timers.t1, timers.t1)),
@@ -58,8 +56,6 @@ impl ClientInvite {
             timer_d: None,
             timer_m: None,
             timer_cancel: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
         tx.send(SipMessage::Request(tx.request.clone()));
         tx
@@ -77,7 +73,7 @@ impl ClientInvite {
 
     /// Where the INVITE goes.
     pub fn destination(&self) -> Destination {
-        self.destination
+        self.out.destination
     }
 
     /// Records that a CANCEL for this INVITE went out: if no final response
@@ -103,7 +99,7 @@ impl ClientInvite {
             Input::TransportError => {
                 // §17.1.4: inform the TU, terminate.
                 if self.state != ClientInviteState::Terminated {
-                    self.events.push_back(TransactionEvent::TransportError);
+                    self.out.emit(TransactionEvent::TransportError);
                     self.terminate();
                 }
             }
@@ -118,7 +114,7 @@ impl ClientInvite {
                 self.state = Proceeding;
                 self.timer_a = None;
                 self.timer_b = None;
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.emit(TransactionEvent::Response(response));
             }
             (Calling | Proceeding, 200..=299) => {
                 // RFC 6026 §8.4: Accepted, not Terminated.
@@ -127,7 +123,7 @@ impl ClientInvite {
                 self.timer_a = None;
                 self.timer_b = None;
                 self.timer_m = Some(now + self.timers.t1x64());
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.emit(TransactionEvent::Response(response));
             }
             (Calling | Proceeding, 300..=699) => {
                 self.state = Completed;
@@ -143,8 +139,8 @@ impl ClientInvite {
                     // retransmissions are still absorbed by Completed.
                     Err(e) => tracing::debug!(error = %e, "cannot build ACK"),
                 }
-                self.events.push_back(TransactionEvent::Response(response));
-                let d = self.timers.timer_d(self.destination.is_reliable());
+                self.out.emit(TransactionEvent::Response(response));
+                let d = self.timers.timer_d(self.out.destination.is_reliable());
                 if d.is_zero() {
                     self.terminate();
                 } else {
@@ -157,7 +153,7 @@ impl ClientInvite {
                 }
             }
             (Accepted, 200..=299) => {
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.emit(TransactionEvent::Response(response));
             }
             _ => {}
         }
@@ -175,7 +171,7 @@ impl ClientInvite {
         }
         if self.timer_b.is_some_and(|t| now >= t) || self.timer_cancel.is_some_and(|t| now >= t) {
             let timeout = message::response(&self.request, 408, None, None);
-            self.events.push_back(TransactionEvent::Timeout(timeout));
+            self.out.emit(TransactionEvent::Timeout(timeout));
             self.terminate();
         }
         if self.timer_d.is_some_and(|t| now >= t) || self.timer_m.is_some_and(|t| now >= t) {
@@ -184,10 +180,7 @@ impl ClientInvite {
     }
 
     fn send(&mut self, message: SipMessage) {
-        self.transmits.push_back(Transmit {
-            message,
-            destination: self.destination,
-        });
+        self.out.send(message);
     }
 
     fn terminate(&mut self) {
@@ -197,17 +190,17 @@ impl ClientInvite {
         self.timer_d = None;
         self.timer_m = None;
         self.timer_cancel = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        self.out.emit(TransactionEvent::Terminated);
     }
 
     /// Next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// Next event for the TU.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Earliest pending timer.

@@ -1,10 +1,10 @@
 //! Client non-INVITE transaction (§17.1.2).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rsip::{Request, Response, SipMessage};
 
+use super::outbox::Outbox;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
 use crate::message;
 
@@ -26,13 +26,11 @@ pub enum ClientNonInviteState {
 pub struct ClientNonInvite {
     state: ClientNonInviteState,
     request: Request,
-    destination: Destination,
+    out: Outbox,
     timers: Timers,
     timer_e: Option<(Instant, Duration)>,
     timer_f: Option<Instant>,
     timer_k: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ClientNonInvite {
@@ -43,13 +41,11 @@ impl ClientNonInvite {
         let mut tx = ClientNonInvite {
             state: ClientNonInviteState::Trying,
             request,
-            destination,
+            out: Outbox::new(destination),
             timers,
             timer_e: (!reliable).then(|| (now + timers.t1, timers.t1)),
             timer_f: Some(now + timers.t1x64()),
             timer_k: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
         tx.send();
         tx
@@ -73,7 +69,7 @@ impl ClientNonInvite {
             Input::Timeout => self.on_timeout(now),
             Input::TransportError => {
                 if self.state != ClientNonInviteState::Terminated {
-                    self.events.push_back(TransactionEvent::TransportError);
+                    self.out.emit(TransactionEvent::TransportError);
                     self.terminate();
                 }
             }
@@ -86,14 +82,14 @@ impl ClientNonInvite {
         match (self.state, code) {
             (Trying | Proceeding, 100..=199) => {
                 self.state = Proceeding;
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.emit(TransactionEvent::Response(response));
             }
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
                 self.timer_e = None;
                 self.timer_f = None;
-                self.events.push_back(TransactionEvent::Response(response));
-                if self.destination.is_reliable() {
+                self.out.emit(TransactionEvent::Response(response));
+                if self.out.destination.is_reliable() {
                     self.terminate();
                 } else {
                     self.timer_k = Some(now + self.timers.t4);
@@ -106,7 +102,7 @@ impl ClientNonInvite {
     fn on_timeout(&mut self, now: Instant) {
         if self.timer_f.is_some_and(|t| now >= t) {
             let timeout = message::response(&self.request, 408, None, None);
-            self.events.push_back(TransactionEvent::Timeout(timeout));
+            self.out.emit(TransactionEvent::Timeout(timeout));
             self.terminate();
             return;
         }
@@ -127,10 +123,7 @@ impl ClientNonInvite {
     }
 
     fn send(&mut self) {
-        self.transmits.push_back(Transmit {
-            message: SipMessage::Request(self.request.clone()),
-            destination: self.destination,
-        });
+        self.out.send(SipMessage::Request(self.request.clone()));
     }
 
     fn terminate(&mut self) {
@@ -138,17 +131,17 @@ impl ClientNonInvite {
         self.timer_e = None;
         self.timer_f = None;
         self.timer_k = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        self.out.emit(TransactionEvent::Terminated);
     }
 
     /// Next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// Next event for the TU.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Earliest pending timer.

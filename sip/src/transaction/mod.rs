@@ -25,6 +25,7 @@ mod client_invite;
 mod client_non_invite;
 mod key;
 mod layer;
+mod outbox;
 mod server_invite;
 mod server_non_invite;
 

@@ -1,10 +1,10 @@
 //! Server INVITE transaction (§17.2.1, RFC 6026 §7.1 and §8.5–8.7).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rsip::{Method, Request, Response, SipMessage};
 
+use super::outbox::Outbox;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit, TryingPolicy};
 use crate::message;
 
@@ -30,7 +30,7 @@ pub enum ServerInviteState {
 pub struct ServerInvite {
     state: ServerInviteState,
     request: Request,
-    destination: Destination,
+    out: Outbox,
     timers: Timers,
     last_response: Option<Response>,
     timer_trying: Option<Instant>,
@@ -38,8 +38,6 @@ pub struct ServerInvite {
     timer_h: Option<Instant>,
     timer_i: Option<Instant>,
     timer_l: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ServerInvite {
@@ -56,7 +54,7 @@ impl ServerInvite {
         let mut tx = ServerInvite {
             state: ServerInviteState::Proceeding,
             request: request.clone(),
-            destination,
+            out: Outbox::new(destination),
             timers,
             last_response: None,
             timer_trying: None,
@@ -64,10 +62,8 @@ impl ServerInvite {
             timer_h: None,
             timer_i: None,
             timer_l: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
-        tx.events.push_back(TransactionEvent::Request(request));
+        tx.out.emit(TransactionEvent::Request(request));
         tx.start_trying(trying, now);
         tx
     }
@@ -79,7 +75,7 @@ impl ServerInvite {
         ServerInvite {
             state: ServerInviteState::Proceeding,
             request,
-            destination,
+            out: Outbox::new(destination),
             timers,
             last_response: None,
             timer_trying: None,
@@ -87,8 +83,6 @@ impl ServerInvite {
             timer_h: None,
             timer_i: None,
             timer_l: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         }
     }
 
@@ -138,7 +132,7 @@ impl ServerInvite {
             Input::TransportError => {
                 // §17.2.4: inform the TU; terminate.
                 if self.state != ServerInviteState::Terminated {
-                    self.events.push_back(TransactionEvent::TransportError);
+                    self.out.emit(TransactionEvent::TransportError);
                     self.terminate();
                 }
             }
@@ -158,7 +152,7 @@ impl ServerInvite {
                 self.state = Confirmed;
                 self.timer_g = None;
                 self.timer_h = None;
-                if self.destination.is_reliable() {
+                if self.out.destination.is_reliable() {
                     self.terminate();
                 } else {
                     self.timer_i = Some(now + self.timers.t4);
@@ -167,7 +161,7 @@ impl ServerInvite {
             (Accepted, Method::Ack) => {
                 // RFC 6026 §8.7: an ACK matching the transaction in Accepted
                 // goes to the TU.
-                self.events.push_back(TransactionEvent::AckFor2xx(request));
+                self.out.emit(TransactionEvent::AckFor2xx(request));
             }
             // Confirmed absorbs ACKs, Accepted absorbs INVITEs (RFC 6026 §8.5).
             _ => {}
@@ -193,7 +187,7 @@ impl ServerInvite {
             (Proceeding, 300..=699) => {
                 self.state = Completed;
                 self.timer_trying = None;
-                if !self.destination.is_reliable() {
+                if !self.out.destination.is_reliable() {
                     self.timer_g = Some((now + self.timers.t1, self.timers.t1));
                 }
                 self.timer_h = Some(now + self.timers.t1x64());
@@ -211,7 +205,7 @@ impl ServerInvite {
             self.send_trying();
         }
         if self.timer_h.is_some_and(|t| now >= t) {
-            self.events.push_back(TransactionEvent::AckTimeout);
+            self.out.emit(TransactionEvent::AckTimeout);
             self.terminate();
             return;
         }
@@ -230,10 +224,7 @@ impl ServerInvite {
     }
 
     fn send(&mut self, response: Response) {
-        self.transmits.push_back(Transmit {
-            message: SipMessage::Response(response),
-            destination: self.destination,
-        });
+        self.out.send(SipMessage::Response(response));
     }
 
     fn terminate(&mut self) {
@@ -243,17 +234,17 @@ impl ServerInvite {
         self.timer_h = None;
         self.timer_i = None;
         self.timer_l = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        self.out.emit(TransactionEvent::Terminated);
     }
 
     /// Next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// Next event for the TU.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Earliest pending timer.

@@ -1,10 +1,10 @@
 //! Server non-INVITE transaction (§17.2.2).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use rsip::{Request, Response, SipMessage};
 
+use super::outbox::Outbox;
 use super::{Destination, Input, Timers, TransactionEvent, Transmit};
 
 /// States of Figure 8.
@@ -25,12 +25,10 @@ pub enum ServerNonInviteState {
 pub struct ServerNonInvite {
     state: ServerNonInviteState,
     request: Request,
-    destination: Destination,
+    out: Outbox,
     timers: Timers,
     last_response: Option<Response>,
     timer_j: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ServerNonInvite {
@@ -38,7 +36,7 @@ impl ServerNonInvite {
     /// TU as [`TransactionEvent::Request`].
     pub fn new(request: Request, destination: Destination, timers: Timers) -> Self {
         let mut tx = Self::new_silent(request.clone(), destination, timers);
-        tx.events.push_back(TransactionEvent::Request(request));
+        tx.out.emit(TransactionEvent::Request(request));
         tx
     }
 
@@ -48,12 +46,10 @@ impl ServerNonInvite {
         ServerNonInvite {
             state: ServerNonInviteState::Trying,
             request,
-            destination,
+            out: Outbox::new(destination),
             timers,
             last_response: None,
             timer_j: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         }
     }
 
@@ -91,7 +87,7 @@ impl ServerNonInvite {
                         self.state = Completed;
                         self.last_response = Some(response.clone());
                         self.send(response);
-                        if self.destination.is_reliable() {
+                        if self.out.destination.is_reliable() {
                             self.terminate();
                         } else {
                             self.timer_j = Some(now + self.timers.t1x64());
@@ -109,7 +105,7 @@ impl ServerNonInvite {
             }
             Input::TransportError => {
                 if self.state != Terminated {
-                    self.events.push_back(TransactionEvent::TransportError);
+                    self.out.emit(TransactionEvent::TransportError);
                     self.terminate();
                 }
             }
@@ -117,26 +113,23 @@ impl ServerNonInvite {
     }
 
     fn send(&mut self, response: Response) {
-        self.transmits.push_back(Transmit {
-            message: SipMessage::Response(response),
-            destination: self.destination,
-        });
+        self.out.send(SipMessage::Response(response));
     }
 
     fn terminate(&mut self) {
         self.state = ServerNonInviteState::Terminated;
         self.timer_j = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        self.out.emit(TransactionEvent::Terminated);
     }
 
     /// Next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// Next event for the TU.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Earliest pending timer.

@@ -91,6 +91,14 @@ fn bare_application_dtmf() {
             duration: None
         })
     );
+    // Bare digit under the dtmf-relay type.
+    assert_eq!(
+        parse_dtmf_info("application/dtmf-relay", b"#\r\n"),
+        Ok(DtmfInfo {
+            digit: '#',
+            duration: None
+        })
+    );
     // dtmf-relay form under the plain type.
     assert_eq!(
         parse_dtmf_info("application/dtmf", b"Signal=9\r\nDuration=200\r\n"),

@@ -94,9 +94,9 @@ fn media_type(content_type: &str) -> String {
 /// insensitively, whitespace around `=` is ignored, lines may end in CRLF
 /// or LF, unknown keys are skipped; a Duration that is not a number of
 /// milliseconds is dropped rather than losing the digit. For
-/// `application/dtmf`, the body is the digit itself; a body in the
-/// dtmf-relay form under that type (seen from some gateways) is accepted
-/// too.
+/// `application/dtmf`, the body is the digit itself. Gateways mix the two
+/// up, so either type accepts either body: a body without `=` is read as a
+/// bare digit.
 pub fn parse_dtmf_info(content_type: &str, body: &[u8]) -> Result<DtmfInfo, DtmfInfoError> {
     let mt = media_type(content_type);
     if mt != DTMF_RELAY_CONTENT_TYPE && mt != DTMF_CONTENT_TYPE {
@@ -108,7 +108,7 @@ pub fn parse_dtmf_info(content_type: &str, body: &[u8]) -> Result<DtmfInfo, Dtmf
         return Err(DtmfInfoError::BodyTooLarge(body.len()));
     }
     let text = std::str::from_utf8(body).map_err(|_| DtmfInfoError::NotText)?;
-    if mt == DTMF_CONTENT_TYPE && !text.contains('=') {
+    if !text.contains('=') {
         let t = text.trim();
         if t.is_empty() {
             return Err(DtmfInfoError::MissingSignal);

@@ -160,24 +160,23 @@ pub struct Registration {
 impl Registration {
     /// A registration whose first REGISTER is due at `now`.
     pub fn new(config: RegistrationConfig, now: Instant) -> Result<Self, RegisterError> {
-        let registrar =
-            rsip::Uri::try_from(config.registrar.as_str()).map_err(|_| RegisterError::InvalidUri {
-                what: "registrar",
-                value: config.registrar.clone(),
-            })?;
         let aor = if config.aor.contains(':') {
             config.aor.clone()
         } else {
             format!("sip:{}", config.aor)
         };
+        let registrar =
+            parse_sip_uri(&config.registrar).ok_or_else(|| RegisterError::InvalidUri {
+                what: "registrar",
+                value: config.registrar.clone(),
+            })?;
         for (what, value) in [
             ("AOR", Some(aor.as_str())),
             ("contact", Some(config.contact.as_str())),
             ("outbound proxy", config.outbound_proxy.as_deref()),
         ] {
-            if let Some(value) = value
-                && rsip::Uri::try_from(value).is_err()
-            {
+            let Some(value) = value else { continue };
+            if parse_sip_uri(value).is_none() {
                 return Err(RegisterError::InvalidUri {
                     what,
                     value: value.to_owned(),
@@ -320,9 +319,15 @@ impl Registration {
         let Some(request) = self.in_flight.take() else {
             return false;
         };
+        let removal = is_removal(&request);
         match code {
+            200..=299 if removal => self.finish_unregister(RegistrationState::Unregistered),
             200..=299 => self.on_success(response, now),
             401 | 407 => self.on_challenge(&request, response, code, now),
+            _ if removal => self.finish_unregister(RegistrationState::Failed {
+                code,
+                retry_at: None,
+            }),
             423 => self.on_too_brief(response, code, now),
             _ => self.fail(code, retry_after(response), now),
         }
@@ -333,17 +338,20 @@ impl Registration {
     /// or a transport error): treated as a 408 and backed off.
     pub fn on_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        if self.in_flight.take().is_some() {
-            self.fail(408, None, now);
+        match self.in_flight.take() {
+            Some(request) if is_removal(&request) => {
+                self.finish_unregister(RegistrationState::Failed {
+                    code: 408,
+                    retry_at: None,
+                })
+            }
+            Some(_) => self.fail(408, None, now),
+            None => {}
         }
     }
 
     fn on_success(&mut self, response: &Response, now: Instant) {
         self.failures = 0;
-        if self.unregistering {
-            self.finish_unregister(RegistrationState::Unregistered);
-            return;
-        }
         let granted = granted_expires(response, &self.config.contact).unwrap_or(self.asked_expires);
         if granted == 0 {
             // §10.3: a registrar may only shorten, but a 0 means our binding
@@ -354,7 +362,11 @@ impl Registration {
         self.state = RegistrationState::Registered {
             until: now + Duration::from_secs(granted.into()),
         };
-        self.next_at = Some(now + refresh_delay(granted));
+        self.next_at = Some(if self.unregistering {
+            now
+        } else {
+            now + refresh_delay(granted)
+        });
     }
 
     fn on_challenge(&mut self, request: &Request, response: &Response, code: u16, now: Instant) {
@@ -384,7 +396,7 @@ impl Registration {
         match min {
             // Only a real increase: a registrar asking for what we already
             // asked would make us loop.
-            Some(min) if min > self.asked_expires && !self.unregistering => {
+            Some(min) if min > self.asked_expires => {
                 self.asked_expires = min;
                 self.next_at = Some(now);
             }
@@ -394,10 +406,13 @@ impl Registration {
 
     fn fail(&mut self, code: u16, retry_after: Option<Duration>, now: Instant) {
         if self.unregistering {
-            self.finish_unregister(RegistrationState::Failed {
+            // A REGISTER failed while an unregister waited on it: an older
+            // binding may still stand, so remove it now.
+            self.next_at = Some(now);
+            self.state = RegistrationState::Failed {
                 code,
-                retry_at: None,
-            });
+                retry_at: Some(now),
+            };
             return;
         }
         let delay = self.backoff().max(retry_after.unwrap_or_default());
@@ -523,6 +538,27 @@ pub fn granted_expires(response: &Response, contact: &str) -> Option<u32> {
             _ => None,
         })
     })
+}
+
+/// Whether a REGISTER of ours removes the binding (expires 0).
+fn is_removal(request: &Request) -> bool {
+    request.headers.iter().any(|h| match h {
+        Header::Expires(e) => e.value().trim() == "0",
+        _ => false,
+    })
+}
+
+/// A `sip:`/`sips:` URI without spaces (rsip alone accepts almost any
+/// text as a host), trimmed of `<>`.
+fn parse_sip_uri(value: &str) -> Option<rsip::Uri> {
+    let v = value.trim().trim_start_matches('<').trim_end_matches('>');
+    let scheme = v.split_once(':')?.0;
+    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
+        || v.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    rsip::Uri::try_from(v).ok()
 }
 
 /// The `expires` header parameter of a Contact element, looking only

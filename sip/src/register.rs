@@ -13,7 +13,10 @@
 //!   increments CSeq (§10.2: "a UA SHOULD use the same Call-ID for all
 //!   registrations during a single boot cycle"; §10.2.4 for refreshes).
 //! - 401/407 are answered with [`DigestClient::authenticate`] (§22.2),
-//!   giving up when the realm rejects credentials it already saw.
+//!   giving up when the realm rejects credentials it already saw. Each
+//!   new REGISTER goes out without credentials and is answered once
+//!   challenged, so every refresh uses a fresh nonce; one `DigestClient`
+//!   lives as long as the registration so `nc` never repeats for a nonce.
 //! - 423 Interval Too Brief is retried with the `Min-Expires` (§10.2.8).
 //! - The granted expiry is the `expires` of our Contact in the 200, else
 //!   the Expires header (§10.2.4), and a refresh is scheduled before it.

@@ -11,6 +11,7 @@
 //! | [`transaction`] | RFC 3261 §17 client/server INVITE and non-INVITE transactions, timers A–K, merged-request detection |
 //! | [`dialog`] | RFC 3261 §12 dialogs: tags, CSeq, route sets, target refresh, in-dialog requests |
 //! | [`sdp`] | SDP parsing and RFC 3264 offer/answer for PCMU, PCMA, Opus and telephone-event |
+//! | [`register`] | RFC 3261 §10 REGISTER client: bindings, refresh, digest challenges, 423, back-off |
 //! | [`auth`] | digest authentication (RFC 8760: MD5 and SHA-256), as client and as server |
 //! | [`transport`] | UDP and TCP listeners and connections (tokio) |
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod message;
+pub mod register;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;

@@ -390,6 +390,10 @@ pub struct NumberConfig {
     /// directory unless absolute. A beep when unset.
     #[serde(default)]
     pub prompt: Option<PathBuf>,
+    /// Ring (180 Ringing) for this long before answering; 0 answers at
+    /// once.
+    #[serde(default)]
+    pub ring_secs: u64,
     /// `play`: stop collecting after this many digits (or `#`).
     #[serde(default = "default_max_digits")]
     pub max_digits: usize,
@@ -416,6 +420,7 @@ impl NumberConfig {
             number: "echo".into(),
             mode: NumberMode::Echo,
             prompt: None,
+            ring_secs: 0,
             max_digits: default_max_digits(),
             digit_timeout_secs: default_digit_timeout(),
             trunk: None,

@@ -9,6 +9,7 @@
 pub mod call;
 pub mod cidr;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod routing;
 pub mod rtp;

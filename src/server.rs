@@ -1,12 +1,17 @@
 //! Starts every listener and runs until a shutdown signal arrives.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use hotline_sip::transport::Transport;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::call::CallRegistry;
 use crate::config::Config;
+use crate::engine::Engine;
 
 /// Runs the server until `shutdown` resolves, then drains and returns.
 pub async fn run(
@@ -19,16 +24,39 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
     let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    let registry = CallRegistry::new(config.sip.max_calls);
+    let engine = Engine::start(config.clone(), registry).await?;
+    let sip = |t| {
+        engine
+            .local_addr(t)
+            .map_or_else(|| "-".to_owned(), |a| a.to_string())
+    };
     info!(
         http = %addr,
+        sip_udp = %sip(Transport::Udp),
+        sip_tcp = %sip(Transport::Tcp),
         data_dir = %config.data_dir.display(),
         rtp_ports = format!("{}-{}", config.rtp.port_min, config.rtp.port_max),
         version = crate::VERSION,
         "hotline listening"
     );
-    axum::serve(listener, crate::http::router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, crate::http::router()).with_graceful_shutdown(async {
+        let _ = http_stopped.await;
+    });
+    let http = tokio::spawn(async move { serve.await });
+    shutdown.await;
+    let grace = Duration::from_secs(config.sip.drain_secs);
+    info!(
+        calls = engine.registry().len(),
+        grace_secs = grace.as_secs(),
+        "draining: new calls get 503, live calls may finish"
+    );
+    engine.drain(grace).await;
+    let _ = http_stop.send(());
+    http.await
+        .context("HTTP server task failed")?
         .context("HTTP server failed")?;
     info!("hotline stopped");
     Ok(())

@@ -44,6 +44,10 @@ impl Server {
             .arg("serve")
             .env_clear()
             .env("HOTLINE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "HOTLINE_SIP__LISTEN",
+                r#"["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]"#,
+            )
             .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::null())

@@ -8,11 +8,15 @@
 //! audio.
 
 mod collect;
+mod merge;
 mod outcome;
+mod record;
 mod registry;
 
 pub use collect::{CollectEnd, Collected, DigitCollector};
+pub use merge::DigitMerger;
 pub use outcome::{Hangup, Outcome, Party, default_reason};
+pub use record::CallRecord;
 pub use registry::{CallRegistry, CallSlot, Refusal};
 
 use std::fmt;
@@ -121,8 +125,18 @@ pub enum CallEvent {
         /// The SIP status in the last `message/sipfrag` NOTIFY.
         sip_code: u16,
     },
+    /// The caller finished entering digits at a `play` number's prompt.
+    DigitsCollected {
+        /// The digits, without the terminating `#`.
+        digits: String,
+    },
+    /// The far end put the call on hold, or took it off.
+    Hold {
+        /// Whether the call is now held.
+        held: bool,
+    },
     /// The call ended; the last event of every call.
-    Ended(Hangup),
+    Ended(Box<CallRecord>),
 }
 
 /// Fixed facts about a call, shared by its handle's clones.
@@ -221,10 +235,26 @@ mod unix_ms {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        s.serialize_u64(ms)
+        s.serialize_u64(millis(t))
+    }
+
+    fn millis(t: &SystemTime) -> u64 {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    pub mod option {
+        use std::time::SystemTime;
+
+        pub fn serialize<S: serde::Serializer>(
+            t: &Option<SystemTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&super::millis(t)),
+                None => s.serialize_none(),
+            }
+        }
     }
 }
 

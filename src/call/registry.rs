@@ -10,8 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+use tokio::sync::broadcast;
 
-use super::{CallHandle, CallId};
+use super::{CallEvent, CallHandle, CallId};
+
+/// Events buffered for each subscriber of every call's events; a slower
+/// subscriber loses the oldest (and is told), never stalls a call.
+pub const BUS_BUFFER: usize = 4096;
 
 /// Why a new call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +35,7 @@ struct Inner {
     admitted: AtomicUsize,
     max_calls: usize,
     draining: AtomicBool,
+    bus: broadcast::Sender<(CallId, CallEvent)>,
 }
 
 /// Live calls, shared by the SIP side, the call tasks and the control plane.
@@ -47,6 +53,7 @@ impl CallRegistry {
                 admitted: AtomicUsize::new(0),
                 max_calls,
                 draining: AtomicBool::new(false),
+                bus: broadcast::channel(BUS_BUFFER).0,
             }),
         }
     }
@@ -90,6 +97,17 @@ impl CallRegistry {
     /// Whether no call is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every call's events from now on, tagged with the call: what live
+    /// event streams (WebSocket, webhooks, tests) follow.
+    pub fn subscribe_all(&self) -> broadcast::Receiver<(CallId, CallEvent)> {
+        self.inner.bus.subscribe()
+    }
+
+    /// Publishes a call's event on the registry-wide stream.
+    pub fn publish(&self, id: &CallId, event: CallEvent) {
+        let _ = self.inner.bus.send((id.clone(), event));
     }
 
     /// Stops admitting calls; live calls continue.

@@ -55,6 +55,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod hotline;
 pub mod media;
 pub mod pcap;
 pub mod ports;

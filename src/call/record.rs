@@ -1,0 +1,33 @@
+//! The record every call leaves behind: who, when, and how it ended.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{CallDirection, CallId, Hangup, unix_ms};
+
+/// A finished call, as the last event of its task reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    /// The call's identifier.
+    pub id: CallId,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// The caller.
+    pub from: String,
+    /// The callee.
+    pub to: String,
+    /// When the call task started (INVITE received or sent).
+    #[serde(with = "unix_ms")]
+    pub started: SystemTime,
+    /// When the call was answered (200 OK sent or received).
+    #[serde(with = "unix_ms::option")]
+    pub answered: Option<SystemTime>,
+    /// When the call ended.
+    #[serde(with = "unix_ms")]
+    pub ended: SystemTime,
+    /// Who ended it, why, and the SIP code involved.
+    pub hangup: Hangup,
+    /// The SIP Call-ID, for matching the call with carrier records.
+    pub sip_call_id: String,
+}

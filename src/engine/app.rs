@@ -1,0 +1,207 @@
+//! What a call does once it is answered. Each application is a task of
+//! its own that reads the caller's audio and events and plays audio back,
+//! so a slow application can never hold up the call's signalling or its
+//! RTP clock. The voice agent will be one more variant here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline_media::prompt::{PromptOptions, decode_reader};
+use hotline_media::tones::{ToneGenerator, ToneSpec};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+use super::Ctx;
+use crate::call::{CallCommand, CallEvent, CallHandle, DigitCollector};
+use crate::config::{NumberConfig, NumberMode};
+use crate::rtp::{FRAME_SAMPLES, MediaHandle, PCM_RATE};
+
+/// A call's application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallApp {
+    /// Send the caller's audio back: the classic trunk test line.
+    Echo,
+    /// Play a prompt, then collect digits; `rounds` times, then hang up.
+    Play(PlaySpec),
+}
+
+/// What a `play` application plays and collects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaySpec {
+    /// The prompt file; relative paths are under the data directory. A
+    /// beep when unset.
+    pub prompt: Option<PathBuf>,
+    /// Collection ends after this many digits (or `#`).
+    pub max_digits: usize,
+    /// Collection ends after this long without a digit.
+    pub digit_timeout: Duration,
+    /// Prompt-and-collect rounds before hanging up.
+    pub rounds: u32,
+}
+
+impl CallApp {
+    /// The application a configured number runs.
+    pub fn for_number(n: &NumberConfig) -> CallApp {
+        match n.mode {
+            NumberMode::Echo => CallApp::Echo,
+            NumberMode::Play => CallApp::Play(PlaySpec {
+                prompt: n.prompt.clone(),
+                max_digits: n.max_digits,
+                digit_timeout: Duration::from_secs(n.digit_timeout_secs),
+                rounds: 3,
+            }),
+        }
+    }
+}
+
+/// What an application gets to work with.
+pub(crate) struct AppIo {
+    pub handle: CallHandle,
+    pub media: MediaHandle,
+    pub pcm: mpsc::Receiver<Vec<i16>>,
+    pub events: broadcast::Receiver<CallEvent>,
+    pub publish: broadcast::Sender<CallEvent>,
+    pub registry: crate::call::CallRegistry,
+}
+
+/// Runs `app` until the call ends.
+pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
+    match app {
+        CallApp::Echo => echo(io).await,
+        CallApp::Play(spec) => play(ctx, spec, io).await,
+    }
+}
+
+async fn echo(mut io: AppIo) {
+    let sink = io.media.pcm_sink();
+    while let Some(frame) = io.pcm.recv().await {
+        // The sink holds a second of audio; if it is ever full the call's
+        // clock stalled and dropping is the right answer for an echo.
+        if sink.try_send(frame).is_err() && sink.is_closed() {
+            break;
+        }
+    }
+}
+
+async fn play(ctx: Arc<Ctx>, spec: PlaySpec, mut io: AppIo) {
+    let prompt = match load_prompt(&ctx, spec.prompt.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(call = %io.handle.id, error = %e, "prompt unusable, playing a beep instead");
+            beep()
+        }
+    };
+    // The caller's audio is not used, but the channel must be drained so
+    // the media task does not count drops.
+    let mut pcm = std::mem::replace(&mut io.pcm, mpsc::channel(1).1);
+    tokio::spawn(async move { while pcm.recv().await.is_some() {} });
+    for _ in 0..spec.rounds.max(1) {
+        let mut collector: Option<DigitCollector> = None;
+        // The prompt, interrupted by the first digit (barge-in).
+        for chunk in prompt.chunks(FRAME_SAMPLES) {
+            tokio::select! {
+                biased;
+                ev = io.events.recv() => match ev {
+                    Ok(CallEvent::Dtmf { digit, .. }) => {
+                        let _ = io.media.flush_with_fade().await;
+                        let mut c = DigitCollector::new(spec.max_digits, spec.digit_timeout, Instant::now());
+                        if let Some(done) = c.push(digit, Instant::now()) {
+                            report(&io, &done.digits, done.end);
+                            collector = None;
+                            break;
+                        }
+                        collector = Some(c);
+                        break;
+                    }
+                    Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                },
+                sent = io.media.play(chunk.to_vec()) => if sent.is_err() { return },
+            }
+        }
+        let mut c = match collector {
+            Some(c) => c,
+            None => {
+                // Wait for the queued prompt audio to play out before the
+                // digit timeout starts.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                DigitCollector::new(spec.max_digits, spec.digit_timeout, Instant::now())
+            }
+        };
+        loop {
+            let deadline = c.deadline().unwrap_or_else(Instant::now);
+            tokio::select! {
+                ev = io.events.recv() => match ev {
+                    Ok(CallEvent::Dtmf { digit, .. }) => {
+                        if let Some(done) = c.push(digit, Instant::now()) {
+                            report(&io, &done.digits, done.end);
+                            break;
+                        }
+                    }
+                    Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                },
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if let Some(done) = c.poll(Instant::now()) {
+                        report(&io, &done.digits, done.end);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Let the last prompt finish before hanging up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = io.handle.command(CallCommand::Hangup);
+}
+
+fn report(io: &AppIo, digits: &str, end: crate::call::CollectEnd) {
+    info!(call = %io.handle.id, digits, end = ?end, "digits collected");
+    let event = CallEvent::DigitsCollected {
+        digits: digits.to_owned(),
+    };
+    io.registry.publish(&io.handle.id, event.clone());
+    let _ = io.publish.send(event);
+}
+
+/// A short beep, the prompt of a `play` number without a file.
+fn beep() -> Arc<[i16]> {
+    let mut generator = match ToneGenerator::new(&ToneSpec::beep(), PCM_RATE) {
+        Ok(g) => g,
+        Err(_) => return Arc::from(vec![0i16; FRAME_SAMPLES * 10]),
+    };
+    let mut out = vec![0i16; PCM_RATE as usize];
+    let n = generator.fill(&mut out);
+    out.truncate(n.max(FRAME_SAMPLES));
+    Arc::from(out)
+}
+
+/// Decodes a prompt file once; later calls share the samples.
+pub(crate) async fn load_prompt(ctx: &Ctx, path: Option<&Path>) -> anyhow::Result<Arc<[i16]>> {
+    let Some(path) = path else {
+        return Ok(beep());
+    };
+    let path = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        ctx.config.data_dir.join(path)
+    };
+    if let Some(p) = ctx.prompts.get(&path) {
+        return Ok(p.clone());
+    }
+    let p2 = path.clone();
+    let prompt = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<[i16]>> {
+        let file = std::fs::File::open(&p2)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p2.display()))?;
+        let mut opts = PromptOptions::new(PCM_RATE);
+        if let Some(ext) = p2.extension().and_then(|e| e.to_str()) {
+            opts = opts.extension(ext);
+        }
+        let prompt = decode_reader(file, &opts)?;
+        Ok(Arc::from(prompt.samples))
+    })
+    .await??;
+    ctx.prompts.insert(path, prompt.clone());
+    Ok(prompt)
+}

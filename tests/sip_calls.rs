@@ -1,0 +1,295 @@
+//! Hotline's call engine against real SIP peers on 127.0.0.1: sipp as
+//! caller and callee. Every test checks what the peer saw (sipp's verdict
+//! and messages) and what Hotline recorded (the call's events and record).
+//! Needs `scripts/deps` (sipp, espeak-ng, sox) and root for sipp's
+//! `play_pcap_audio`.
+
+mod peers;
+
+use std::time::Duration;
+
+use hotline::call::{CallEvent, Outcome, Party};
+use hotline::config::{NumberMode, TrunkConfig};
+use hotline::engine::app::PlaySpec;
+use hotline::engine::{CallApp, OutboundCall};
+use peers::hotline::Hotline;
+use peers::pcap;
+use peers::rtp::RtpSink;
+use peers::sipp::{Offer, Scenario, SippRun};
+
+const SPEECH: &str = "Please enter your account number, then press pound.";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn play_number(h: &mut hotline::config::Config) {
+    let mut n = Hotline::number("play", NumberMode::Play);
+    n.digit_timeout_secs = 10;
+    h.numbers.push(n);
+}
+
+#[test]
+fn sipp_caller_digits_reach_the_play_number_in_order() {
+    let mut hl = Hotline::start(play_number);
+    let pcap_path = pcap::speech_dtmf_pcap(SPEECH, "1234#").unwrap();
+    let sent = pcap::read_pcap(&pcap_path).unwrap();
+    let pcap_ms = (sent.last().unwrap().at_us - sent[0].at_us) / 1000;
+    let mut run = SippRun::uac(
+        Scenario::uac_pcap(&pcap_path, pcap_ms + 1000),
+        hl.sip_addr(),
+    );
+    run.service = "play".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records.len(), 1, "{:?}", hl.seen);
+    let r = &records[0];
+    assert_eq!(r.hangup.outcome, Outcome::Completed);
+    assert_eq!(r.hangup.by, Party::Remote);
+    assert!(r.answered.is_some() && r.answered.unwrap() <= r.ended);
+    let digits: String = hl
+        .events(|e| matches!(e, CallEvent::Dtmf { .. }))
+        .iter()
+        .map(|e| match e {
+            CallEvent::Dtmf { digit, .. } => *digit,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(digits, "1234#");
+    let collected = hl.events(|e| matches!(e, CallEvent::DigitsCollected { .. }));
+    assert_eq!(
+        collected,
+        vec![CallEvent::DigitsCollected {
+            digits: "1234".into()
+        }]
+    );
+    // 100 Trying went out at once, then the 200 with our SDP answer.
+    let log = uac.file("messages.log");
+    assert!(log.contains("SIP/2.0 100 Trying"), "{log}");
+    assert!(
+        log.contains("m=audio") && log.contains("RTP/AVP 0 101"),
+        "{log}"
+    );
+}
+
+#[test]
+fn unknown_number_gets_404_and_codec_mismatch_gets_488() {
+    let mut hl = Hotline::start(|_| {});
+    let mut run = SippRun::uac(Scenario::uac_expect_status(404), hl.sip_addr());
+    run.service = "nobody".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+
+    let g729 = Offer::Custom {
+        formats: "18".into(),
+        attrs: "a=rtpmap:18 G729/8000".into(),
+    };
+    let mut run = SippRun::uac(Scenario::uac_expect_status(488).offer(g729), hl.sip_addr());
+    run.service = "echo".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    assert!(uac.file("messages.log").contains("Warning: 305"));
+    // The 404 never became a call; the 488 did, and failed.
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].hangup.sip_code, Some(488));
+    assert_eq!(records[0].hangup.outcome, Outcome::Failed);
+}
+
+#[test]
+fn unknown_source_gets_403() {
+    let hl = Hotline::start(|c| c.sip.local_networks.clear());
+    let mut run = SippRun::uac(Scenario::uac_expect_status(403), hl.sip_addr());
+    run.service = "echo".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    assert!(hl.engine.registry().is_empty());
+}
+
+#[test]
+fn pcma_only_and_opus_only_offers_are_answered_in_kind() {
+    let mut hl = Hotline::start(|_| {});
+    for (offer, expect) in [(Offer::Pcma, "RTP/AVP 8"), (Offer::Opus, "RTP/AVP 111")] {
+        let mut run = SippRun::uac(Scenario::uac_offer(offer, 300), hl.sip_addr());
+        run.service = "echo".into();
+        let uac = run.spawn().unwrap().wait().unwrap();
+        assert!(uac.all_ok(), "{}", uac.diagnostics());
+        let log = uac.file("messages.log");
+        let answer = log
+            .split("SIP/2.0 200 OK")
+            .nth(1)
+            .expect("a 200 OK was received");
+        assert!(answer.contains(expect), "{answer}");
+    }
+    let records = hl.ended(2, WAIT);
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.hangup.outcome == Outcome::Completed)
+    );
+}
+
+#[test]
+fn caller_cancel_before_answer_gets_487() {
+    let mut hl = Hotline::start(|c| {
+        let mut n = Hotline::number("slow", NumberMode::Echo);
+        n.ring_secs = 10;
+        c.numbers.push(n);
+    });
+    let mut run = SippRun::uac(Scenario::uac_cancel(300), hl.sip_addr());
+    run.service = "slow".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.outcome, Outcome::Canceled);
+    assert_eq!(records[0].hangup.by, Party::Remote);
+    assert_eq!(records[0].hangup.sip_code, Some(487));
+    assert!(records[0].answered.is_none());
+}
+
+#[test]
+fn lost_ack_makes_hotline_retransmit_its_200() {
+    let mut hl = Hotline::start(|_| {});
+    let mut run = SippRun::uac(Scenario::uac_lost_200(1_200, 300), hl.sip_addr());
+    run.service = "echo".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let n = uac.count_received("SIP/2.0 200 OK", "CSeq: 1 INVITE");
+    assert!(n >= 2, "{n} 200s\n{}", uac.diagnostics());
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.outcome, Outcome::Completed);
+}
+
+fn trunk_to(sipp: std::net::SocketAddr, auth: Option<(&str, &str)>) -> TrunkConfig {
+    TrunkConfig {
+        name: "carrier".into(),
+        host: sipp.to_string(),
+        transport: hotline::config::SipTransport::Udp,
+        username: auth.map(|a| a.0.into()),
+        password: auth.map(|a| a.1.into()),
+        realm: None,
+        register: false,
+        inbound_ips: Vec::new(),
+        inbound_auth: false,
+        codecs: vec!["PCMU".into()],
+        caller_id: Some("+14155550100".into()),
+        outbound_proxy: None,
+        register_expires_secs: 3600,
+    }
+}
+
+fn prompt_app() -> CallApp {
+    CallApp::Play(PlaySpec {
+        prompt: Some(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/prompts/thank_you_16k.wav"),
+        ),
+        max_digits: 4,
+        digit_timeout: Duration::from_millis(500),
+        rounds: 1,
+    })
+}
+
+#[test]
+fn outbound_call_through_a_digest_trunk_plays_the_prompt_and_hangs_up() {
+    let sink = RtpSink::bind(0, false).unwrap();
+    let mut uas = SippRun::uas(Scenario::uas_auth(
+        "alice",
+        "s3cret",
+        Some(sink.port()),
+        15_000,
+    ))
+    .spawn()
+    .unwrap();
+    uas.wait_ready(Duration::from_secs(5)).unwrap();
+    let sipp_addr = uas.sip_addr();
+    let mut hl = Hotline::start(|c| {
+        c.trunks
+            .push(trunk_to(sipp_addr, Some(("alice", "s3cret"))))
+    });
+    let call = hl
+        .rt
+        .block_on(hl.engine.place_call(OutboundCall {
+            trunk: Some("carrier".into()),
+            to: "+14155550123".into(),
+            from: None,
+            app: prompt_app(),
+            ring_timeout: None,
+        }))
+        .unwrap();
+    let records = hl.ended(1, WAIT);
+    let uas = uas.wait().unwrap();
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    assert_eq!(records.len(), 1, "{:?}", hl.seen);
+    let r = &records[0];
+    assert_eq!(r.id, call.id);
+    assert_eq!(r.hangup.outcome, Outcome::Completed);
+    assert_eq!(r.hangup.by, Party::Local);
+    let log = uas.file("messages.log");
+    assert!(log.contains("Authorization: Digest"), "{log}");
+    assert!(log.contains("INVITE sip:+14155550123@"), "{log}");
+    assert!(log.contains("From: <sip:+14155550100@"), "{log}");
+    // The prompt reached the callee's media port: non-silent, about its
+    // length (1.2 s of "thank you" plus comfort silence around it).
+    let cap = sink.finish();
+    let pcm = cap.g711_pcm();
+    assert!(peers::audio::is_non_silent(&pcm));
+    let active =
+        peers::audio::active_fraction(&pcm, 8000) * peers::audio::duration_secs(&pcm, 8000);
+    let prompt_secs = {
+        let (rate, samples) = peers::audio::read_wav(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/prompts/thank_you_16k.wav"),
+        )
+        .unwrap();
+        samples.len() as f64 / rate as f64
+    };
+    assert!(
+        (active - prompt_secs).abs() < 0.5 * prompt_secs,
+        "active {active:.2}s vs prompt {prompt_secs:.2}s"
+    );
+}
+
+#[test]
+fn outbound_call_hung_up_by_the_callee_and_busy_callee() {
+    let mut uas = SippRun::uas(Scenario::uas_answer(None, 500))
+        .spawn()
+        .unwrap();
+    uas.wait_ready(Duration::from_secs(5)).unwrap();
+    let sipp_addr = uas.sip_addr();
+    let mut hl = Hotline::start(|_| {});
+    hl.rt
+        .block_on(hl.engine.place_call(OutboundCall {
+            trunk: None,
+            to: format!("sip:test@{sipp_addr}"),
+            from: Some("+14155550100".into()),
+            app: CallApp::Echo,
+            ring_timeout: None,
+        }))
+        .unwrap();
+    let records = hl.ended(1, WAIT);
+    let uas = uas.wait().unwrap();
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    assert_eq!(records[0].hangup.outcome, Outcome::Completed);
+    assert_eq!(records[0].hangup.by, Party::Remote);
+
+    let mut busy = SippRun::uas(Scenario::from_fixture("uas_status.xml").var("STATUS", 486))
+        .spawn()
+        .unwrap();
+    busy.wait_ready(Duration::from_secs(5)).unwrap();
+    let busy_addr = busy.sip_addr();
+    hl.rt
+        .block_on(hl.engine.place_call(OutboundCall {
+            trunk: None,
+            to: format!("sip:test@{busy_addr}"),
+            from: None,
+            app: CallApp::Echo,
+            ring_timeout: None,
+        }))
+        .unwrap();
+    let records = hl.ended(2, WAIT);
+    let busy = busy.wait().unwrap();
+    assert!(busy.all_ok(), "{}", busy.diagnostics());
+    assert_eq!(records[1].hangup.outcome, Outcome::Busy);
+    assert_eq!(records[1].hangup.sip_code, Some(486));
+}

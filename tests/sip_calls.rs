@@ -293,3 +293,42 @@ fn outbound_call_hung_up_by_the_callee_and_busy_callee() {
     assert_eq!(records[1].hangup.outcome, Outcome::Busy);
     assert_eq!(records[1].hangup.sip_code, Some(486));
 }
+
+#[test]
+fn trunk_registration_answers_the_challenge_and_unregisters_on_drain() {
+    let scenario = Scenario::from_fixture("uas_registrar.xml")
+        .var("REALM", "carrier.test")
+        .var("USER", "acct42")
+        .var("PASSWORD", "s3cret")
+        .hold_ms(15_000);
+    let mut registrar = SippRun::uas(scenario).spawn().unwrap();
+    registrar.wait_ready(Duration::from_secs(5)).unwrap();
+    let addr = registrar.sip_addr();
+    let hl = Hotline::start(|c| {
+        let mut t = trunk_to(addr, Some(("acct42", "s3cret")));
+        t.register = true;
+        t.register_expires_secs = 300;
+        c.trunks.push(t);
+    });
+    // Registered once the registrar has seen both REGISTERs; then a drain
+    // must remove the binding.
+    let log_has_two = || {
+        std::fs::read_to_string(registrar.dir.join("messages.log"))
+            .map(|l| l.matches("REGISTER sip:").count() >= 2 && l.contains("SIP/2.0 200 OK"))
+            .unwrap_or(false)
+    };
+    assert!(peers::ports::poll_until(Duration::from_secs(10), log_has_two).is_ok());
+    hl.rt.block_on(hl.engine.drain(Duration::from_millis(100)));
+    let r = registrar.wait().unwrap();
+    assert!(r.all_ok(), "{}", r.diagnostics());
+    let log = r.file("messages.log");
+    assert!(
+        log.contains("Authorization: Digest username=\"acct42\""),
+        "{log}"
+    );
+    let last = log.rsplit("REGISTER sip:").next().unwrap();
+    assert!(
+        last.contains("Expires: 0") || last.contains("expires=0"),
+        "{last}"
+    );
+}

@@ -20,6 +20,7 @@ pub mod app;
 mod core;
 mod leg;
 pub mod net;
+mod register;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +123,9 @@ pub(crate) struct Ctx {
 pub struct Engine {
     ctx: Arc<Ctx>,
     stop: Arc<watch::Sender<bool>>,
+    /// Tells trunk registrations to unregister (at the start of a drain).
+    unregister: Arc<watch::Sender<bool>>,
+    registrations: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,9 +167,13 @@ impl Engine {
         });
         let core = core::Core::new(ctx.clone(), rx, incoming);
         tokio::spawn(core.run(stop_rx));
+        let (unregister, unregister_rx) = watch::channel(false);
+        let registrations = register::spawn_all(&ctx, &unregister_rx);
         Ok(Engine {
             ctx,
             stop: Arc::new(stop_tx),
+            unregister: Arc::new(unregister),
+            registrations: Arc::new(std::sync::Mutex::new(registrations)),
         })
     }
 
@@ -194,6 +202,9 @@ impl Engine {
     pub async fn drain(&self, grace: Duration) {
         let registry = &self.ctx.registry;
         registry.start_draining();
+        // Carriers stop sending calls to a registered endpoint once it
+        // unregisters; calls already up are not affected.
+        let _ = self.unregister.send(true);
         let deadline = tokio::time::Instant::now() + grace;
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -210,6 +221,11 @@ impl Engine {
             while !registry.is_empty() && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+        }
+        let tasks =
+            std::mem::take(&mut *self.registrations.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
         }
         let _ = self.stop.send(true);
     }

@@ -188,7 +188,9 @@ impl Leg {
         let decision = uas_decide(
             &invite.headers,
             self.ctx.config.sip.min_se_secs,
-            Some(self.ctx.config.sip.session_expires_secs),
+            // 0 turns our own session timer off; a caller's request is
+            // still honoured.
+            Some(self.ctx.config.sip.session_expires_secs).filter(|s| *s > 0),
         );
         if let UasDecision::Reject { min_se } = decision {
             return Err(self

@@ -332,3 +332,79 @@ fn trunk_registration_answers_the_challenge_and_unregisters_on_drain() {
         "{last}"
     );
 }
+
+#[test]
+fn malformed_requests_get_400_and_the_engine_keeps_answering() {
+    let hl = Hotline::start(|_| {});
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let head = |cseq: &str| {
+        format!(
+            "OPTIONS sip:echo@{hl} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{cseq}\r\n\
+             From: <sip:t@{me}>;tag=1\r\nTo: <sip:echo@{hl}>\r\nCall-ID: bad-{cseq}@x\r\n\
+             CSeq: {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            hl = hl.sip_addr()
+        )
+    };
+    let mut buf = [0u8; 4096];
+    // A CSeq that is not a number: answered 400, not a panic.
+    sock.send_to(head("x OPTIONS").as_bytes(), hl.sip_addr())
+        .unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    assert!(answer.contains("Call-ID: bad-x OPTIONS@x"), "{answer}");
+    // Binary junk is dropped without an answer.
+    sock.send_to(&[0xff, 0x00, 0x13, 0x37], hl.sip_addr())
+        .unwrap();
+    // The engine still works: a well-formed OPTIONS gets 200 with Allow.
+    sock.send_to(head("1 OPTIONS").as_bytes(), hl.sip_addr())
+        .unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer}");
+    assert!(answer.contains("Allow: INVITE"), "{answer}");
+}
+
+#[test]
+fn outbound_ring_timeout_and_hangup_while_ringing_send_cancel() {
+    let mut hl = Hotline::start(|_| {});
+    let mut run = SippRun::uas(Scenario::from_fixture("uas_ring_cancel.xml"));
+    run.calls = 2;
+    let mut uas = run.spawn().unwrap();
+    uas.wait_ready(Duration::from_secs(5)).unwrap();
+    let to = format!("sip:test@{}", uas.sip_addr());
+    let call = |hl: &Hotline, ring: u64| {
+        hl.rt
+            .block_on(hl.engine.place_call(OutboundCall {
+                trunk: None,
+                to: to.clone(),
+                from: None,
+                app: CallApp::Echo,
+                ring_timeout: Some(Duration::from_millis(ring)),
+            }))
+            .unwrap()
+    };
+    // Nobody answers within the ring timeout.
+    call(&hl, 800);
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.outcome, Outcome::NoAnswer);
+    assert_eq!(records[0].hangup.by, Party::Local);
+    assert_eq!(records[0].hangup.sip_code, Some(487));
+    assert!(hl.events(|e| *e == CallEvent::Ringing).len() == 1);
+    // The application gives up while it rings.
+    let handle = call(&hl, 30_000);
+    assert!(hl.wait_for(WAIT, |seen| {
+        seen.iter()
+            .filter(|(id, e)| *id == handle.id && *e == CallEvent::Ringing)
+            .count()
+            == 1
+    }));
+    handle.command(hotline::call::CallCommand::Hangup).unwrap();
+    let records = hl.ended(2, WAIT);
+    assert_eq!(records[1].hangup.outcome, Outcome::Canceled);
+    let uas = uas.wait().unwrap();
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    assert_eq!(uas.successful, 2);
+}

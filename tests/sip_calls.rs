@@ -408,3 +408,29 @@ fn outbound_ring_timeout_and_hangup_while_ringing_send_cancel() {
     assert!(uas.all_ok(), "{}", uas.diagnostics());
     assert_eq!(uas.successful, 2);
 }
+
+#[test]
+fn calls_beyond_max_calls_get_503_with_retry_after() {
+    let mut hl = Hotline::start(|c| {
+        c.sip.max_calls = 1;
+        let mut n = Hotline::number("slow", NumberMode::Echo);
+        n.ring_secs = 10;
+        c.numbers.push(n);
+    });
+    // The one allowed call rings for 2 s, then its caller cancels.
+    let mut first = SippRun::uac(Scenario::uac_cancel(2_000), hl.sip_addr());
+    first.service = "slow".into();
+    let first = first.spawn().unwrap();
+    let registry = hl.engine.registry().clone();
+    assert!(hl.wait_for(WAIT, |_| registry.len() == 1));
+    let mut second = SippRun::uac(Scenario::uac_expect_status(503), hl.sip_addr());
+    second.service = "echo".into();
+    let second = second.spawn().unwrap().wait().unwrap();
+    assert!(second.all_ok(), "{}", second.diagnostics());
+    assert!(second.file("messages.log").contains("Retry-After: "));
+    let first = first.wait().unwrap();
+    assert!(first.all_ok(), "{}", first.diagnostics());
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records.len(), 1, "the refused call never became a call");
+    assert_eq!(records[0].hangup.outcome, Outcome::Canceled);
+}

@@ -394,6 +394,10 @@ pub struct NumberConfig {
     /// once.
     #[serde(default)]
     pub ring_secs: u64,
+    /// While ringing, answer 183 with SDP and play ringback in the audio
+    /// (early media) instead of a bare 180.
+    #[serde(default)]
+    pub early_media: bool,
     /// `play`: stop collecting after this many digits (or `#`).
     #[serde(default = "default_max_digits")]
     pub max_digits: usize,
@@ -421,6 +425,7 @@ impl NumberConfig {
             mode: NumberMode::Echo,
             prompt: None,
             ring_secs: 0,
+            early_media: false,
             max_digits: default_max_digits(),
             digit_timeout_secs: default_digit_timeout(),
             trunk: None,

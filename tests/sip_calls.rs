@@ -434,3 +434,88 @@ fn calls_beyond_max_calls_get_503_with_retry_after() {
     assert_eq!(records.len(), 1, "the refused call never became a call");
     assert_eq!(records[0].hangup.outcome, Outcome::Canceled);
 }
+
+#[test]
+fn stream_app_gets_the_calls_audio_in_and_out() {
+    // sipp answers and echoes our RTP back: what we play must come back in
+    // the call's received frames.
+    let mut run = SippRun::uas(Scenario::uas_answer(None, 15_000));
+    run.rtp_echo = true;
+    let mut uas = run.spawn().unwrap();
+    uas.wait_ready(Duration::from_secs(5)).unwrap();
+    let mut hl = Hotline::start(|_| {});
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let handle = hl
+        .rt
+        .block_on(hl.engine.place_call(OutboundCall {
+            trunk: None,
+            to: format!("sip:test@{}", uas.sip_addr()),
+            from: None,
+            app: CallApp::Stream(tx),
+            ring_timeout: None,
+        }))
+        .unwrap();
+    let wav = peers::media::speech_wav(SPEECH, 16000).unwrap();
+    let speech = peers::media::read_pcm(&wav).unwrap().1;
+    let received = hl.rt.block_on(async {
+        let mut audio = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(audio.handle.id, handle.id);
+        let media = audio.media.clone();
+        let frames = speech.len() / 320 + 50;
+        let player = tokio::spawn(async move {
+            for chunk in speech.chunks(320) {
+                media.play(chunk.to_vec()).await.unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        for _ in 0..frames {
+            match tokio::time::timeout(Duration::from_secs(2), audio.frames.recv()).await {
+                Ok(Some(f)) => got.extend_from_slice(&f),
+                _ => break,
+            }
+        }
+        player.await.unwrap();
+        got
+    });
+    handle.command(hotline::call::CallCommand::Hangup).unwrap();
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.by, Party::Local);
+    let uas = uas.wait().unwrap();
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    let speech = peers::media::read_pcm(&wav).unwrap().1;
+    let c = peers::audio::correlate(&speech, 16000, &received, 16000, 500);
+    assert!(c.coefficient > 0.8, "{c:?}");
+}
+
+#[test]
+fn early_media_sends_183_with_sdp_and_ringback_audio() {
+    let mut hl = Hotline::start(|c| {
+        let mut n = Hotline::number("slow", NumberMode::Echo);
+        n.ring_secs = 10;
+        n.early_media = true;
+        c.numbers.push(n);
+    });
+    let sink = RtpSink::bind(0, false).unwrap();
+    let mut run = SippRun::uac(
+        Scenario::uac_cancel(1_500)
+            .var("RINGING", 183)
+            .sdp_port(sink.port()),
+        hl.sip_addr(),
+    );
+    run.service = "slow".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let log = uac.file("messages.log");
+    let progress = log.split("SIP/2.0 183").nth(1).expect("a 183");
+    assert!(progress.contains("m=audio"), "{progress}");
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.outcome, Outcome::Canceled);
+    // About 1.5 s of ringback (US plan: 2 s on, 4 s off) reached the caller.
+    let cap = sink.finish();
+    let pcm = cap.g711_pcm();
+    assert!(peers::audio::is_non_silent(&pcm));
+    assert!(peers::audio::duration_secs(&pcm, 8000) > 0.8);
+}

@@ -18,12 +18,30 @@ use crate::config::{NumberConfig, NumberMode};
 use crate::rtp::{FRAME_SAMPLES, MediaHandle, PCM_RATE};
 
 /// A call's application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CallApp {
     /// Send the caller's audio back: the classic trunk test line.
     Echo,
     /// Play a prompt, then collect digits; `rounds` times, then hang up.
     Play(PlaySpec),
+    /// Hand the call's audio to the code that placed or routed the call,
+    /// once it is answered: the way in for anything that is not built in
+    /// (a voice agent, a bridge, a recorder).
+    Stream(mpsc::Sender<CallAudio>),
+}
+
+/// An answered call's audio, for a [`CallApp::Stream`] consumer.
+#[derive(Debug)]
+pub struct CallAudio {
+    /// The call.
+    pub handle: CallHandle,
+    /// The caller's audio: 20 ms frames of 16 kHz mono PCM. Read it
+    /// promptly; the call drops frames (and counts them) rather than wait.
+    pub frames: mpsc::Receiver<Vec<i16>>,
+    /// Audio out: [`MediaHandle::play`] or its [`pcm_sink`](MediaHandle::pcm_sink)
+    /// for frames, [`flush_with_fade`](MediaHandle::flush_with_fade) to
+    /// stop, [`send_dtmf`](MediaHandle::send_dtmf) for digits.
+    pub media: MediaHandle,
 }
 
 /// What a `play` application plays and collects.
@@ -70,6 +88,17 @@ pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
     match app {
         CallApp::Echo => echo(io).await,
         CallApp::Play(spec) => play(ctx, spec, io).await,
+        CallApp::Stream(to) => {
+            let audio = CallAudio {
+                handle: io.handle.clone(),
+                frames: io.pcm,
+                media: io.media,
+            };
+            if to.send(audio).await.is_err() {
+                // Nobody takes the audio: the call has no purpose.
+                let _ = io.handle.command(CallCommand::Hangup);
+            }
+        }
     }
 }
 

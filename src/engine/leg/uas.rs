@@ -24,6 +24,8 @@ use crate::engine::app::CallApp;
 use crate::engine::core::{ALLOW, SUPPORTED};
 use crate::engine::net::transport_of;
 use crate::engine::{Ctx, ToLeg};
+use crate::rtp::{FRAME_SAMPLES, PCM_RATE};
+use hotline_media::tones::{Region, ToneGenerator, ToneSpec};
 
 /// Everything admission decided about a new inbound call.
 pub(crate) struct InboundSetup {
@@ -236,51 +238,35 @@ impl Leg {
         };
         let contact = format!("<{}>", contact_uri(&self.host, self.port, self.transport));
 
-        if number.ring_secs > 0 {
-            let mut ringing = message::response(invite, 180, None, Some(to_tag));
-            message::set_contact(
-                &mut ringing,
-                &contact_uri(&self.host, self.port, self.transport),
-            );
-            self.respond(key, ringing).await;
-            let until = tokio::time::Instant::now() + Duration::from_secs(number.ring_secs);
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    msg = self.rx.recv() => match msg {
-                        Some(ToLeg::Cancelled) | None => {
-                            let r = message::response(invite, 487, None, Some(to_tag));
-                            self.respond(key, r).await;
-                            return Err(Hangup {
-                                outcome: Outcome::Canceled,
-                                by: Party::Remote,
-                                sip_code: Some(487),
-                                reason: "caller canceled".into(),
-                            });
-                        }
-                        Some(_) => {}
-                    },
-                    cmd = self.commands.recv() => {
-                        if matches!(cmd, Some(crate::call::CallCommand::Hangup) | None) {
-                            return Err(self
-                                .refuse(key, invite, to_tag, 603, Vec::new(), "declined before answer")
-                                .await);
-                        }
-                    }
-                }
-            }
+        // Early media (183 with the answer, ringback in the audio) needs the
+        // RTP session before the 200; otherwise it starts with the answer.
+        let early = number.ring_secs > 0 && number.early_media && negotiated.is_some();
+        let mut sockets = Some(sockets);
+        if let Some(n) = negotiated.as_ref().filter(|_| early)
+            && let Some(s) = sockets.take()
+            && let Err(e) = self.start_media(s, n)
+        {
+            warn!(call = %self.handle.id, error = %e, "media session failed to start");
+            return Err(self
+                .refuse(key, invite, to_tag, 500, Vec::new(), "media session failed")
+                .await);
         }
-
-        match &negotiated {
-            Some(n) => {
-                if let Err(e) = self.start_media(sockets, n) {
+        if number.ring_secs > 0 {
+            let secs = Duration::from_secs(number.ring_secs);
+            self.ring(key, invite, to_tag, secs, early.then_some(&body))
+                .await?;
+        }
+        match (&negotiated, sockets) {
+            (Some(n), Some(s)) => {
+                if let Err(e) = self.start_media(s, n) {
                     warn!(call = %self.handle.id, error = %e, "media session failed to start");
                     return Err(self
                         .refuse(key, invite, to_tag, 500, Vec::new(), "media session failed")
                         .await);
                 }
             }
-            None => self.reserved = Some(sockets),
+            (None, Some(s)) => self.reserved = Some(s),
+            _ => {}
         }
         let mut ok = message::response(invite, 200, None, Some(to_tag));
         ok.headers
@@ -321,5 +307,95 @@ impl Leg {
         self.emit(CallEvent::Answered);
         self.start_app();
         Ok(())
+    }
+}
+
+impl Leg {
+    /// Rings for `secs`: 180, or 183 with the SDP answer and a ringback
+    /// tone in the audio (early media). Ends early with 487 when the
+    /// caller cancels, or 603 when the call is hung up locally.
+    async fn ring(
+        &mut self,
+        key: &TransactionKey,
+        invite: &Request,
+        to_tag: &str,
+        secs: Duration,
+        early_answer: Option<&SessionDescription>,
+    ) -> Result<(), Hangup> {
+        let contact = contact_uri(&self.host, self.port, self.transport);
+        let status = if early_answer.is_some() { 183 } else { 180 };
+        let mut ringing = message::response(invite, status, None, Some(to_tag));
+        message::set_contact(&mut ringing, &contact);
+        if let Some(sdp) = early_answer {
+            message::set_body(
+                &mut ringing,
+                "application/sdp",
+                sdp.to_string().into_bytes(),
+            );
+        }
+        self.respond(key, ringing).await;
+        let ringback = match (&self.media, early_answer) {
+            (Some(m), Some(_)) => Some(tokio::spawn(ringback(
+                m.clone(),
+                ringback_region(self.ctx.config.sip.default_country_code.as_deref()),
+            ))),
+            _ => None,
+        };
+        let until = tokio::time::Instant::now() + secs;
+        let result = loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break Ok(()),
+                msg = self.rx.recv() => match msg {
+                    Some(ToLeg::Cancelled) | None => {
+                        let r = message::response(invite, 487, None, Some(to_tag));
+                        self.respond(key, r).await;
+                        break Err(Hangup {
+                            outcome: Outcome::Canceled,
+                            by: Party::Remote,
+                            sip_code: Some(487),
+                            reason: "caller canceled".into(),
+                        });
+                    }
+                    Some(_) => {}
+                },
+                cmd = self.commands.recv() => {
+                    if matches!(cmd, Some(crate::call::CallCommand::Hangup) | None) {
+                        break Err(self
+                            .refuse(key, invite, to_tag, 603, Vec::new(), "declined before answer")
+                            .await);
+                    }
+                }
+            }
+        };
+        if let Some(task) = ringback {
+            task.abort();
+            if let Some(m) = &self.media {
+                let _ = m.flush_with_fade().await;
+            }
+        }
+        result
+    }
+}
+
+/// The ringback tone plan callers expect, by country code.
+fn ringback_region(country_code: Option<&str>) -> Region {
+    match country_code {
+        Some("1") => Region::Us,
+        Some("44") => Region::Uk,
+        _ => Region::Eu,
+    }
+}
+
+/// Plays ringback into the call until aborted.
+async fn ringback(media: crate::rtp::MediaHandle, region: Region) {
+    let Ok(mut tone) = ToneGenerator::new(&ToneSpec::ringback(region), PCM_RATE) else {
+        return;
+    };
+    loop {
+        let mut frame = vec![0i16; FRAME_SAMPLES];
+        tone.fill(&mut frame);
+        if media.play(frame).await.is_err() {
+            return;
+        }
     }
 }

@@ -519,3 +519,42 @@ fn early_media_sends_183_with_sdp_and_ringback_audio() {
     assert!(peers::audio::is_non_silent(&pcm));
     assert!(peers::audio::duration_secs(&pcm, 8000) > 0.8);
 }
+
+#[test]
+fn drain_refuses_new_calls_with_503_then_ends_live_ones_with_bye() {
+    let mut uas = SippRun::uas(Scenario::uas_answer(None, 15_000))
+        .spawn()
+        .unwrap();
+    uas.wait_ready(Duration::from_secs(5)).unwrap();
+    let mut hl = Hotline::start(|_| {});
+    let live = hl
+        .rt
+        .block_on(hl.engine.place_call(OutboundCall {
+            trunk: None,
+            to: format!("sip:test@{}", uas.sip_addr()),
+            from: None,
+            app: CallApp::Echo,
+            ring_timeout: None,
+        }))
+        .unwrap();
+    assert!(hl.wait_for(WAIT, |seen| {
+        seen.iter()
+            .any(|(id, e)| *id == live.id && *e == CallEvent::Answered)
+    }));
+    let engine = hl.engine.clone();
+    let drain = hl
+        .rt
+        .spawn(async move { engine.drain(Duration::from_secs(2)).await });
+    let mut run = SippRun::uac(Scenario::uac_expect_status(503), hl.sip_addr());
+    run.service = "echo".into();
+    let refused = run.spawn().unwrap().wait().unwrap();
+    assert!(refused.all_ok(), "{}", refused.diagnostics());
+    assert!(refused.file("messages.log").contains("Retry-After: "));
+    hl.rt.block_on(drain).unwrap();
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].id, live.id);
+    assert_eq!(records[0].hangup.by, Party::Local);
+    let uas = uas.wait().unwrap();
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    assert!(uas.file("messages.log").contains("BYE sip:"));
+}

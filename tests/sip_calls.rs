@@ -558,3 +558,29 @@ fn drain_refuses_new_calls_with_503_then_ends_live_ones_with_bye() {
     assert!(uas.all_ok(), "{}", uas.diagnostics());
     assert!(uas.file("messages.log").contains("BYE sip:"));
 }
+
+/// RFC 4028's smallest interval is 90 s, so this test takes about 45 s:
+/// Hotline, told to refresh, sends its re-INVITE at half the interval.
+#[test]
+fn session_timer_refresher_sends_a_refreshing_reinvite() {
+    // The caller sends no RTP; keep the media timeout out of the way.
+    let mut hl = Hotline::start(|c| c.rtp.inactivity_timeout_secs = 120);
+    let scenario = Scenario::from_fixture("uac_session_timer.xml")
+        .var("INTERVAL", 90)
+        .hold_ms(60_000);
+    let mut run = SippRun::uac(scenario, hl.sip_addr());
+    run.service = "echo".into();
+    run.timeout = Duration::from_secs(80);
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let log = uac.file("messages.log");
+    let refresh = log
+        .split("INVITE sip:sipp@")
+        .nth(1)
+        .expect("a re-INVITE from Hotline");
+    assert!(refresh.contains("CSeq: "), "{refresh}");
+    assert!(refresh.contains("m=audio"), "{refresh}");
+    let records = hl.ended(1, WAIT);
+    assert_eq!(records[0].hangup.outcome, Outcome::Completed);
+    assert_eq!(records[0].hangup.by, Party::Remote);
+}

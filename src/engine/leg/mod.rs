@@ -104,7 +104,57 @@ pub(crate) struct Leg {
     transferring: bool,
 }
 
+/// What differs between an inbound and an outbound call's start.
+pub(crate) struct LegStart {
+    pub ctx: Arc<Ctx>,
+    pub handle: CallHandle,
+    pub endpoints: crate::call::CallEndpoints,
+    pub slot: CallSlot,
+    pub rx: mpsc::Receiver<ToLeg>,
+    pub sip_call_id: String,
+    pub sdp: SdpSession,
+    pub app: CallApp,
+    pub transport: Transport,
+    pub flow: Option<Destination>,
+    pub host: String,
+    pub port: u16,
+}
+
 impl Leg {
+    /// A call that has not been answered yet.
+    fn new(s: LegStart) -> Leg {
+        Leg {
+            ctx: s.ctx,
+            handle: s.handle,
+            publish: s.endpoints.events,
+            commands: s.endpoints.commands,
+            rx: s.rx,
+            _slot: s.slot,
+            sip_call_id: s.sip_call_id,
+            dialog: None,
+            sdp: s.sdp,
+            media: None,
+            media_events: None,
+            media_done: None,
+            pcm: None,
+            reserved: None,
+            app: s.app,
+            app_task: None,
+            transport: s.transport,
+            flow: s.flow,
+            host: s.host,
+            port: s.port,
+            pending: HashMap::new(),
+            retransmit: None,
+            session_timer: None,
+            merger: DigitMerger::new(),
+            started: SystemTime::now(),
+            answered: None,
+            held_by_peer: false,
+            transferring: false,
+        }
+    }
+
     /// `Via` for a request of ours; the dialog layer puts a fresh branch in.
     fn via(&self) -> String {
         format!(

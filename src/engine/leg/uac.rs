@@ -16,10 +16,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::media::capabilities;
-use super::{Leg, advertised, local, rtp_address};
+use super::{Leg, LegStart, advertised, local, rtp_address};
 use crate::call::{
-    CallCommand, CallDirection, CallEvent, CallHandle, CallId, DigitMerger, Hangup, Outcome, Party,
-    Refusal,
+    CallCommand, CallDirection, CallEvent, CallHandle, CallId, Hangup, Outcome, Party, Refusal,
 };
 use crate::config::TrunkConfig;
 use crate::engine::app::CallApp;
@@ -137,43 +136,26 @@ pub(crate) async fn place(ctx: Arc<Ctx>, call: OutboundCall) -> Result<CallHandl
     let (tx, rx) = mpsc::channel(LEG_QUEUE);
     let transport = transport_of(target.destination.transport);
     let (host, port) = advertised(&ctx, transport, target.destination.addr.ip());
-    let crate::call::CallEndpoints { commands, events } = endpoints;
     let sip_call_id = message::new_call_id(&host);
     let local = capabilities(
         rtp_address(&ctx, target.destination.addr.ip()),
         sockets.port(),
         target.trunk.as_ref().map(|t| t.codecs.as_slice()),
     );
-    let leg = Leg {
+    let leg = Leg::new(LegStart {
         sdp: SdpSession::new(local, rand::random::<u32>().into()),
         ctx: ctx.clone(),
         handle: handle.clone(),
-        publish: events,
-        commands,
+        endpoints,
+        slot,
         rx,
-        _slot: slot,
         sip_call_id: sip_call_id.clone(),
-        dialog: None,
-        media: None,
-        media_events: None,
-        media_done: None,
-        pcm: None,
-        reserved: None,
         app: call.app.clone(),
-        app_task: None,
         transport,
         flow: None,
         host,
         port,
-        pending: Default::default(),
-        retransmit: None,
-        session_timer: None,
-        merger: DigitMerger::new(),
-        started: SystemTime::now(),
-        answered: None,
-        held_by_peer: false,
-        transferring: false,
-    };
+    });
     ctx.engine
         .send(ToEngine::Attach {
             call_id: sip_call_id,

@@ -15,10 +15,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::media::{capabilities, offer_wants_mux};
-use super::{Leg, Retransmit, T1, advertised, contact_uri, rtp_address};
-use crate::call::{
-    CallEndpoints, CallEvent, CallHandle, CallSlot, DigitMerger, Hangup, Outcome, Party,
-};
+use super::{Leg, LegStart, Retransmit, T1, advertised, contact_uri, rtp_address};
+use crate::call::{CallEndpoints, CallEvent, CallHandle, CallSlot, Hangup, Outcome, Party};
 use crate::config::NumberConfig;
 use crate::engine::app::CallApp;
 use crate::engine::core::{ALLOW, SUPPORTED};
@@ -72,40 +70,23 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         .as_deref()
         .and_then(|n| ctx.router.trunk(n))
         .cloned();
-    let CallEndpoints { commands, events } = s.endpoints;
-    let mut leg = Leg {
+    let mut leg = Leg::new(LegStart {
         sdp: SdpSession::new(
             capabilities(rtp_address(&ctx, peer_ip), 0, None),
             rand::random::<u32>().into(),
         ),
         ctx: ctx.clone(),
         handle: s.handle,
-        publish: events,
-        commands,
+        endpoints: s.endpoints,
+        slot: s.slot,
         rx,
-        _slot: s.slot,
         sip_call_id,
-        dialog: None,
-        media: None,
-        media_events: None,
-        media_done: None,
-        pcm: None,
-        reserved: None,
         app: CallApp::for_number(&s.number),
-        app_task: None,
         transport,
         flow: s.source.is_reliable().then_some(s.source),
         host,
         port,
-        pending: Default::default(),
-        retransmit: None,
-        session_timer: None,
-        merger: DigitMerger::new(),
-        started: SystemTime::now(),
-        answered: None,
-        held_by_peer: false,
-        transferring: false,
-    };
+    });
     let to_tag = message::new_tag();
     let hangup = match leg
         .answer(

@@ -230,6 +230,24 @@ fn sip_info_digit_is_reported_and_its_rfc4733_copy_is_not() {
     let digits = dtmf_of(&hl, &records[1].id);
     assert_eq!(digits.len(), 1, "one key press, reported once: {digits:?}");
     assert_eq!(digits[0].0, '5');
+
+    // The control: the same RTP with a different key by INFO gives both,
+    // so the RFC 4733 copy above did arrive and was merged, not lost.
+    let mut run = SippRun::uac(
+        Scenario::uac_info_dtmf('7', 400, 1000).play_pcap(&pcap_path),
+        hl.sip_addr(),
+    );
+    run.service = "play".into();
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let records = hl.ended(3, WAIT);
+    assert_eq!(records.len(), 3, "{:?}", hl.seen);
+    let mut digits = dtmf_of(&hl, &records[2].id);
+    digits.sort_by_key(|d| d.0);
+    assert_eq!(
+        digits,
+        vec![('5', DigitSource::Rfc4733), ('7', DigitSource::SipInfo)]
+    );
 }
 
 #[test]
@@ -320,7 +338,7 @@ fn options_gets_200_with_allow_and_bye_for_no_dialog_gets_481() {
 fn blind_transfer_refers_the_caller_and_ends_as_transferred() {
     let mut hl = Hotline::start(|_| {});
     let mut run = SippRun::uac(
-        Scenario::uac_transfer(r"<?sip:bob@127\.0\.0\.1>?", 10_000),
+        Scenario::uac_transfer(r"sip:bob@127\.0\.0\.1", 10_000),
         hl.sip_addr(),
     );
     run.service = "echo".into();
@@ -344,7 +362,8 @@ fn blind_transfer_refers_the_caller_and_ends_as_transferred() {
     assert!(uac.all_ok(), "{}", uac.diagnostics());
     let refer = received_msg(&uac, "REFER sip:", "Refer-To:");
     assert!(refer.contains("sip:bob@127.0.0.1"), "{refer}");
-    assert_eq!(uac.count_received("SIP/2.0 200 OK", "NOTIFY"), 2);
+    assert_eq!(uac.count_received("SIP/2.0 200 OK", "CSeq: 2 NOTIFY"), 1);
+    assert_eq!(uac.count_received("SIP/2.0 200 OK", "CSeq: 3 NOTIFY"), 1);
     assert_eq!(uac.count_received("BYE sip:", "BYE"), 1);
 
     assert_eq!(records.len(), 1, "{:?}", hl.seen);

@@ -206,7 +206,10 @@ fn sip_info_digit_is_reported_and_its_rfc4733_copy_is_not() {
     let first = hl.ended(1, WAIT);
     assert_eq!(first.len(), 1, "{:?}", hl.seen);
     assert_eq!(first[0].hangup.outcome, Outcome::Completed);
-    assert_eq!(dtmf_of(&hl, &first[0].id), vec![('5', DigitSource::SipInfo)]);
+    assert_eq!(
+        dtmf_of(&hl, &first[0].id),
+        vec![('5', DigitSource::SipInfo)]
+    );
 
     // The same key press by both roads, as some gateways send it: RTP
     // with 200 ms of silence, 200 ms more, then '5' as RFC 4733 (so the
@@ -288,7 +291,11 @@ fn play_number_hangs_up_with_bye_after_its_rounds() {
 
 #[test]
 fn call_over_tcp_is_answered_with_a_tcp_contact_and_ends_with_bye() {
-    let mut hl = Hotline::start(|_| {});
+    let mut hl = Hotline::start(|c| {
+        let mut n = Hotline::number("play", NumberMode::Play);
+        n.digit_timeout_secs = 1;
+        c.numbers.push(n);
+    });
     let tcp = hl.engine.local_addr(Transport::Tcp).unwrap();
     let mut run = SippRun::uac(Scenario::uac_offer(Offer::PcmuDtmf, 500), tcp);
     run.service = "echo".into();
@@ -308,6 +315,19 @@ fn call_over_tcp_is_answered_with_a_tcp_contact_and_ends_with_bye() {
     assert_eq!(records.len(), 1, "{:?}", hl.seen);
     assert_eq!(records[0].hangup.outcome, Outcome::Completed);
     assert_eq!(records[0].hangup.by, Party::Remote);
+
+    // Hotline's own BYE goes back over the caller's connection.
+    let mut run = SippRun::uac(Scenario::uac_wait_bye(15_000), tcp);
+    run.service = "play".into();
+    run.extra = vec!["-t".into(), "t1".into()];
+    let uac = run.spawn().unwrap().wait().unwrap();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let bye = received_msg(&uac, "BYE sip:", "CSeq:");
+    assert!(bye.contains("Via: SIP/2.0/TCP"), "{bye}");
+    let records = hl.ended(2, WAIT);
+    assert_eq!(records.len(), 2, "{:?}", hl.seen);
+    assert_eq!(records[1].hangup.outcome, Outcome::Completed);
+    assert_eq!(records[1].hangup.by, Party::Local);
 }
 
 #[test]

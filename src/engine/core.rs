@@ -117,8 +117,7 @@ impl Core {
                     }
                 });
                 let first =
-                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx)))
-                        .await;
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
                 if first.is_pending() {
                     tokio::spawn(send);
                 }

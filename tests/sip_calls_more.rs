@@ -159,9 +159,31 @@ fn outbound_call_to_baresip_plays_the_prompt() {
 #[test]
 fn reinvite_hold_and_resume_are_answered_and_reported() {
     let mut hl = Hotline::start(|_| {});
-    let mut run = SippRun::uac(Scenario::uac_hold_resume(400), hl.sip_addr());
+    // Hotline's RTP goes to a recorder, to see it stop while held.
+    let sink = peers::rtp::RtpSink::bind(0, false).unwrap();
+    let mut run = SippRun::uac(
+        Scenario::uac_hold_resume(1_500).sdp_port(sink.port()),
+        hl.sip_addr(),
+    );
     run.service = "echo".into();
-    let uac = run.spawn().unwrap().wait().unwrap();
+    let uac = run.spawn().unwrap();
+    let held = |on: bool| {
+        move |seen: &[(CallId, CallEvent)]| {
+            seen.iter().any(|(_, e)| *e == CallEvent::Hold { held: on })
+        }
+    };
+    assert!(hl.wait_for(WAIT, held(true)), "{:?}", hl.seen);
+    let at_hold = sink.count();
+    assert!(hl.wait_for(WAIT, held(false)), "{:?}", hl.seen);
+    let at_resume = sink.count();
+    let uac = uac.wait().unwrap();
+    let at_end = sink.count();
+    // 1.5 s held: at most what was already in flight; 1.5 s resumed:
+    // the 20 ms stream again (75 packets; half is plenty of margin).
+    assert!(
+        at_resume - at_hold <= 5 && at_end - at_resume >= 35,
+        "RTP packets: {at_hold} before hold, {at_resume} at resume, {at_end} at the end"
+    );
     // The scenario itself insists on a=recvonly, then a=sendrecv.
     assert!(uac.all_ok(), "{}", uac.diagnostics());
     let hold = received_msg(&uac, "SIP/2.0 200 OK", "CSeq: 2 INVITE");

@@ -154,6 +154,16 @@ fn outbound_call_to_baresip_plays_the_prompt() {
         (active - prompt_secs).abs() < 0.5 * prompt_secs,
         "active {active:.2}s vs prompt {prompt_secs:.2}s"
     );
+    // It is the prompt, whole: the digit timeout (500 ms) only starts once
+    // it has played out, so silence follows its last sound before the BYE.
+    let c = audio::correlate(&prompt, prate, &pcm, rate, 1000);
+    assert!(c.coefficient > 0.8, "{c:?}");
+    let last_active = pcm
+        .chunks(rate as usize / 50)
+        .rposition(audio::is_non_silent)
+        .unwrap();
+    let trailing = audio::duration_secs(&pcm, rate) - (last_active + 1) as f64 * 0.02;
+    assert!(trailing >= 0.5, "only {trailing:.2}s after the prompt");
 }
 
 #[test]

@@ -125,7 +125,13 @@ async fn play(ctx: Arc<Ctx>, spec: PlaySpec, mut io: AppIo) {
     // the media task does not count drops.
     let mut pcm = std::mem::replace(&mut io.pcm, mpsc::channel(1).1);
     tokio::spawn(async move { while pcm.recv().await.is_some() {} });
+    // The media session paces what it is given at the RTP clock and
+    // queues up to a second ahead, so the prompt has played out one
+    // prompt-length after its first frame was queued (the queue is empty
+    // then: the previous round waited for its own playout).
+    let prompt_length = Duration::from_secs_f64(prompt.len() as f64 / f64::from(PCM_RATE));
     for _ in 0..spec.rounds.max(1) {
+        let played_out = Instant::now() + prompt_length;
         let mut collector: Option<DigitCollector> = None;
         // The prompt, interrupted by the first digit (barge-in).
         for chunk in prompt.chunks(FRAME_SAMPLES) {
@@ -153,8 +159,8 @@ async fn play(ctx: Arc<Ctx>, spec: PlaySpec, mut io: AppIo) {
             Some(c) => c,
             None => {
                 // Wait for the queued prompt audio to play out before the
-                // digit timeout starts.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // digit timeout starts: queuing ends up to a second early.
+                tokio::time::sleep_until(played_out.into()).await;
                 DigitCollector::new(spec.max_digits, spec.digit_timeout, Instant::now())
             }
         };
@@ -180,7 +186,8 @@ async fn play(ctx: Arc<Ctx>, spec: PlaySpec, mut io: AppIo) {
             }
         }
     }
-    // Let the last prompt finish before hanging up.
+    // A short pause after the last collection rather than a BYE on the
+    // heels of the caller's last key.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = io.handle.command(CallCommand::Hangup);
 }

@@ -103,13 +103,24 @@ impl Core {
                 }
             } else {
                 // A stream send may have to connect first; never make the
-                // whole engine wait for one peer's TCP handshake.
+                // whole engine wait for one peer's TCP handshake. But a
+                // send on an open connection completes on its first poll,
+                // and must happen here, in order: spawned tasks run in any
+                // order, and a 200 OK that overtakes its 100 Trying on a
+                // stream breaks the peer's transaction. Only a send still
+                // connecting moves to a task of its own.
                 let transport = self.ctx.transport.clone();
-                tokio::spawn(async move {
+                let to = t.destination.addr;
+                let mut send = Box::pin(async move {
                     if let Err(e) = transport.send(out).await {
-                        debug!(error = %e, to = %t.destination.addr, "SIP send failed");
+                        debug!(error = %e, %to, "SIP send failed");
                     }
                 });
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
+                if first.is_pending() {
+                    tokio::spawn(send);
+                }
             }
         }
     }

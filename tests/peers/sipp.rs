@@ -155,6 +155,47 @@ impl Scenario {
             .hold_ms(hold_ms)
     }
 
+    /// UAC: calls, ACKs, runs its media (if any), then waits up to
+    /// `wait_ms` for the far end's BYE and answers it 200; it never hangs
+    /// up itself, so no BYE in time fails the call.
+    pub fn uac_wait_bye(wait_ms: u64) -> Self {
+        Self::base("uac_wait_bye.xml", "[auto_media_port]").hold_ms(wait_ms)
+    }
+
+    /// UAC: calls, then `pause_ms` later re-INVITEs with `a=sendonly`
+    /// (hold; the 200 must answer `a=recvonly`), `pause_ms` later with
+    /// `a=sendrecv` (resume; the 200 must answer `a=sendrecv`), and
+    /// `pause_ms` later sends BYE.
+    pub fn uac_hold_resume(pause_ms: u64) -> Self {
+        Self::base("uac_hold_resume.xml", "[auto_media_port]").var("PAUSE_MS", pause_ms)
+    }
+
+    /// UAC: calls, runs its media (if any), `info_delay_ms` after the ACK
+    /// sends `digit` as SIP INFO (`application/dtmf-relay`, Duration=160)
+    /// and expects 200, holds `hold_ms`, sends BYE.
+    pub fn uac_info_dtmf(digit: char, info_delay_ms: u64, hold_ms: u64) -> Self {
+        Self::base("uac_info_dtmf.xml", "[auto_media_port]")
+            .var("DIGIT", digit)
+            .var("INFO_DELAY_MS", info_delay_ms)
+            .hold_ms(hold_ms)
+    }
+
+    /// UAC, the transferee of a blind transfer: calls, waits up to
+    /// `wait_ms` for REFER whose Refer-To matches `refer_to` (a regular
+    /// expression), answers 202, sends NOTIFY `100 Trying` (active) and
+    /// NOTIFY `200 OK` (terminated), then expects the transferor's BYE.
+    pub fn uac_transfer(refer_to: &str, wait_ms: u64) -> Self {
+        Self::base("uac_transfer.xml", "[auto_media_port]")
+            .var("REFER_TO", refer_to)
+            .hold_ms(wait_ms)
+    }
+
+    /// UAC outside any dialog: OPTIONS must get 200 with an Allow listing
+    /// INVITE and BYE, then a BYE for a made-up dialog must get 481.
+    pub fn uac_options_481() -> Self {
+        Self::from_fixture("uac_options_481.xml")
+    }
+
     /// UAS: 180, 200 with a PCMU + telephone-event answer on `sdp_port`
     /// (None: sipp's own `[media_port]`, for `-rtp_echo`), waits `hold_ms`
     /// for BYE, then sends BYE itself.

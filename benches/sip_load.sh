@@ -144,6 +144,16 @@ HZ=$(getconf CLK_TCK)
 now() { date +%s.%N; }
 # Percent of one core between two tick readings over a wall-clock interval.
 core_pct() { "$PY" -c "print(f'{100 * ($2 - $1) / $HZ / ($4 - $3):.1f}')" "$@"; }
+rss_mb() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+# Waits (at most 45 s) until Hotline holds no media sockets, so one phase's
+# calls do not load the next.
+wait_idle() {
+    for _ in $(seq 1 450); do
+        [ "$(ss -Huan "sport >= :$RTP_MIN and sport <= :$RTP_MAX" | wc -l)" -eq 0 ] && return 0
+        sleep 0.1
+    done
+    echo "   warning: Hotline still holds media sockets after 45 s" >&2
+}
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
 # The final row of a sipp -trace_stat CSV, by column name.
@@ -175,8 +185,8 @@ run_cps() {
     echo
     echo "== call-rate steps: ${RATES} calls/s, ${STEP_S} s each, hold ${HOLD_MS} ms"
     echo "   (sipp: setup times as sipp saw them, 1 ms resolution; wire: INVITE -> 200 on lo)"
-    printf '%6s %7s %6s %6s %7s %8s %16s %16s %9s %9s\n' \
-        rate calls ok failed retrans achieved sipp_p50/p99 wire_p50/p99 max_ms hotline%
+    printf '%6s %7s %6s %6s %7s %8s %16s %16s %9s %9s %7s\n' \
+        rate calls ok failed retrans achieved sipp_p50/p99 wire_p50/p99 max_ms hotline% rss_MB
     for rate in $RATES; do
         local dir=$OUT/cps_$rate calls=$((rate * STEP_S))
         mkdir -p "$dir"
@@ -208,11 +218,12 @@ run_cps() {
         ok=$(stat_col "$dir/stat.csv" "SuccessfulCall(C)")
         failed=$(stat_col "$dir/stat.csv" "FailedCall(C)")
         retrans=$(stat_col "$dir/stat.csv" "Retransmissions(C)")
-        printf '%6s %7s %6s %6s %7s %8s %16s %16s %9s %9s\n' \
+        printf '%6s %7s %6s %6s %7s %8s %16s %16s %9s %9s %7s\n' \
             "$rate" "$calls" "$ok" "$failed" "$retrans" "$(value setup_rate "$dir/rtt.txt")" \
             "$(value setup_p50 "$dir/rtt.txt")/$(value setup_p99 "$dir/rtt.txt")" \
             "$(value wire_setup_p50 "$dir/wire.txt")/$(value wire_setup_p99 "$dir/wire.txt")" \
-            "$(value setup_max "$dir/rtt.txt")" "$(core_pct "$c0" "$c1" "$t0" "$t1")"
+            "$(value setup_max "$dir/rtt.txt")" "$(core_pct "$c0" "$c1" "$t0" "$t1")" \
+            "$(rss_mb "$HOTLINE_PID")"
         if [ "$rc" -ne 0 ] || [ "$(value log_errors "$dir/log.txt")" != 0 ]; then
             echo "   sipp exit $rc; hotline log: $(tr '\n' ' ' <"$dir/log.txt")"
             ls "$dir"/*errors.log >/dev/null 2>&1 &&
@@ -222,7 +233,7 @@ run_cps() {
             echo "hotline died; see $OUT/hotline.log" >&2
             exit 1
         }
-        sleep 2
+        wait_idle
     done
 }
 
@@ -292,7 +303,7 @@ run_media() {
     echo "sipp: exit $rc, ok $(stat_col "$dir/stat.csv" "SuccessfulCall(C)"), failed $(stat_col "$dir/stat.csv" "FailedCall(C)"), retransmissions $(stat_col "$dir/stat.csv" "Retransmissions(C)")"
     echo "setup INVITE->200 ms: p50 $(value setup_p50 "$dir/rtt.txt") p99 $(value setup_p99 "$dir/rtt.txt") max $(value setup_max "$dir/rtt.txt")"
     echo "hotline log: $(tr '\n' ' ' <"$dir/log.txt")"
-    echo "UDP sockets open in Hotline's RTP range at window start: $live"
+    echo "UDP sockets open in Hotline's RTP range at window start: $live; hotline RSS $(rss_mb "$HOTLINE_PID") MB"
     echo "steady window: $("$PY" -c "print(f'{$t1 - $t0:.1f}')") s"
     echo "CPU over the window: hotline ${hotline_pct}% of a core = ${per_call}% per call;" \
         "sipp $(core_pct "$s0" "$s1" "$t0" "$t1")%; tcpdump $(core_pct "$d0" "$d1" "$t0" "$t1")%"

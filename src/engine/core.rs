@@ -25,6 +25,14 @@ use super::{Ctx, ToEngine, ToLeg};
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 /// Extensions Hotline supports, for `Supported`.
 pub(crate) const SUPPORTED: &str = "timer, replaces, norefersub";
+/// Live server transactions before new requests get a stateless 503. Over
+/// UDP every answered call leaves two behind for 64*T1 = 32 s after they
+/// complete: its INVITE's in Accepted (Timer L, RFC 6026) and its BYE's in
+/// Completed (Timer J). The table therefore holds about 64 x the call rate,
+/// and the transaction layer's default of 10,000 capped a steady load near
+/// 156 calls/s (the SIP load bench saw BYEs refused with 503 at 300 calls/s).
+/// 100,000 sustains about 1,500 calls/s.
+const MAX_SERVER_TRANSACTIONS: usize = 100_000;
 
 pub(crate) struct Core {
     ctx: Arc<Ctx>,
@@ -50,6 +58,7 @@ impl Core {
             // 100 Trying at once: carriers start their own timers on it.
             layer: TransactionLayer::new(hotline_sip::transaction::Config {
                 trying: hotline_sip::transaction::TryingPolicy::Immediately,
+                max_server_transactions: MAX_SERVER_TRANSACTIONS,
                 ..Default::default()
             }),
             legs: HashMap::new(),

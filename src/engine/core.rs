@@ -33,6 +33,9 @@ pub(crate) const SUPPORTED: &str = "timer, replaces, norefersub";
 /// 156 calls/s (the SIP load bench saw BYEs refused with 503 at 300 calls/s).
 /// 100,000 sustains about 1,500 calls/s.
 const MAX_SERVER_TRANSACTIONS: usize = 100_000;
+/// The same reasoning for outbound calls: an INVITE client transaction
+/// lingers 32 s after a 2xx (Timer M) and a BYE's for Timer K.
+const MAX_CLIENT_TRANSACTIONS: usize = 100_000;
 
 pub(crate) struct Core {
     ctx: Arc<Ctx>,
@@ -59,6 +62,7 @@ impl Core {
             layer: TransactionLayer::new(hotline_sip::transaction::Config {
                 trying: hotline_sip::transaction::TryingPolicy::Immediately,
                 max_server_transactions: MAX_SERVER_TRANSACTIONS,
+                max_client_transactions: MAX_CLIENT_TRANSACTIONS,
                 ..Default::default()
             }),
             legs: HashMap::new(),

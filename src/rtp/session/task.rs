@@ -2,6 +2,7 @@
 //! and RTCP, and runs them on the deadline clock.
 
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -10,7 +11,7 @@ use hotline_media::rtcp::RtcpSession;
 use hotline_media::rtp::{ReceiveStats, RtpPacket, is_rtcp, rtp_units_between};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::sender::{MAX_QUEUED_DIGITS, Sender};
 use super::{
@@ -79,12 +80,14 @@ fn receive_config(remote: &RemoteMedia, dsp: bool) -> ReceiveConfig {
     rc
 }
 
-/// Waits until `socket` is readable; forever when there is none.
-async fn readable_opt(socket: Option<&UdpSocket>) -> std::io::Result<()> {
-    match socket {
-        Some(s) => s.readable().await,
-        None => std::future::pending().await,
-    }
+/// Why the task woke.
+enum Wake {
+    /// A command, or `None` when every handle is gone.
+    Command(Option<Command>),
+    /// The clock ticked; the deadline it was due at.
+    Tick(Instant),
+    /// A socket has datagrams queued.
+    Readable(Port),
 }
 
 impl Task {
@@ -148,27 +151,46 @@ impl Task {
         let mut ticker = tokio::time::interval_at(phase::first_tick(Instant::now()), PTIME);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         loop {
-            tokio::select! {
-                biased;
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::Stop) | None => break,
-                    Some(c) => self.on_command(c),
-                },
-                deadline = ticker.tick() => self.on_tick(deadline).await,
-                r = self.rtp.readable() => {
-                    if r.is_ok() {
-                        self.drain(Port::Rtp);
-                    }
-                }
-                r = readable_opt(self.rtcp_socket.as_ref()) => {
-                    if r.is_ok() {
-                        self.drain(Port::Rtcp);
-                    }
-                }
+            match self.next_wake(&mut ticker).await {
+                Wake::Command(Some(Command::Stop) | None) => break,
+                Wake::Command(Some(c)) => self.on_command(c),
+                Wake::Tick(deadline) => self.on_tick(deadline).await,
+                Wake::Readable(port) => self.drain(port),
             }
         }
         self.send_bye().await;
         self.snapshot()
+    }
+
+    /// Waits for the next thing to do, in priority order: commands, the
+    /// clock, then the sockets. Hand-polled rather than `select!`: the
+    /// sources are polled in place on every wake instead of building and
+    /// dropping a future per source (socket readiness futures take a lock
+    /// to register and again to deregister), and the sockets use their
+    /// single-waker readiness slot.
+    fn next_wake<'a>(
+        &'a mut self,
+        ticker: &'a mut Interval,
+    ) -> impl Future<Output = Wake> + 'a {
+        std::future::poll_fn(move |cx| {
+            if let Poll::Ready(c) = self.commands.poll_recv(cx) {
+                return Poll::Ready(Wake::Command(c));
+            }
+            if let Poll::Ready(deadline) = ticker.poll_tick(cx) {
+                return Poll::Ready(Wake::Tick(deadline));
+            }
+            // An error here means the runtime is shutting down; the
+            // command channel still ends the task.
+            if let Poll::Ready(Ok(())) = self.rtp.poll_recv_ready(cx) {
+                return Poll::Ready(Wake::Readable(Port::Rtp));
+            }
+            if let Some(rtcp) = &self.rtcp_socket
+                && let Poll::Ready(Ok(())) = rtcp.poll_recv_ready(cx)
+            {
+                return Poll::Ready(Wake::Readable(Port::Rtcp));
+            }
+            Poll::Pending
+        })
     }
 
     /// Reads what is queued on `port` without waiting. Reading until the

@@ -364,3 +364,53 @@ impl MediaSession {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> RemoteMedia {
+        RemoteMedia {
+            rtp: "127.0.0.1:4000".parse().unwrap(),
+            rtcp: None,
+            rtcp_mux: true,
+            codec: CodecKind::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+        }
+    }
+
+    #[test]
+    fn from_rtp_config_takes_the_inactivity_timeout() {
+        let rtp = RtpConfig {
+            inactivity_timeout_secs: 45,
+            ..RtpConfig::default()
+        };
+        let c = SessionConfig::from_rtp_config(remote(), &rtp);
+        assert_eq!(c.inactivity_timeout, Duration::from_secs(45));
+        assert_eq!(c.hold_timeout, Duration::from_secs(300));
+        assert!(c.dsp && c.send_silence);
+        assert_eq!(c.remote, remote());
+    }
+
+    #[test]
+    fn the_hold_timeout_is_never_shorter_than_the_inactivity_timeout() {
+        let rtp = RtpConfig {
+            inactivity_timeout_secs: 600,
+            ..RtpConfig::default()
+        };
+        let c = SessionConfig::from_rtp_config(remote(), &rtp);
+        assert_eq!(c.hold_timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_zero_inactivity_timeout_disables_it() {
+        let rtp = RtpConfig {
+            inactivity_timeout_secs: 0,
+            ..RtpConfig::default()
+        };
+        let c = SessionConfig::from_rtp_config(remote(), &rtp);
+        assert_eq!(c.inactivity_timeout, Duration::MAX);
+        assert_eq!(c.hold_timeout, Duration::MAX);
+    }
+}

@@ -207,3 +207,87 @@ impl Sender {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotline_media::rtp::FIXED_HEADER_LEN;
+
+    fn remote(codec: CodecKind, payload_type: u8) -> RemoteMedia {
+        RemoteMedia {
+            rtp: "127.0.0.1:4000".parse().unwrap(),
+            rtcp: None,
+            rtcp_mux: true,
+            codec,
+            payload_type,
+            telephone_event_pt: None,
+        }
+    }
+
+    fn tone(n: usize) -> Vec<i16> {
+        (0..FRAME_SAMPLES)
+            .map(|i| {
+                let t = (n * FRAME_SAMPLES + i) as f64 / f64::from(PCM_RATE);
+                (9000.0 * (2.0 * std::f64::consts::PI * 1020.0 * t).sin()) as i16
+            })
+            .collect()
+    }
+
+    /// Frames of a call: speech, silence (none played, then explicit
+    /// zeros), speech again, silence.
+    fn script() -> Vec<Option<Vec<i16>>> {
+        let mut s = Vec::new();
+        s.extend((0..4).map(|n| Some(tone(n))));
+        s.extend((0..3).map(|_| None));
+        s.extend((0..2).map(|_| Some(vec![0; FRAME_SAMPLES])));
+        s.extend((4..7).map(|n| Some(tone(n))));
+        s.extend((0..4).map(|_| None));
+        s
+    }
+
+    #[test]
+    fn skipping_the_resampler_on_silence_sends_what_resampling_would() {
+        let mut sender = Sender::new(&remote(CodecKind::Pcmu, 0)).unwrap();
+        let mut resampler = Resampler::new(PCM_RATE, 8000).unwrap();
+        let mut encoder = codec::encoder(CodecKind::Pcmu, 8000).unwrap();
+        let (mut narrow, mut expected) = (Vec::new(), Vec::new());
+        for (i, frame) in script().into_iter().enumerate() {
+            assert!(sender.tick(frame.as_deref(), true));
+            let pcm = frame.unwrap_or_else(|| vec![0; FRAME_SAMPLES]);
+            narrow.clear();
+            resampler.process(&pcm, &mut narrow).unwrap();
+            expected.clear();
+            encoder.encode(&narrow, &mut expected).unwrap();
+            assert_eq!(
+                &sender.packet[FIXED_HEADER_LEN..],
+                &expected[..],
+                "frame {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tail_of_speech_is_resampled_before_silence_is_skipped() {
+        let mut sender = Sender::new(&remote(CodecKind::Pcmu, 0)).unwrap();
+        assert!(sender.tick(Some(&tone(0)), true));
+        assert!(!sender.resampler_quiet);
+        // The first silent frame still carries the filter's 10 ms tail.
+        assert!(sender.tick(None, true));
+        let tail = &sender.packet[FIXED_HEADER_LEN..];
+        assert!(tail.iter().any(|&b| b != 0xff), "tail of the tone");
+        assert!(sender.resampler_quiet);
+        assert!(sender.tick(None, true));
+        assert!(sender.packet[FIXED_HEADER_LEN..].iter().all(|&b| b == 0xff));
+    }
+
+    #[test]
+    fn timestamps_advance_by_a_frame_whatever_is_sent() {
+        let mut sender = Sender::new(&remote(CodecKind::Pcmu, 0)).unwrap();
+        let start = sender.timestamp;
+        for frame in script() {
+            sender.tick(frame.as_deref(), false);
+        }
+        let ticks = script().len() as u32;
+        assert_eq!(sender.timestamp.wrapping_sub(start), ticks * 160);
+    }
+}

@@ -31,6 +31,8 @@ use hotline_media::rtp::{RtpPacket, RtpPacketBuilder, is_rtcp};
 const MAX_CALLS: usize = 2000;
 const MAX_SECONDS: u64 = 120;
 const TICK: Duration = Duration::from_millis(20);
+/// The generator's send phases: one per millisecond of a frame.
+const SLOTS: usize = 20;
 /// The generator's SSRC; Hotline's packets carry their own.
 const PEER_SSRC: u32 = 0x5eed;
 
@@ -74,6 +76,7 @@ impl PeerStats {
                 // Spacing is only meaningful between consecutive packets.
                 let us = stamp.saturating_sub(t).as_micros();
                 self.spacing_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+
             } else {
                 self.seq_gaps += 1;
             }
@@ -171,24 +174,21 @@ fn main() {
             let mut buf = [0u8; 2048];
             let start = Instant::now();
             let end = start + Duration::from_secs(seconds);
+            // Each call sends on its own millisecond of the 20 ms frame, as
+            // independent phones would, rather than all 500 in one burst
+            // that every session would have to absorb at once.
             let mut next = start;
-            let mut n: u32 = 0;
-            let mut send_failures = 0u64;
-            let mut drain = |stats: &mut [PeerStats]| {
-                for (sock, st) in peers.iter().zip(stats.iter_mut()) {
-                    while let Ok((len, at)) = stamp::recv(sock, &mut buf) {
-                        st.on_packet(&buf[..len], at);
-                    }
-                }
-            };
+            let mut slot = 0usize;
+            let mut frame: u32 = 0;
+            let (mut sent_total, mut send_failures) = (0u64, 0u64);
             while next < end {
-                for (sock, to) in peers.iter().zip(&hotline_addrs) {
+                for call in (slot..calls).step_by(SLOTS) {
                     packet.clear();
                     RtpPacketBuilder {
-                        marker: n == 0,
+                        marker: frame == 0,
                         payload_type: 0,
-                        sequence: n as u16,
-                        timestamp: n.wrapping_mul(160),
+                        sequence: frame as u16,
+                        timestamp: frame.wrapping_mul(160),
                         ssrc: PEER_SSRC,
                         csrcs: &[],
                         extension: None,
@@ -197,27 +197,40 @@ fn main() {
                     }
                     .write_to(&mut packet)
                     .unwrap();
-                    if sock.send_to(&packet, to).is_err() {
-                        send_failures += 1;
+                    match peers[call].send_to(&packet, hotline_addrs[call]) {
+                        Ok(_) => sent_total += 1,
+                        Err(_) => send_failures += 1,
+                    }
+                    // The kernel stamped each datagram as it arrived, so
+                    // reading once a frame loses no precision.
+                    while let Ok((len, at)) = stamp::recv(&peers[call], &mut buf) {
+                        stats[call].on_packet(&buf[..len], at);
                     }
                 }
-                n += 1;
-                drain(&mut stats);
-                next += TICK;
+                slot += 1;
+                if slot == SLOTS {
+                    slot = 0;
+                    frame += 1;
+                }
+                next += TICK / SLOTS as u32;
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
             }
             // What was already on its way when the generator stopped.
             std::thread::sleep(TICK);
-            drain(&mut stats);
+            for (sock, st) in peers.iter().zip(stats.iter_mut()) {
+                while let Ok((len, at)) = stamp::recv(sock, &mut buf) {
+                    st.on_packet(&buf[..len], at);
+                }
+            }
             let cpu = own_thread_cpu()
                 .zip(cpu_start)
                 .map(|(a, b)| a.saturating_sub(b));
-            (n, send_failures, stats, cpu)
+            (sent_total, send_failures, stats, cpu)
         })
         .unwrap();
-    let (peer_sent_per_call, send_failures, stats, peer_cpu) = peer_thread.join().unwrap();
+    let (peer_sent, send_failures, stats, peer_cpu) = peer_thread.join().unwrap();
     let wall = wall_start.elapsed();
     let cpu = thread_cpu("hl-media")
         .zip(cpu_start)
@@ -287,7 +300,6 @@ fn main() {
             peer.as_secs_f64() / wall.as_secs_f64()
         );
     }
-    let peer_sent = u64::from(peer_sent_per_call) * calls as u64 - send_failures;
     println!(
         "  peer -> Hotline: {received_by_hotline} of {peer_sent} received ({:.4}% lost; {send_failures} sends refused)",
         peer_sent.saturating_sub(received_by_hotline) as f64 * 100.0 / peer_sent.max(1) as f64

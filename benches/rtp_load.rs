@@ -76,7 +76,6 @@ impl PeerStats {
                 // Spacing is only meaningful between consecutive packets.
                 let us = stamp.saturating_sub(t).as_micros();
                 self.spacing_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-
             } else {
                 self.seq_gaps += 1;
             }
@@ -389,8 +388,7 @@ mod stamp {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET
                     && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
                 {
-                    let ts: libc::timespec =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                     at = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);

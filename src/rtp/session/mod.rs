@@ -364,7 +364,6 @@ impl MediaSession {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,7 +207,6 @@ impl Sender {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

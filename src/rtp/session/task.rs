@@ -168,10 +168,7 @@ impl Task {
     /// dropping a future per source (socket readiness futures take a lock
     /// to register and again to deregister), and the sockets use their
     /// single-waker readiness slot.
-    fn next_wake<'a>(
-        &'a mut self,
-        ticker: &'a mut Interval,
-    ) -> impl Future<Output = Wake> + 'a {
+    fn next_wake<'a>(&'a mut self, ticker: &'a mut Interval) -> impl Future<Output = Wake> + 'a {
         std::future::poll_fn(move |cx| {
             if let Poll::Ready(c) = self.commands.poll_recv(cx) {
                 return Poll::Ready(Wake::Command(c));
@@ -256,7 +253,8 @@ impl Task {
             || remote.telephone_event_pt != self.config.remote.telephone_event_pt;
         if codec_changed {
             let rebuilt = self.sender.configure(&remote).and_then(|()| {
-                ReceiveChain::new(receive_config(&remote, self.config.dsp)).map_err(SessionError::from)
+                ReceiveChain::new(receive_config(&remote, self.config.dsp))
+                    .map_err(SessionError::from)
             });
             match rebuilt {
                 Ok(chain) => {

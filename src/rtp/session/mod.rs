@@ -20,8 +20,8 @@
 //!
 //! Under load the cost is dominated by the DSP (in-band DTMF and VAD), the
 //! two resamplers (8 ↔ 16 kHz) and the kernel's UDP path, so the task keeps
-//! its own overhead small: sessions tick on staggered phases (see
-//! [`phase`]) so hundreds of them do not wake on the same millisecond,
+//! its own overhead small: sessions tick on staggered phases (see the
+//! `phase` module) so hundreds of them do not wake on the same millisecond,
 //! datagrams land in a shared receive block instead of one allocation each,
 //! received-audio frames are recycled from played frames, and a G.711
 //! sender skips the resampler while it sends silence.

@@ -19,7 +19,7 @@ use super::{
     SessionConfig, SessionError, phase,
 };
 
-/// Room for one datagram: more than an Ethernet MTU, as before.
+/// Room for one datagram: more than an Ethernet MTU.
 const MAX_DATAGRAM: usize = 2048;
 /// Size of the blocks datagrams are received into. Each datagram is split
 /// off a block and handed to the jitter buffer as a [`Bytes`] view, so one

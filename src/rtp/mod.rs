@@ -10,6 +10,9 @@
 //!   through [`ReceiveChain`](hotline_media::receive::ReceiveChain), sends
 //!   and reads RTCP, and watches for inactivity. The call engine drives it
 //!   through a [`MediaHandle`] and reads [`MediaOutputs`].
+//!   [`SessionConfig::from_rtp_config`] fills its settings from the
+//!   `[rtp]` section; [`SessionConfig::dsp`] switches in-band DTMF and VAD
+//!   off for calls that only relay audio.
 
 mod ports;
 mod session;

@@ -242,9 +242,8 @@ impl Leg {
         sockets: crate::rtp::MediaSockets,
         negotiated: &NegotiatedMedia,
     ) -> Result<(), crate::rtp::SessionError> {
-        let mut config = SessionConfig::new(media::remote_media(negotiated));
-        config.inactivity_timeout =
-            Duration::from_secs(self.ctx.config.rtp.inactivity_timeout_secs.max(1));
+        let config =
+            SessionConfig::from_rtp_config(media::remote_media(negotiated), &self.ctx.config.rtp);
         let (handle, outputs) = crate::rtp::MediaSession::start(config, sockets)?;
         let MediaOutputs {
             pcm,

@@ -2,6 +2,7 @@
 //! endpoint (errors, validation, rate limits) and webhook signing.
 
 pub mod error;
+pub mod live;
 pub mod ratelimit;
 pub mod signing;
 pub mod validate;

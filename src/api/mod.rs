@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod ratelimit;
 pub mod signing;
 pub mod validate;

@@ -251,12 +251,20 @@ impl Store {
         sql.text(org_id.to_owned());
         let limit = paginate(&mut sql, page)?;
         let rows = sql.fetch_all(&self.pool).await?;
-        let agents = rows.iter().map(agent_from_row).collect::<Result<Vec<_>>>()?;
+        let agents = rows
+            .iter()
+            .map(agent_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(agents, limit, |a| (a.created_at, &a.id)))
     }
 
     /// Changes the fields `update` sets and returns the agent as stored.
-    pub async fn update_agent(&self, org_id: &str, id: &str, update: &AgentUpdate) -> Result<Agent> {
+    pub async fn update_agent(
+        &self,
+        org_id: &str,
+        id: &str,
+        update: &AgentUpdate,
+    ) -> Result<Agent> {
         let mut sql = Sql::new("UPDATE agents SET updated_at = ");
         sql.int(now_ms());
         if let Some(v) = &update.name {

@@ -198,7 +198,11 @@ pub struct NewCall {
 impl NewCall {
     /// A call between `from` and `to`, queued (outbound) or ringing
     /// (inbound), with nothing else set.
-    pub fn new(direction: CallDirection, from: impl Into<String>, to: impl Into<String>) -> NewCall {
+    pub fn new(
+        direction: CallDirection,
+        from: impl Into<String>,
+        to: impl Into<String>,
+    ) -> NewCall {
         NewCall {
             id: None,
             direction,
@@ -477,7 +481,8 @@ impl Store {
             return Ok((existing, false));
         }
         let id = new.id.clone().unwrap_or_else(CallId::random);
-        let metadata = serde_json::to_string(&new.metadata).map_err(|e| decode_err("metadata", e))?;
+        let metadata =
+            serde_json::to_string(&new.metadata).map_err(|e| decode_err("metadata", e))?;
         let inserted = Sql::new(&format!(
             "INSERT INTO calls (id, org_id, direction, from_addr, to_addr, number_id, agent_id, \
              status, created_at, metadata, request, webhook_url, client_id) VALUES ("
@@ -571,7 +576,8 @@ impl Store {
             sql.push(" AND agent_id = ").text(v.clone());
         }
         if let Some(d) = filter.direction {
-            sql.push(" AND direction = ").text(direction_str(d).to_owned());
+            sql.push(" AND direction = ")
+                .text(direction_str(d).to_owned());
         }
         if let Some(t) = filter.created_after {
             sql.push(" AND created_at >= ").int(t);
@@ -683,14 +689,15 @@ impl Store {
         // Bumping the call's counter both checks that the call is this
         // org's and row-locks it, so concurrent appends get distinct,
         // gapless numbers.
-        let seq_row = Sql::new("UPDATE calls SET transcript_seq = transcript_seq + 1 WHERE org_id = ")
-            .text(org_id.to_owned())
-            .push(" AND id = ")
-            .text(call_id.to_owned())
-            .push(" RETURNING transcript_seq")
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let seq_row =
+            Sql::new("UPDATE calls SET transcript_seq = transcript_seq + 1 WHERE org_id = ")
+                .text(org_id.to_owned())
+                .push(" AND id = ")
+                .text(call_id.to_owned())
+                .push(" RETURNING transcript_seq")
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let seq: i64 = seq_row.try_get("transcript_seq")?;
         let row = Sql::new(
             "INSERT INTO transcript_entries (call_id, seq, speaker, text, start_ms, end_ms, created_at) VALUES (",
@@ -717,7 +724,11 @@ impl Store {
     }
 
     /// A call's transcript in order.
-    pub async fn list_transcript(&self, org_id: &str, call_id: &str) -> Result<Vec<TranscriptEntry>> {
+    pub async fn list_transcript(
+        &self,
+        org_id: &str,
+        call_id: &str,
+    ) -> Result<Vec<TranscriptEntry>> {
         // Scoping: the call must be this org's; an unknown call is not
         // found rather than an empty transcript.
         self.get_call(org_id, call_id).await?;

@@ -145,31 +145,30 @@ impl Store {
         check_text("name", name, 200)?;
         let plaintext = format!("{API_KEY_PREFIX}{}", random_hex32());
         let prefix: String = plaintext.chars().take(API_KEY_SHOWN_CHARS).collect();
-        let row = Sql::new(
-            "INSERT INTO api_keys (id, org_id, name, prefix, hash, created_at) VALUES (",
-        )
-        .text(new_id("key"))
-        .push(", ")
-        .text(org_id.to_owned())
-        .push(", ")
-        .text(name.to_owned())
-        .push(", ")
-        .text(prefix)
-        .push(", ")
-        .text(key_hash(&plaintext))
-        .push(", ")
-        .int(now_ms())
-        .push(") RETURNING ")
-        .push(KEY_COLS)
-        .fetch_optional(&self.pool)
-        .await
-        // A hash collision of fresh 256-bit keys does not happen; a
-        // foreign-key failure means the org does not exist.
-        .map_err(|e| match write_err(e, "key", "org_id") {
-            StoreError::Invalid("org_id", _) => StoreError::NotFound,
-            other => other,
-        })?
-        .ok_or(StoreError::NotFound)?;
+        let row =
+            Sql::new("INSERT INTO api_keys (id, org_id, name, prefix, hash, created_at) VALUES (")
+                .text(new_id("key"))
+                .push(", ")
+                .text(org_id.to_owned())
+                .push(", ")
+                .text(name.to_owned())
+                .push(", ")
+                .text(prefix)
+                .push(", ")
+                .text(key_hash(&plaintext))
+                .push(", ")
+                .int(now_ms())
+                .push(") RETURNING ")
+                .push(KEY_COLS)
+                .fetch_optional(&self.pool)
+                .await
+                // A hash collision of fresh 256-bit keys does not happen; a
+                // foreign-key failure means the org does not exist.
+                .map_err(|e| match write_err(e, "key", "org_id") {
+                    StoreError::Invalid("org_id", _) => StoreError::NotFound,
+                    other => other,
+                })?
+                .ok_or(StoreError::NotFound)?;
         Ok(CreatedApiKey {
             key: key_from_row(&row)?,
             plaintext,

@@ -73,11 +73,8 @@ pub use webhooks::{
 
 /// The schema, in order. Both backends run the same files (see the module
 /// docs for why that works).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 /// File name of the embedded SQLite database inside `data_dir`.
 pub const SQLITE_FILE: &str = "hotline.db";
@@ -548,7 +545,13 @@ mod tests {
             id: "call_0123456789abcdef01234567".into(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "!!!", &URL_SAFE_NO_PAD.encode("no-colon"), &URL_SAFE_NO_PAD.encode("x:id"), &URL_SAFE_NO_PAD.encode("12:")] {
+        for bad in [
+            "",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("no-colon"),
+            &URL_SAFE_NO_PAD.encode("x:id"),
+            &URL_SAFE_NO_PAD.encode("12:"),
+        ] {
             assert!(
                 matches!(Cursor::decode(bad), Err(StoreError::Invalid("cursor", _))),
                 "{bad:?} accepted"
@@ -622,7 +625,10 @@ mod tests {
     #[test]
     fn backend_from_url() {
         assert_eq!(Backend::from_url("sqlite::memory:"), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::from_url("postgresql://h/db"),
+            Some(Backend::Postgres)
+        );
         assert_eq!(Backend::from_url("mysql://h/db"), None);
     }
 }

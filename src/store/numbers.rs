@@ -180,13 +180,15 @@ impl Store {
 
     /// One of the org's numbers.
     pub async fn get_number(&self, org_id: &str, id: &str) -> Result<Number> {
-        let row = Sql::new(&format!("SELECT {NUMBER_COLS} FROM numbers WHERE org_id = "))
-            .text(org_id.to_owned())
-            .push(" AND id = ")
-            .text(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = Sql::new(&format!(
+            "SELECT {NUMBER_COLS} FROM numbers WHERE org_id = "
+        ))
+        .text(org_id.to_owned())
+        .push(" AND id = ")
+        .text(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         number_from_row(&row)
     }
 
@@ -208,14 +210,19 @@ impl Store {
         filter: &NumberFilter,
         page: &PageRequest,
     ) -> Result<Page<Number>> {
-        let mut sql = Sql::new(&format!("SELECT {NUMBER_COLS} FROM numbers WHERE org_id = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {NUMBER_COLS} FROM numbers WHERE org_id = "
+        ));
         sql.text(org_id.to_owned());
         if let Some(agent_id) = &filter.agent_id {
             sql.push(" AND agent_id = ").text(agent_id.clone());
         }
         let limit = paginate(&mut sql, page)?;
         let rows = sql.fetch_all(&self.pool).await?;
-        let numbers = rows.iter().map(number_from_row).collect::<Result<Vec<_>>>()?;
+        let numbers = rows
+            .iter()
+            .map(number_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(numbers, limit, |n| (n.created_at, &n.id)))
     }
 
@@ -283,7 +290,15 @@ mod tests {
         for ok in ["+15551234567", "+442071234567", "+12"] {
             assert!(check_e164("e164", ok).is_ok(), "{ok} refused");
         }
-        for bad in ["15551234567", "+", "+1", "+0123", "+1555-123", "+1234567890123456", ""] {
+        for bad in [
+            "15551234567",
+            "+",
+            "+1",
+            "+0123",
+            "+1555-123",
+            "+1234567890123456",
+            "",
+        ] {
             assert!(check_e164("e164", bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -292,7 +307,12 @@ mod tests {
     fn inbound_needs_a_known_mode() {
         assert!(check_inbound(&json!({"mode": "echo"})).is_ok());
         assert!(check_inbound(&json!({"mode": "forward", "to": "+15550001111"})).is_ok());
-        for bad in [json!({}), json!({"mode": "dance"}), json!("ai"), json!({"mode": 1})] {
+        for bad in [
+            json!({}),
+            json!({"mode": "dance"}),
+            json!("ai"),
+            json!({"mode": 1}),
+        ] {
             assert!(check_inbound(&bad).is_err(), "{bad} accepted");
         }
     }

@@ -14,8 +14,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{
-    Page, PageRequest, Result, Sql, Store, StoreError, check_text, check_url, decode_err,
-    json_col, new_id, now_ms, page_of, paginate, random_hex32, write_err,
+    Page, PageRequest, Result, Sql, Store, StoreError, check_text, check_url, decode_err, json_col,
+    new_id, now_ms, page_of, paginate, random_hex32, write_err,
 };
 
 /// What every webhook signing secret starts with.
@@ -230,23 +230,30 @@ impl Store {
 
     /// One of the org's webhooks.
     pub async fn get_webhook(&self, org_id: &str, id: &str) -> Result<Webhook> {
-        let row = Sql::new(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "))
-            .text(org_id.to_owned())
-            .push(" AND id = ")
-            .text(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = Sql::new(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+        ))
+        .text(org_id.to_owned())
+        .push(" AND id = ")
+        .text(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         webhook_from_row(&row)
     }
 
     /// The org's webhooks, newest first.
     pub async fn list_webhooks(&self, org_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
-        let mut sql = Sql::new(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+        ));
         sql.text(org_id.to_owned());
         let limit = paginate(&mut sql, page)?;
         let rows = sql.fetch_all(&self.pool).await?;
-        let hooks = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>>>()?;
+        let hooks = rows
+            .iter()
+            .map(webhook_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(hooks, limit, |w| (w.created_at, &w.id)))
     }
 
@@ -289,10 +296,12 @@ impl Store {
         payload: &Value,
     ) -> Result<Vec<WebhookDelivery>> {
         check_event_type("event_type", event_type)?;
-        let rows = Sql::new(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "))
-            .text(org_id.to_owned())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = Sql::new(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+        ))
+        .text(org_id.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
         let hooks: Vec<Webhook> = rows
             .iter()
             .map(webhook_from_row)
@@ -364,9 +373,11 @@ impl Store {
                 .int(now)
                 .push("))");
         };
-        let mut sql = Sql::new("UPDATE webhook_deliveries SET status = 'in_flight', lease_until = ");
-        sql.int(now.saturating_add(lease_ms))
-            .push(", attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_deliveries WHERE ");
+        let mut sql =
+            Sql::new("UPDATE webhook_deliveries SET status = 'in_flight', lease_until = ");
+        sql.int(now.saturating_add(lease_ms)).push(
+            ", attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_deliveries WHERE ",
+        );
         due(&mut sql);
         sql.push(" ORDER BY next_attempt_at, id LIMIT ")
             .int(i64::from(limit))
@@ -391,7 +402,8 @@ impl Store {
             });
         }
         claimed.sort_by(|a, b| {
-            (a.delivery.next_attempt_at, &a.delivery.id).cmp(&(b.delivery.next_attempt_at, &b.delivery.id))
+            (a.delivery.next_attempt_at, &a.delivery.id)
+                .cmp(&(b.delivery.next_attempt_at, &b.delivery.id))
         });
         Ok(claimed)
     }
@@ -399,7 +411,11 @@ impl Store {
     /// Finishes a claimed delivery. Only the current claim may: a worker
     /// whose lease ran out and was re-claimed gets
     /// [`StoreError::Conflict`]`("lease")`.
-    async fn finish_delivery(&self, claimed: &WebhookDelivery, set: Sql) -> Result<WebhookDelivery> {
+    async fn finish_delivery(
+        &self,
+        claimed: &WebhookDelivery,
+        set: Sql,
+    ) -> Result<WebhookDelivery> {
         let mut sql = set;
         sql.push(" WHERE status = 'in_flight' AND org_id = ")
             .text(claimed.org_id.clone())
@@ -497,7 +513,10 @@ impl Store {
         }
         let limit = paginate(&mut sql, page)?;
         let rows = sql.fetch_all(&self.pool).await?;
-        let items = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, limit, |d| (d.created_at, &d.id)))
     }
 }

@@ -447,7 +447,7 @@ const MS_PER_DAY: i64 = 86_400_000;
 
 /// (year, month, day) of a count of days since 1970-01-01, proleptic
 /// Gregorian (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -63,7 +63,7 @@ use crate::config::Config;
 pub use agents::{Agent, AgentUpdate, NewAgent};
 pub use calls::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, TranscriptEntry,
-    UsagePeriod, UsageQuery, UsageRow, day_start_ms,
+    UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,
 };
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};
@@ -278,6 +278,19 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// A unix-ms time as `YYYY-MM-DD HH:MM:SS` UTC, for people.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = calls::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 /// A fresh identifier: `prefix`, `_` and 24 hex digits (96 random bits).
@@ -620,6 +633,13 @@ mod tests {
         for bad in ["", "ftp://x", "https://", "https:///path", "example.com"] {
             assert!(check_url("url", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_709_294_645_999), "2024-03-01 12:04:05");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
     }
 
     #[test]

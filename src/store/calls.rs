@@ -483,10 +483,10 @@ impl Store {
         let id = new.id.clone().unwrap_or_else(CallId::random);
         let metadata =
             serde_json::to_string(&new.metadata).map_err(|e| decode_err("metadata", e))?;
-        let inserted = Sql::new(&format!(
+        let inserted = Sql::new(
             "INSERT INTO calls (id, org_id, direction, from_addr, to_addr, number_id, agent_id, \
-             status, created_at, metadata, request, webhook_url, client_id) VALUES ("
-        ))
+             status, created_at, metadata, request, webhook_url, client_id) VALUES (",
+        )
         .text(id.as_str().to_owned())
         .push(", ")
         .text(org_id.to_owned())

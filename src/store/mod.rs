@@ -213,20 +213,32 @@ impl Store {
                 "expected a sqlite:// or postgres:// URL".into(),
             )
         })?;
-        let pool = AnyPoolOptions::new()
+        // Each connection to an in-memory SQLite URL is a database of its
+        // own, so such a store must keep exactly one connection, forever.
+        let in_memory =
+            backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let mut options = AnyPoolOptions::new()
             // SQLite has one writer at a time however many connections
             // there are; a few let reads proceed beside it (WAL).
             .max_connections(match backend {
+                Backend::Sqlite if in_memory => 1,
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
-            })
-            .connect(url)
-            .await?;
+            });
+        if in_memory {
+            options = options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = options.connect(url).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers run while a call's events are written, and it
             // is a property of the file, so setting it once (before other
-            // connections exist) is enough. An in-memory database answers
-            // "memory", which is fine for tests.
+            // connections exist) is enough. `synchronous` keeps SQLite's
+            // default (FULL): a commit is on disk when it returns, which is
+            // what "nothing is lost on restart" needs. An in-memory database
+            // answers "memory", which is fine for tests.
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
                 .fetch_one(&pool)
                 .await?;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod routing;
 pub mod rtp;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 
 /// This build's version, as reported by `/healthz` and `--version`.

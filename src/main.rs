@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hotline::config::{Config, LogFormat};
+use hotline::store::{MAX_PAGE_LIMIT, PageRequest, Store, StoreError, format_utc};
 
 /// Hotline: a self-hosted realtime voice server.
 #[derive(Debug, Parser)]
@@ -30,6 +31,34 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage API keys in the configured database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key for an org, creating the org if it is missing.
+    /// Prints the key on stdout: it cannot be shown again.
+    Create {
+        /// The org's name.
+        #[arg(long)]
+        org: String,
+        /// A label for the key, shown in lists.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List an org's API keys (prefixes only, never the keys).
+    List {
+        /// The org's name.
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke an API key by id (`key_…`).
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +105,112 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(config),
+        Command::Keys(command) => keys(&config, command),
+    }
+}
+
+/// Runs a `keys` subcommand on a small runtime of its own: it is one short
+/// exchange with the database, and `serve` needs none of this.
+fn keys(config: &Config, command: KeysCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hotline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_keys(config, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_keys(config: &Config, command: KeysCommand) -> Result<(), String> {
+    let store = Store::open_config(config)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let result = keys_on(&store, command).await;
+    store.close().await;
+    result
+}
+
+async fn keys_on(store: &Store, command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::Create { org, name } => {
+            let org = store.ensure_org(&org).await.map_err(|e| e.to_string())?;
+            let created = store
+                .create_api_key(&org.id, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            // The key alone on stdout, so scripts can capture it; the
+            // rest is for the person at the terminal.
+            println!("{}", created.plaintext);
+            eprintln!(
+                "created {} ({}) for org {} ({}); store the key now, it cannot be shown again",
+                created.key.id, created.key.name, org.name, org.id
+            );
+            Ok(())
+        }
+        KeysCommand::List { org } => {
+            let org = match store.get_org_by_name(&org).await {
+                Err(StoreError::NotFound) => return Err(format!("no org named {org:?}")),
+                other => other.map_err(|e| e.to_string())?,
+            };
+            println!(
+                "{:<28}  {:<12}  {:<20}  {:<20}  {:<20}  STATUS",
+                "ID", "PREFIX", "NAME", "CREATED", "LAST USED"
+            );
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .list_api_keys(
+                        &org.id,
+                        &PageRequest {
+                            limit: Some(MAX_PAGE_LIMIT),
+                            cursor,
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for k in &page.items {
+                    println!(
+                        "{:<28}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
+                        k.id,
+                        k.prefix,
+                        k.name,
+                        format_utc(k.created_at),
+                        k.last_used_at.map_or_else(|| "never".into(), format_utc),
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok(()),
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = match store.find_api_key(&id).await {
+                Err(StoreError::NotFound) => return Err(format!("no API key {id:?}")),
+                other => other.map_err(|e| e.to_string())?,
+            };
+            let key = store
+                .revoke_api_key(&key.org_id, &key.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("revoked {} ({}, {})", key.id, key.prefix, key.name);
+            Ok(())
+        }
     }
 }
 

@@ -14,8 +14,11 @@ pub struct Health {
 }
 
 /// Builds the router with every route the server exposes.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
+pub fn router(state: crate::api::AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/v1", crate::api::routes())
+        .with_state(state)
 }
 
 async fn healthz() -> Json<Health> {

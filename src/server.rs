@@ -26,7 +26,11 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
     let registry = CallRegistry::new(config.sip.max_calls);
+    let store = crate::store::Store::open_config(&config)
+        .await
+        .context("cannot open the database")?;
     let engine = Engine::start(config.clone(), registry).await?;
+    let state = crate::api::AppState::new(config.clone(), store, Some(engine.clone()));
     let sip = |t| {
         engine
             .local_addr(t)
@@ -42,7 +46,7 @@ pub async fn run(
         "hotline listening"
     );
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(listener, crate::http::router()).with_graceful_shutdown(async {
+    let serve = axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(async {
         let _ = http_stopped.await;
     });
     let http = tokio::spawn(async move { serve.await });

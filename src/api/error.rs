@@ -185,3 +185,15 @@ mod tests {
         );
     }
 }
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound => ApiError::NotFound("resource"),
+            StoreError::Conflict(field) => ApiError::Conflict(format!("{field} already exists")),
+            StoreError::Invalid(field, msg) => ApiError::field(field, msg),
+            StoreError::Db(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

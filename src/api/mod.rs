@@ -1,11 +1,24 @@
 //! The control plane's HTTP API under `/v1`: conventions shared by every
 //! endpoint (errors, validation, rate limits) and webhook signing.
 
+pub mod auth;
+pub mod calls;
 pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod ratelimit;
+pub mod resources;
 pub mod signing;
+pub mod state;
 pub mod validate;
 
+pub use auth::Caller;
 pub use error::{ApiError, FieldError};
+pub use state::AppState;
+
+/// Everything under `/v1`.
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .merge(resources::routes())
+        .merge(calls::routes())
+}

@@ -138,6 +138,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound => ApiError::NotFound("resource"),
+            StoreError::Conflict(field) => ApiError::Conflict(format!("{field} already exists")),
+            StoreError::Invalid(field, msg) => ApiError::field(field, msg),
+            StoreError::Db(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,17 +195,5 @@ mod tests {
             ApiError::Internal("db on fire".into()).body(),
             json!({"detail": "internal error"})
         );
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::NotFound => ApiError::NotFound("resource"),
-            StoreError::Conflict(field) => ApiError::Conflict(format!("{field} already exists")),
-            StoreError::Invalid(field, msg) => ApiError::field(field, msg),
-            StoreError::Db(e) => ApiError::Internal(e.to_string()),
-        }
     }
 }

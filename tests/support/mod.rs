@@ -1,0 +1,6 @@
+//! Helpers shared by the control-plane tests.
+
+#![allow(dead_code)]
+
+pub mod api;
+pub mod db;

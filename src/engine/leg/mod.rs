@@ -475,6 +475,12 @@ impl Leg {
 
     /// Sends REFER for a blind transfer (RFC 3515).
     async fn transfer(&mut self, target: &str) {
+        if self.transferring {
+            // One REFER at a time: a second would race the first's outcome.
+            info!(call = %self.handle.id, "transfer already under way");
+            self.emit(CallEvent::TransferStatus { sip_code: 491 });
+            return;
+        }
         let domain = self.host.clone();
         let refer_to = if target.starts_with("sip:")
             || target.starts_with("sips:")

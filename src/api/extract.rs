@@ -268,7 +268,9 @@ mod tests {
             loc(parse_body(br#"{"name": "a", "nmae": 1}"#)),
             ["body", "nmae"]
         );
-        assert_eq!(loc(parse_body(br#"{"name": "#)), ["body"]);
+        // Cut short inside a field: the path says where.
+        assert_eq!(loc(parse_body(br#"{"name": "#)), ["body", "name"]);
+        assert_eq!(loc(parse_body(br#"{"#)), ["body"]);
         assert_eq!(loc(parse_body(br#"{"name": "a"} x"#)), ["body"]);
     }
 

@@ -367,6 +367,27 @@ async fn agent_validation(api: &Api) {
     // Nothing was created by any of these.
     let r = api.send(Method::GET, "/v1/agents", None).await;
     assert_eq!(r.json["data"], json!([]));
+
+    // `api.deny_prefixes` replaces the built-in deny list.
+    let state = state_with(api, "[api]\ndeny_prefixes = [\"+1415\"]\n");
+    let auth = bearer(&api.key);
+    let create = |number: &str| {
+        let state = state.clone();
+        let auth = auth.clone();
+        let body = json!({"name": "a", "system_prompt": "p", "transfer_number": number});
+        async move {
+            send_via(
+                &state,
+                &[("authorization", &auth)],
+                Method::POST,
+                "/v1/agents",
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_422(&create("+14155550100").await, &["body", "transfer_number"]);
+    assert_eq!(create("+19115550100").await.status, StatusCode::CREATED);
 }
 
 async fn cross_org_isolation(api: &Api) {

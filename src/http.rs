@@ -83,7 +83,7 @@ pub async fn healthz() -> Json<Health> {
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database is unreachable", body = crate::api::resources::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod ratelimit;
 pub mod resources;
 pub mod signing;

@@ -12,7 +12,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::resources::{self, ErrorBody};
+use super::error::ErrorBody;
+use super::resources;
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{List, ListParams, Problems, list_schema, not_null};
 use crate::api::extract::{JsonBody, QueryParams, present};
-use crate::api::validate::{DenyList, callable};
+use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::validate::{DenyList, Problems, callable, not_null};
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{Agent, AgentUpdate, NewAgent};
 
@@ -330,7 +330,7 @@ impl UpdateAgent {
     request_body = CreateAgent,
     responses(
         (status = 201, description = "Created", body = AgentOut),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn create(
@@ -349,7 +349,7 @@ pub async fn create(
     params(ListParams),
     responses(
         (status = 200, description = "A page of agents", body = AgentList),
-        (status = 422, description = "Bad paging parameter", body = super::ValidationErrorBody),
+        (status = 422, description = "Bad paging parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn list(
@@ -361,7 +361,7 @@ pub async fn list(
         .store
         .list_agents(&caller.org_id, &query.page()?)
         .await
-        .map_err(super::page_error)?;
+        .map_err(page_error)?;
     Ok(Json(List::from_page(page)))
 }
 
@@ -371,7 +371,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Agent id")),
     responses(
         (status = 200, description = "The agent", body = AgentOut),
-        (status = 404, description = "No such agent", body = super::ErrorBody),
+        (status = 404, description = "No such agent", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn read(
@@ -394,8 +394,8 @@ pub async fn read(
     request_body = UpdateAgent,
     responses(
         (status = 200, description = "The agent as updated", body = AgentOut),
-        (status = 404, description = "No such agent", body = super::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 404, description = "No such agent", body = crate::api::error::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn update(
@@ -419,7 +419,7 @@ pub async fn update(
     params(("id" = String, Path, description = "Agent id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such agent", body = super::ErrorBody),
+        (status = 404, description = "No such agent", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn remove(

@@ -8,8 +8,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{List, ListParams, Problems, list_schema};
 use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::validate::Problems;
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{ApiKey, StoreError};
 
@@ -73,7 +74,7 @@ pub struct CreateApiKey {
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created; store `key` now, it is not shown again", body = ApiKeyOut),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn create(
@@ -99,7 +100,7 @@ pub async fn create(
     params(ListParams),
     responses(
         (status = 200, description = "A page of keys", body = ApiKeyList),
-        (status = 422, description = "Bad paging parameter", body = super::ValidationErrorBody),
+        (status = 422, description = "Bad paging parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn list(
@@ -111,7 +112,7 @@ pub async fn list(
         .store
         .list_api_keys(&caller.org_id, &query.page()?)
         .await
-        .map_err(super::page_error)?;
+        .map_err(page_error)?;
     Ok(Json(List::from_page(page)))
 }
 
@@ -122,7 +123,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such key", body = super::ErrorBody),
+        (status = 404, description = "No such key", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn revoke(

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{List, ListParams, Problems, list_schema, not_null};
 use crate::api::extract::{JsonBody, QueryParams, present};
-use crate::api::validate::{DenyList, callable, e164};
+use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::validate::{DenyList, Problems, callable, e164, not_null};
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{NewNumber, Number, NumberFilter, NumberUpdate, StoreError};
 
@@ -282,8 +282,8 @@ fn check_ai_agent(p: &mut Problems, inbound: &InboundConfig, agent_id: Option<&s
     request_body = CreateNumber,
     responses(
         (status = 201, description = "Created", body = NumberOut),
-        (status = 409, description = "Another number already has this E.164", body = super::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 409, description = "Another number already has this E.164", body = crate::api::error::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn create(
@@ -337,7 +337,7 @@ pub async fn create(
     ),
     responses(
         (status = 200, description = "A page of numbers", body = NumberList),
-        (status = 422, description = "Bad query parameter", body = super::ValidationErrorBody),
+        (status = 422, description = "Bad query parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn list(
@@ -352,7 +352,7 @@ pub async fn list(
         .store
         .list_numbers(&caller.org_id, &filter, &query.page()?)
         .await
-        .map_err(super::page_error)?;
+        .map_err(page_error)?;
     Ok(Json(List::from_page(page)))
 }
 
@@ -362,7 +362,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Number id")),
     responses(
         (status = 200, description = "The number", body = NumberOut),
-        (status = 404, description = "No such number", body = super::ErrorBody),
+        (status = 404, description = "No such number", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn read(
@@ -386,8 +386,8 @@ pub async fn read(
     request_body = UpdateNumber,
     responses(
         (status = 200, description = "The number as updated", body = NumberOut),
-        (status = 404, description = "No such number", body = super::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 404, description = "No such number", body = crate::api::error::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn update(
@@ -451,7 +451,7 @@ pub async fn update(
     params(("id" = String, Path, description = "Number id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such number", body = super::ErrorBody),
+        (status = 404, description = "No such number", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn remove(

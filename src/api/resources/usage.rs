@@ -86,7 +86,7 @@ pub struct UsageReport {
     params(UsageParams),
     responses(
         (status = 200, description = "The report", body = UsageReport),
-        (status = 422, description = "Bad query parameter", body = super::ValidationErrorBody),
+        (status = 422, description = "Bad query parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn usage(

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{List, ListParams, Problems, list_schema};
 use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::validate::Problems;
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{
     DeliveryStatus, NewWebhook, StoreError, TEST_EVENT, Webhook, WebhookDelivery, now_ms,
@@ -193,7 +194,7 @@ fn check_url(p: &mut Problems, url: &str) {
     request_body = CreateWebhook,
     responses(
         (status = 201, description = "Created; `secret` is shown only now", body = WebhookOut),
-        (status = 422, description = "A field is invalid", body = super::ValidationErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn create(
@@ -237,7 +238,7 @@ pub async fn create(
     params(ListParams),
     responses(
         (status = 200, description = "A page of webhooks", body = WebhookList),
-        (status = 422, description = "Bad paging parameter", body = super::ValidationErrorBody),
+        (status = 422, description = "Bad paging parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn list(
@@ -249,7 +250,7 @@ pub async fn list(
         .store
         .list_webhooks(&caller.org_id, &query.page()?)
         .await
-        .map_err(super::page_error)?;
+        .map_err(page_error)?;
     Ok(Json(List::from_page(page)))
 }
 
@@ -259,7 +260,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Webhook id")),
     responses(
         (status = 200, description = "The webhook", body = WebhookOut),
-        (status = 404, description = "No such webhook", body = super::ErrorBody),
+        (status = 404, description = "No such webhook", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn read(
@@ -281,7 +282,7 @@ pub async fn read(
     params(("id" = String, Path, description = "Webhook id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such webhook", body = super::ErrorBody),
+        (status = 404, description = "No such webhook", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn remove(
@@ -304,7 +305,7 @@ pub async fn remove(
     params(("id" = String, Path, description = "Webhook id")),
     responses(
         (status = 200, description = "The webhook with its new `secret`", body = WebhookOut),
-        (status = 404, description = "No such webhook", body = super::ErrorBody),
+        (status = 404, description = "No such webhook", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn rotate_secret(
@@ -356,8 +357,8 @@ pub async fn test(
     params(("id" = String, Path, description = "Webhook id"), ListParams),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryList),
-        (status = 404, description = "No such webhook", body = super::ErrorBody),
-        (status = 422, description = "Bad paging parameter", body = super::ValidationErrorBody),
+        (status = 404, description = "No such webhook", body = crate::api::error::ErrorBody),
+        (status = 422, description = "Bad paging parameter", body = crate::api::error::ValidationErrorBody),
     )
 )]
 pub async fn deliveries(
@@ -376,7 +377,7 @@ pub async fn deliveries(
         .store
         .list_deliveries(&caller.org_id, Some(&id), &page)
         .await
-        .map_err(super::page_error)?;
+        .map_err(page_error)?;
     Ok(Json(List::from_page(deliveries)))
 }
 

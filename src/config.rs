@@ -32,6 +32,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The control plane's HTTP listener.
     pub http: HttpConfig,
+    /// REST API limits and call policy.
+    pub api: ApiConfig,
     /// SIP signalling.
     pub sip: SipConfig,
     /// RTP media ports and addressing.
@@ -52,6 +54,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             log: LogConfig::default(),
             http: HttpConfig::default(),
+            api: ApiConfig::default(),
             sip: SipConfig::default(),
             rtp: RtpConfig::default(),
             database: DatabaseConfig::default(),
@@ -106,6 +109,78 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         }
+    }
+}
+
+/// REST API settings: request rate limits and the numbers calls may not
+/// be placed to.
+///
+/// Rate limits are token buckets: each API key may make `rate_per_sec`
+/// requests a second on average with bursts of `burst`, and all keys of one
+/// organization together `org_rate_per_sec` with bursts of `org_burst`, so
+/// minting more keys does not buy more capacity. A request over either
+/// limit gets 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Average requests a second per API key.
+    pub rate_per_sec: f64,
+    /// Burst allowance per API key.
+    pub burst: u32,
+    /// Average requests a second per organization, all its keys together.
+    pub org_rate_per_sec: f64,
+    /// Burst allowance per organization.
+    pub org_burst: u32,
+    /// E.164 prefixes (`+1900`) calls may never be placed to. Unset means
+    /// the built-in list of emergency and premium-rate prefixes
+    /// (`hotline::api::validate::DEFAULT_DENY_PREFIXES`); a list given here
+    /// replaces it, so copy the built-in entries you want to keep.
+    pub deny_prefixes: Option<Vec<String>>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rate_per_sec: 20.0,
+            burst: 100,
+            org_rate_per_sec: 50.0,
+            org_burst: 200,
+            deny_prefixes: None,
+        }
+    }
+}
+
+impl ApiConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (field, rate) in [
+            ("api.rate_per_sec", self.rate_per_sec),
+            ("api.org_rate_per_sec", self.org_rate_per_sec),
+        ] {
+            // Below one request a day a bucket never refills in practice;
+            // NaN and infinity would break the arithmetic.
+            if !rate.is_finite() || rate < 1.0 / 86_400.0 {
+                return Err((
+                    field.into(),
+                    format!("{rate} is not a positive number of requests a second"),
+                ));
+            }
+        }
+        for (field, burst) in [("api.burst", self.burst), ("api.org_burst", self.org_burst)] {
+            if burst == 0 {
+                return Err((field.into(), "must be at least 1".into()));
+            }
+        }
+        for (i, p) in self.deny_prefixes.iter().flatten().enumerate() {
+            let digits = p.strip_prefix('+').unwrap_or("");
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err((
+                    format!("api.deny_prefixes[{i}]"),
+                    format!("{p:?} is not an E.164 prefix such as \"+1900\""),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -596,6 +671,9 @@ impl Config {
                 "the RTP range must hold at least one even/odd port pair".into(),
             ));
         }
+        if let Err((field, message)) = self.api.validate() {
+            return Err(invalid(&field, message));
+        }
         if self.sip.listen.is_empty() {
             return Err(invalid(
                 "sip.listen",
@@ -896,6 +974,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("log.level"), "{e}");
+    }
+
+    #[test]
+    fn api_limits_are_read_and_checked() {
+        let f = write(
+            "[api]\nrate_per_sec = 2.5\nburst = 3\norg_rate_per_sec = 10\norg_burst = 4\n\
+             deny_prefixes = [\"+1900\", \"+44\"]\n",
+        );
+        let c = Config::load(Some(f.path()), env(&[("HOTLINE_API__BURST", "7")])).unwrap();
+        assert_eq!(c.api.rate_per_sec, 2.5);
+        assert_eq!(c.api.burst, 7);
+        assert_eq!(c.api.org_rate_per_sec, 10.0);
+        assert_eq!(c.api.org_burst, 4);
+        assert_eq!(
+            c.api.deny_prefixes.as_deref(),
+            Some(&["+1900".to_string(), "+44".to_string()][..])
+        );
+        assert_eq!(Config::default().api.deny_prefixes, None);
+        for (text, field) in [
+            ("[api]\nrate_per_sec = 0\n", "api.rate_per_sec"),
+            ("[api]\norg_rate_per_sec = -1\n", "api.org_rate_per_sec"),
+            ("[api]\nburst = 0\n", "api.burst"),
+            ("[api]\norg_burst = 0\n", "api.org_burst"),
+            (
+                "[api]\ndeny_prefixes = [\"+1900\", \"1911\"]\n",
+                "api.deny_prefixes[1]",
+            ),
+            ("[api]\ndeny_prefixes = [\"+\"]\n", "api.deny_prefixes[0]"),
+        ] {
+            let f = write(text);
+            let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! API key authentication: `Authorization: Bearer <key>` or
 //! `X-API-Key: <key>` (the two conventions of the hosted products, so their
 //! clients work unchanged), or `?token=` for browser WebSockets, which
-//! cannot set headers. The rate limit is charged here too, per key.
+//! cannot set headers. The rate limits are charged here too, per key and
+//! per organization.
 
 use std::time::Instant;
 
@@ -45,6 +46,28 @@ fn key_from(parts: &Parts) -> Option<String> {
     })
 }
 
+/// Takes one request from the key's bucket and one from the org's, or
+/// neither: a request refused by one limit does not use up the other. The
+/// wait is the longer of the two.
+fn charge(
+    state: &AppState,
+    org_id: &str,
+    key_id: &str,
+    now: Instant,
+) -> Result<(), std::time::Duration> {
+    // Always key, then org: the one lock order there is.
+    let mut keys = state.limiter.lock().unwrap_or_else(|e| e.into_inner());
+    let mut orgs = state.org_limiter.lock().unwrap_or_else(|e| e.into_inner());
+    match (keys.peek(key_id, now), orgs.peek(org_id, now)) {
+        (Ok(()), Ok(())) => {
+            keys.check(key_id, now)?;
+            orgs.check(org_id, now)
+        }
+        (Err(a), Err(b)) => Err(a.max(b)),
+        (Err(w), Ok(())) | (Ok(()), Err(w)) => Err(w),
+    }
+}
+
 impl<S> FromRequestParts<S> for Caller
 where
     S: Send + Sync,
@@ -61,12 +84,7 @@ where
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .ok_or(ApiError::Unauthorized)?;
-        let verdict = state
-            .limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(&key_id, Instant::now());
-        verdict.map_err(ApiError::RateLimited)?;
+        charge(&state, &org_id, &key_id, Instant::now()).map_err(ApiError::RateLimited)?;
         Ok(Caller { org_id, key_id })
     }
 }

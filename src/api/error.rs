@@ -150,6 +150,32 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A `{"detail": "..."}` error, as documented in the OpenAPI document.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// A field at fault, as documented in the OpenAPI document.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FieldErrorBody {
+    /// Where: `["body", "name"]`, `["query", "limit"]`.
+    pub loc: Vec<String>,
+    /// What is wrong.
+    pub msg: String,
+}
+
+/// A 422 answer, as documented in the OpenAPI document.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ValidationErrorBody {
+    /// Every field at fault.
+    pub detail: Vec<FieldErrorBody>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

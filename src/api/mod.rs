@@ -4,8 +4,11 @@
 pub mod auth;
 pub mod calls;
 pub mod error;
+pub mod extract;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
+pub mod page;
 pub mod ratelimit;
 pub mod resources;
 pub mod signing;

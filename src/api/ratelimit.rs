@@ -1,6 +1,7 @@
-//! Per-key request rate limits: a token bucket for each API key, so one
-//! runaway client gets 429s while the others are served. Sans-IO: the
-//! caller passes the time, so tests run without sleeping.
+//! Request rate limits: a token bucket per name (an API key, or an
+//! organization), so one runaway client gets 429s while the others are
+//! served. Sans-IO: the caller passes the time, so tests run without
+//! sleeping.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -55,6 +56,22 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `check` would let a request for `key` through at `now`,
+    /// without taking anything: when two limits apply (key and
+    /// organization), both are asked first so that a request refused by
+    /// one does not use up the other.
+    pub fn peek(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let tokens = self.buckets.get(key).map_or(self.burst, |b| {
+            (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.per_sec)
+                .min(self.burst)
+        });
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+        }
+    }
+
     fn evict(&mut self, now: Instant) {
         // Full buckets carry no state worth keeping; else drop the oldest.
         let (per_sec, burst) = (self.per_sec, self.burst);
@@ -97,6 +114,20 @@ mod tests {
             assert!(rl.check("a", later).is_ok());
         }
         assert!(rl.check("a", later).is_err());
+    }
+
+    #[test]
+    fn peek_takes_nothing() {
+        let t = Instant::now();
+        let mut rl = RateLimiter::new(1.0, 2, 100);
+        for _ in 0..5 {
+            assert!(rl.peek("a", t).is_ok());
+        }
+        assert!(rl.check("a", t).is_ok());
+        assert!(rl.check("a", t).is_ok());
+        let wait = rl.peek("a", t).unwrap_err();
+        assert_eq!(rl.check("a", t).unwrap_err(), wait);
+        assert!(rl.peek("a", t + Duration::from_secs(1)).is_ok());
     }
 
     #[test]

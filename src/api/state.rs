@@ -27,30 +27,37 @@ pub struct AppState {
     /// Per-key request limits. The lock is held for one map update, never
     /// across an `.await`.
     pub limiter: Arc<Mutex<RateLimiter>>,
+    /// Per-organization request limits (all of an org's keys together);
+    /// locked after `limiter` when both are held.
+    pub org_limiter: Arc<Mutex<RateLimiter>>,
     /// Numbers calls may not be placed to.
     pub deny: Arc<DenyList>,
 }
 
-/// Requests a second per API key on average.
-pub const RATE_PER_SEC: f64 = 20.0;
-/// Burst allowance per API key.
-pub const RATE_BURST: u32 = 100;
+/// Most API keys (and, separately, organizations) whose buckets are
+/// remembered at once; beyond it the idlest are forgotten.
+const LIMITER_CAPACITY: usize = 100_000;
 
 impl AppState {
-    /// State over `store` and `engine` with default limits.
+    /// State over `store` and `engine`, with the rate limits and deny list
+    /// of `config.api`.
     pub fn new(config: Arc<Config>, store: Store, engine: Option<Engine>) -> AppState {
+        let api = &config.api;
+        let limiter = RateLimiter::new(api.rate_per_sec, api.burst, LIMITER_CAPACITY);
+        let org_limiter = RateLimiter::new(api.org_rate_per_sec, api.org_burst, LIMITER_CAPACITY);
+        let deny = match &api.deny_prefixes {
+            Some(prefixes) => DenyList::new(prefixes.iter().cloned()),
+            None => DenyList::default(),
+        };
         AppState {
-            config,
             store,
             engine,
             hub: Hub::new(),
             metrics: Arc::new(Metrics::default()),
-            limiter: Arc::new(Mutex::new(RateLimiter::new(
-                RATE_PER_SEC,
-                RATE_BURST,
-                100_000,
-            ))),
-            deny: Arc::new(DenyList::default()),
+            limiter: Arc::new(Mutex::new(limiter)),
+            org_limiter: Arc::new(Mutex::new(org_limiter)),
+            deny: Arc::new(deny),
+            config,
         }
     }
 }

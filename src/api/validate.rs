@@ -120,6 +120,55 @@ pub fn metadata(field: &str, map: &BTreeMap<String, String>) -> Result<(), Vec<F
     }
 }
 
+/// Collects the problems with a request body, all of them at once, so a
+/// client fixes its request in one round.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    /// One problem with body field `field` (dotted: `inbound.mode`).
+    pub fn add(&mut self, field: &str, msg: impl Into<String>) {
+        self.0.push(FieldError::body(field, msg));
+    }
+
+    /// A required text: not blank, at most `max` characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) {
+        if value.trim().is_empty() {
+            self.add(field, "must not be empty");
+        } else if value.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        }
+    }
+
+    /// An optional text.
+    pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) {
+        if let Some(v) = value {
+            self.text(field, v, max);
+        }
+    }
+
+    /// `Ok` if there were none, else a 422 listing them all.
+    pub fn finish(self) -> Result<(), super::error::ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(super::error::ApiError::Validation(self.0))
+        }
+    }
+}
+
+/// A field that may not be `null` in a PATCH (it has no empty state).
+pub fn not_null<T>(problems: &mut Problems, field: &str, value: Option<Option<T>>) -> Option<T> {
+    match value {
+        Some(None) => {
+            problems.add(field, "may not be null");
+            None
+        }
+        Some(Some(v)) => Some(v),
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

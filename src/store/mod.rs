@@ -68,7 +68,8 @@ pub use calls::{
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};
 pub use webhooks::{
-    ClaimedDelivery, DeliveryStatus, NewWebhook, WEBHOOK_SECRET_PREFIX, Webhook, WebhookDelivery,
+    ClaimedDelivery, DeliveryStatus, NewWebhook, TEST_EVENT, WEBHOOK_SECRET_PREFIX, Webhook,
+    WebhookDelivery,
 };
 
 /// The schema, in order. Both backends run the same files (see the module
@@ -266,6 +267,14 @@ impl Store {
             .await
             .map_err(sqlx::Error::from)?;
         Ok(Store { pool, backend })
+    }
+
+    /// Checks that the database answers a trivial query: readiness.
+    pub async fn ping(&self) -> Result<()> {
+        Sql::new("SELECT 1 AS one")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Which database this store runs on.

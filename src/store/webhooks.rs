@@ -22,6 +22,9 @@ use super::{
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 /// Most event types one webhook may filter on.
 const MAX_EVENT_FILTERS: usize = 50;
+/// The event `POST /v1/webhooks/test` sends: it reaches every webhook
+/// whatever its filter, since its point is to check the endpoint.
+pub const TEST_EVENT: &str = "webhook.test";
 
 /// A webhook subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,9 +44,20 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Whether this webhook wants events of `event_type`.
+    /// Whether this webhook wants events of `event_type`. A filter entry
+    /// ending in `.*` matches a family (`alert.*` matches `alert.fired`);
+    /// [`TEST_EVENT`] matches every webhook.
     pub fn wants(&self, event_type: &str) -> bool {
-        self.events.is_empty() || self.events.iter().any(|e| e == event_type)
+        event_type == TEST_EVENT
+            || self.events.is_empty()
+            || self.events.iter().any(|e| {
+                e == event_type
+                    || e.strip_suffix(".*").is_some_and(|family| {
+                        event_type
+                            .strip_prefix(family)
+                            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'))
+                    })
+            })
     }
 }
 
@@ -204,7 +218,7 @@ impl Store {
             ));
         }
         for e in &new.events {
-            check_event_type("events", e)?;
+            check_event_type("events", e.strip_suffix(".*").unwrap_or(e))?;
         }
         let events = serde_json::to_string(&new.events).map_err(|e| decode_err("events", e))?;
         let row = Sql::new(&format!("INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ("))
@@ -483,6 +497,19 @@ impl Store {
         self.finish_delivery(claimed, sql).await
     }
 
+    /// Deliveries still to be made (pending or in flight), across all
+    /// orgs: the outbox depth for `/metrics`.
+    pub async fn count_pending_deliveries(&self) -> Result<u64> {
+        let row = Sql::new(
+            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status IN ('pending', 'in_flight')",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// One of the org's deliveries.
     pub async fn get_delivery(&self, org_id: &str, id: &str) -> Result<WebhookDelivery> {
         let row = Sql::new(&format!(
@@ -536,9 +563,14 @@ mod tests {
             created_at: 0,
         };
         assert!(w.wants("call.completed"));
-        w.events = vec!["call.completed".into()];
+        w.events = vec!["call.completed".into(), "alert.*".into()];
         assert!(w.wants("call.completed"));
         assert!(!w.wants("call.started"));
+        assert!(w.wants("alert.fired"));
+        assert!(!w.wants("alert."));
+        assert!(!w.wants("alerts.fired"));
+        assert!(!w.wants("alert"));
+        assert!(w.wants(TEST_EVENT));
         assert!(check_event_type("e", "call.completed").is_ok());
         assert!(check_event_type("e", "call completed").is_err());
         assert!(check_event_type("e", "").is_err());

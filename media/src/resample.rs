@@ -164,10 +164,7 @@ impl Resampler {
             });
         }
         let half_band = match (in_rate, out_rate) {
-            (8_000, 16_000) => Some((
-                Path::Up(halfband::Upsampler::new()),
-                halfband::UP_DELAY_IN,
-            )),
+            (8_000, 16_000) => Some((Path::Up(halfband::Upsampler::new()), halfband::UP_DELAY_IN)),
             (16_000, 8_000) => Some((
                 Path::Down(halfband::Downsampler::new()),
                 halfband::DOWN_DELAY_IN,

@@ -113,7 +113,11 @@ impl DelayLine {
     }
 
     fn push(&mut self, x: f32) {
-        self.pos = if self.pos + 1 == SPAN { 0 } else { self.pos + 1 };
+        self.pos = if self.pos + 1 == SPAN {
+            0
+        } else {
+            self.pos + 1
+        };
         self.buf[self.pos] = x;
         self.buf[self.pos + SPAN] = x;
     }
@@ -396,8 +400,8 @@ mod tests {
             Downsampler::new().process(&input, &mut out);
             for (n, &y) in out.iter().enumerate() {
                 // Output n is centred on input 2n - 30.
-                let tap = k as isize - (2 * n as isize - DOWN_DELAY_IN as isize)
-                    + (h.len() / 2) as isize;
+                let tap =
+                    k as isize - (2 * n as isize - DOWN_DELAY_IN as isize) + (h.len() / 2) as isize;
                 let want = if (0..h.len() as isize).contains(&tap) {
                     amp * h[tap as usize]
                 } else {

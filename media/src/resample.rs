@@ -77,9 +77,9 @@ enum Path {
     /// Equal rates: the frame is copied as is.
     Passthrough,
     /// 8 → 16 kHz half-band interpolator.
-    Up(Box<halfband::Upsampler>),
+    Up(halfband::Upsampler),
     /// 16 → 8 kHz half-band decimator.
-    Down(Box<halfband::Downsampler>),
+    Down(halfband::Downsampler),
     /// Any other pair.
     Fft(Box<FftPath>),
 }
@@ -164,12 +164,9 @@ impl Resampler {
             });
         }
         let half_band = match (in_rate, out_rate) {
-            (8_000, 16_000) => Some((
-                Path::Up(Box::new(halfband::Upsampler::new())),
-                halfband::UP_DELAY_IN,
-            )),
+            (8_000, 16_000) => Some((Path::Up(halfband::Upsampler::new()), halfband::UP_DELAY_IN)),
             (16_000, 8_000) => Some((
-                Path::Down(Box::new(halfband::Downsampler::new())),
+                Path::Down(halfband::Downsampler::new()),
                 halfband::DOWN_DELAY_IN,
             )),
             _ => None,

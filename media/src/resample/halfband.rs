@@ -98,6 +98,9 @@ pub(super) const DOWN_DELAY_IN: u32 = 2 * (HALF as u32 - 1);
 /// either direction (160 input samples up, 160 input pairs down).
 const BLOCK: usize = 160;
 
+/// Outputs computed together in [`Branch::run`]: two SSE registers.
+const LANES: usize = 8;
+
 /// The 32-tap branch run over a block at a time.
 ///
 /// The input sits in one linear buffer behind the last `SPAN - 1` samples
@@ -129,7 +132,19 @@ impl Branch {
         self.len == BLOCK
     }
 
-    /// Stages one sample; the caller runs the block before it is full.
+    /// Stages as many of `input` as the block has room for; returns how
+    /// many. The caller runs the block when it is full.
+    fn stage(&mut self, input: &[i16]) -> usize {
+        let free = &mut self.buf[SPAN - 1 + self.len..];
+        let n = free.len().min(input.len());
+        for (d, &x) in free[..n].iter_mut().zip(input) {
+            *d = f32::from(x);
+        }
+        self.len += n;
+        n
+    }
+
+    /// Stages one sample; the caller runs the block when it is full.
     fn push(&mut self, x: f32) {
         if let Some(slot) = self.buf.get_mut(SPAN - 1 + self.len) {
             *slot = x;
@@ -142,14 +157,28 @@ impl Branch {
     /// `acc[j]`; `buf[j + HALF - 1]` is then the one `HALF` before it.
     fn run(&mut self) {
         let n = self.len;
-        let acc = &mut self.acc[..n];
-        acc.fill(0.0);
-        for (i, &c) in COEFFS.iter().enumerate() {
-            let older = &self.buf[HALF - 1 - i..HALF - 1 - i + n];
-            let newer = &self.buf[HALF + i..HALF + i + n];
-            for ((o, &a), &b) in acc.iter_mut().zip(older).zip(newer) {
-                *o += c * (a + b);
+        // Eight outputs at a time keep their sums in registers across the
+        // 16 taps; the tail takes the same operations in the same order one
+        // output at a time, so results do not depend on where blocks end.
+        let mut k = 0;
+        while k + LANES <= n {
+            let mut sum = [0.0f32; LANES];
+            for (i, &c) in COEFFS.iter().enumerate() {
+                let older = &self.buf[HALF - 1 - i + k..][..LANES];
+                let newer = &self.buf[HALF + i + k..][..LANES];
+                for l in 0..LANES {
+                    sum[l] += c * (older[l] + newer[l]);
+                }
             }
+            self.acc[k..k + LANES].copy_from_slice(&sum);
+            k += LANES;
+        }
+        for k in k..n {
+            let mut sum = 0.0f32;
+            for (i, &c) in COEFFS.iter().enumerate() {
+                sum += c * (self.buf[HALF - 1 - i + k] + self.buf[HALF + i + k]);
+            }
+            self.acc[k] = sum;
         }
     }
 
@@ -188,8 +217,10 @@ impl Upsampler {
     /// Appends `2 * input.len()` samples to `out`. Output depends only on
     /// the samples pushed so far, not on how they were split into calls.
     pub(super) fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        for &x in input {
-            self.branch.push(f32::from(x));
+        let mut rest = input;
+        while !rest.is_empty() {
+            let taken = self.branch.stage(rest);
+            rest = &rest[taken..];
             if self.branch.is_full() {
                 self.emit(out);
             }

@@ -241,7 +241,8 @@ fn main() {
         .zip(process_start)
         .map(|(a, b)| a.saturating_sub(b));
 
-    let (mut sent, mut late_ticks, mut received_by_hotline) = (0u64, 0u64, 0u64);
+    let (mut sent, mut late_ticks, mut skipped_ticks, mut received_by_hotline) =
+        (0u64, 0u64, 0u64, 0u64);
     let snapshot: Vec<_> = hotline_rt.block_on(async {
         let mut v = Vec::new();
         for h in &handles {
@@ -254,6 +255,7 @@ fn main() {
     for s in &snapshot {
         sent += s.rtp_sent;
         late_ticks += s.late_ticks;
+        skipped_ticks += s.skipped_ticks;
         received_by_hotline += s.rtp_received;
     }
     let mut spacing: Vec<u32> = Vec::new();
@@ -307,7 +309,9 @@ fn main() {
         "  Hotline -> peer: {peer_received} of {expected} received in the peer's window ({:.4}% lost); Hotline sent {sent} in all",
         expected.saturating_sub(peer_received) as f64 * 100.0 / expected.max(1) as f64
     );
-    println!("  sequence gaps seen by the peer: {gaps}; late ticks in Hotline: {late_ticks}");
+    println!(
+        "  sequence gaps seen by the peer: {gaps}; late ticks in Hotline: {late_ticks}, skipped (catch-up bound): {skipped_ticks}"
+    );
     println!(
         "  outgoing spacing at the peer (kernel arrival stamps): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; within 20 +/- 2 ms: {:.2}%",
         pct(0.5),

@@ -17,6 +17,11 @@
 #         sent and received; /proc/<pid>/stat gives its CPU over the window
 #         in which every call is up.
 #
+# PIN=1 pins Hotline to CPU 0 and the load generator (sipp and tcpdump) to
+# CPU 1 with taskset, so sipp cannot take Hotline's core when both are busy:
+# closer to production, where the peers are other machines. The default
+# (PIN=0) leaves placement to the scheduler: the shared-machine case.
+#
 # Needs root (play_pcap_audio uses a raw socket; tcpdump), sipp, tcpdump and
 # python3 (scripts/deps installs them). Override any of the variables below
 # from the environment. Output files go to OUT.
@@ -49,8 +54,17 @@ MEDIA_CALLS=${MEDIA_CALLS:-500}
 MEDIA_RATE=${MEDIA_RATE:-100}
 MEDIA_HOLD_S=${MEDIA_HOLD_S:-20}
 OUT=${OUT:-/tmp/hotline-sip-load}
+PIN=${PIN:-0}
 PY=${PY:-python3}
 HELPER=$ROOT/benches/sip_load.py
+# Command prefixes for PIN=1 (empty otherwise). taskset execs the command,
+# so the process ids the script reads stay those of Hotline and sipp.
+PIN_HOTLINE=()
+PIN_LOAD=()
+if [ "$PIN" = 1 ]; then
+    PIN_HOTLINE=(taskset -c 0)
+    PIN_LOAD=(taskset -c 1)
+fi
 
 if ((MEDIA_CALLS > (RTP_MAX - RTP_MIN + 1) / 2)); then
     echo "MEDIA_CALLS=$MEDIA_CALLS exceeds the RTP range $RTP_MIN-$RTP_MAX" >&2
@@ -120,7 +134,7 @@ trap cleanup EXIT
 # as far as the hard limit allows.
 ulimit -n "$(ulimit -Hn)"
 
-"$BIN" --config "$OUT/hotline.toml" serve >"$OUT/hotline.log" 2>&1 &
+${PIN_HOTLINE[@]+"${PIN_HOTLINE[@]}"} "$BIN" --config "$OUT/hotline.toml" serve >"$OUT/hotline.log" 2>&1 &
 HOTLINE_PID=$!
 for _ in $(seq 1 100); do
     grep -q '"hotline listening"' "$OUT/hotline.log" 2>/dev/null && break
@@ -135,7 +149,7 @@ grep -q '"hotline listening"' "$OUT/hotline.log" || {
     exit 1
 }
 echo "== hotline pid $HOTLINE_PID, SIP udp $IP:$SIP_PORT, RTP $RTP_MIN-$RTP_MAX, log $OUT/hotline.log"
-echo "== machine: $(nproc) cores; uptime:$(uptime)"
+echo "== machine: $(nproc) cores; PIN=$PIN; uptime:$(uptime)"
 
 # utime + stime of a process, in clock ticks (proc(5) fields 14 and 15; the
 # command name in field 2 has no spaces here).
@@ -168,7 +182,7 @@ PYEOF
 # Starts tcpdump on lo (bounded wait until it listens); sets CAPTURE_PID.
 # $1 = pcap file, $2 = snap length, $3 = filter.
 start_capture() {
-    tcpdump -i lo -n -s "$2" -B 65536 -w "$1" "$3" 2>"$1.err" &
+    ${PIN_LOAD[@]+"${PIN_LOAD[@]}"} tcpdump -i lo -n -s "$2" -B 65536 -w "$1" "$3" 2>"$1.err" &
     CAPTURE_PID=$!
     for _ in $(seq 1 50); do
         grep -q "listening on" "$1.err" && break
@@ -200,7 +214,7 @@ run_cps() {
         # -l caps concurrent calls at two seconds' worth: a server that falls
         # behind shows as a lower achieved rate rather than unbounded load.
         # -timeout bounds the run; `timeout` is the backstop.
-        (cd "$dir" && timeout $((STEP_S + 60)) sipp -sf "$ROOT/benches/sipp/uac_call.xml" \
+        (cd "$dir" && timeout $((STEP_S + 60)) ${PIN_LOAD[@]+"${PIN_LOAD[@]}"} sipp -sf "$ROOT/benches/sipp/uac_call.xml" \
             "$IP:$SIP_PORT" -s echo -i "$IP" -p "$SIPP_PORT" -mi "$IP" -mp "$SIPP_MP" \
             -m "$calls" -r "$rate" -l $((rate * 2)) -d "$HOLD_MS" \
             -timeout $((STEP_S + 45))s -timeout_error -nostdin \
@@ -261,7 +275,7 @@ run_media() {
     # Every call is up from the end of the ramp until the first call's BYE.
     w0=$(awk -v s="$start" -v r="$ramp_s" 'BEGIN{printf "%.3f", s + r + 1.5}')
     w1=$(awk -v s="$start" -v h="$MEDIA_HOLD_S" 'BEGIN{printf "%.3f", s + h - 1}')
-    (cd "$dir" && timeout $((MEDIA_HOLD_S + ramp_s + 60)) sipp -sf "$dir/uac_media.xml" \
+    (cd "$dir" && timeout $((MEDIA_HOLD_S + ramp_s + 60)) ${PIN_LOAD[@]+"${PIN_LOAD[@]}"} sipp -sf "$dir/uac_media.xml" \
         "$IP:$SIP_PORT" -s echo -i "$IP" -p "$SIPP_PORT" -mi "$IP" -mp "$SIPP_MP" \
         -m "$MEDIA_CALLS" -r "$MEDIA_RATE" -l "$MEDIA_CALLS" -d $((MEDIA_HOLD_S * 1000)) \
         -timeout $((MEDIA_HOLD_S + ramp_s + 45))s -timeout_error -nostdin \

@@ -7,12 +7,18 @@
 //! clock of the call never slips and no caller has to deal with variable-length
 //! output.
 //!
-//! The conversion is rubato's synchronous FFT resampler with both chunk sizes
-//! fixed to 20 ms. Twenty milliseconds is a whole number of samples at every
+//! The telephony pairs 8 ↔ 16 kHz, which every G.711 call runs in both
+//! directions, use a polyphase half-band FIR ([`halfband`]): no FFT plan, a
+//! shared 16-entry coefficient table, 2 ms of delay (1.875 ms downwards).
+//!
+//! Every other pair uses rubato's synchronous FFT resampler with both chunk
+//! sizes fixed to 20 ms. Twenty milliseconds is a whole number of samples at every
 //! rate that is a multiple of 50 Hz, and then the ratio of the two frame lengths
 //! is exactly the rate ratio, so one FFT block per frame fits with no internal
 //! buffering. The price is a fixed delay of about half a frame (10 ms), which
 //! [`Resampler::delay`] reports.
+
+mod halfband;
 
 use std::time::Duration;
 
@@ -66,6 +72,29 @@ struct FftPath {
     output: Vec<f32>,
 }
 
+/// How frames are converted.
+enum Path {
+    /// Equal rates: the frame is copied as is.
+    Passthrough,
+    /// 8 → 16 kHz half-band interpolator.
+    Up(halfband::Upsampler),
+    /// 16 → 8 kHz half-band decimator.
+    Down(halfband::Downsampler),
+    /// Any other pair.
+    Fft(Box<FftPath>),
+}
+
+impl Path {
+    fn name(&self) -> &'static str {
+        match self {
+            Path::Passthrough => "passthrough",
+            Path::Up(_) => "half-band 2x up",
+            Path::Down(_) => "half-band 2x down",
+            Path::Fft(_) => "rubato fft",
+        }
+    }
+}
+
 /// Converts a stream of 20 ms mono `i16` frames from one rate to another.
 ///
 /// Each [`process`](Resampler::process) call takes exactly one input frame and
@@ -77,8 +106,7 @@ pub struct Resampler {
     out_rate: u32,
     in_len: usize,
     out_len: usize,
-    /// `None` when the rates are equal: the frame is copied as is.
-    path: Option<Box<FftPath>>,
+    path: Path,
     /// Filter delay in input samples (see [`Resampler::delay`]).
     delay_in_samples: u32,
 }
@@ -90,7 +118,7 @@ impl std::fmt::Debug for Resampler {
             .field("out_rate", &self.out_rate)
             .field("in_len", &self.in_len)
             .field("out_len", &self.out_len)
-            .field("passthrough", &self.path.is_none())
+            .field("path", &self.path.name())
             .finish()
     }
 }
@@ -131,8 +159,26 @@ impl Resampler {
                 out_rate,
                 in_len,
                 out_len,
-                path: None,
+                path: Path::Passthrough,
                 delay_in_samples: 0,
+            });
+        }
+        let half_band = match (in_rate, out_rate) {
+            (8_000, 16_000) => Some((Path::Up(halfband::Upsampler::new()), halfband::UP_DELAY_IN)),
+            (16_000, 8_000) => Some((
+                Path::Down(halfband::Downsampler::new()),
+                halfband::DOWN_DELAY_IN,
+            )),
+            _ => None,
+        };
+        if let Some((path, delay_in_samples)) = half_band {
+            return Ok(Self {
+                in_rate,
+                out_rate,
+                in_len,
+                out_len,
+                path,
+                delay_in_samples,
             });
         }
         // With both sides fixed rubato picks the FFT block as the smallest
@@ -165,7 +211,7 @@ impl Resampler {
             out_rate,
             in_len,
             out_len,
-            path: Some(Box::new(FftPath {
+            path: Path::Fft(Box::new(FftPath {
                 fft,
                 input: vec![0.0; in_len],
                 output: vec![0.0; out_len],
@@ -197,14 +243,16 @@ impl Resampler {
 
     /// True when the rates are equal and frames are copied unchanged.
     pub fn is_passthrough(&self) -> bool {
-        self.path.is_none()
+        matches!(self.path, Path::Passthrough)
     }
 
     /// How far the output lags the input.
     ///
     /// A sound at input time *t* comes out at output time *t* + `delay()`.
-    /// Zero for a passthrough, otherwise 10 ms, except from 22.05 kHz where it
-    /// is 220 input samples (9.977 ms).
+    /// Zero for a passthrough; 2 ms for 8 → 16 kHz and 1.875 ms for
+    /// 16 → 8 kHz (the half-band filter, a whole number of samples at both
+    /// rates, so exact); otherwise 10 ms, except from 22.05 kHz where it is
+    /// 220 input samples (9.977 ms).
     pub fn delay(&self) -> Duration {
         Duration::from_nanos(
             u64::from(self.delay_in_samples) * 1_000_000_000 / u64::from(self.in_rate),
@@ -234,32 +282,42 @@ impl Resampler {
                 rate: self.in_rate,
             });
         }
-        let Some(path) = self.path.as_deref_mut() else {
-            out.extend_from_slice(input);
-            return Ok(());
-        };
-        for (dst, &s) in path.input.iter_mut().zip(input) {
-            *dst = f32::from(s) / SCALE;
+        match &mut self.path {
+            Path::Passthrough => out.extend_from_slice(input),
+            Path::Up(up) => up.process(input, out),
+            Path::Down(down) => down.process(input, out),
+            Path::Fft(path) => {
+                for (dst, &s) in path.input.iter_mut().zip(input) {
+                    *dst = f32::from(s) / SCALE;
+                }
+                path.run()?;
+                out.extend(path.output.iter().map(|&x| to_i16(x)));
+            }
         }
-        path.run()?;
-        out.extend(path.output.iter().map(|&x| to_i16(x)));
         Ok(())
     }
 
     /// Appends one more output frame made from silence, which carries the
     /// last [`delay`](Resampler::delay) of audio still inside the filter.
     ///
-    /// The delay is shorter than a frame, so one call empties the filter.
-    /// Call it once when a stream ends (a prompt finishes, the call hangs up);
-    /// it does nothing for a passthrough.
+    /// The delay is shorter than a frame, so one call empties the filter,
+    /// and it is then ready for a new stream as after
+    /// [`reset`](Resampler::reset). Call it once when a stream ends (a prompt
+    /// finishes, the call hangs up); it does nothing for a passthrough.
     pub fn flush(&mut self, out: &mut Vec<i16>) -> Result<(), ResampleError> {
-        let Some(path) = self.path.as_deref_mut() else {
-            return Ok(());
-        };
-        path.input.fill(0.0);
-        path.run()?;
-        out.extend(path.output.iter().map(|&x| to_i16(x)));
-        path.fft.reset();
+        /// A 20 ms frame of silence at 16 kHz, the largest half-band input.
+        const SILENCE: [i16; frame_len(16_000)] = [0; frame_len(16_000)];
+        match &mut self.path {
+            Path::Passthrough => return Ok(()),
+            Path::Up(up) => up.process(&SILENCE[..self.in_len], out),
+            Path::Down(down) => down.process(&SILENCE[..self.in_len], out),
+            Path::Fft(path) => {
+                path.input.fill(0.0);
+                path.run()?;
+                out.extend(path.output.iter().map(|&x| to_i16(x)));
+            }
+        }
+        self.reset();
         Ok(())
     }
 
@@ -267,8 +325,11 @@ impl Resampler {
     /// stream is discontinuous (a new prompt, a hold/resume), so that the end
     /// of the old audio does not bleed into the new.
     pub fn reset(&mut self) {
-        if let Some(path) = self.path.as_deref_mut() {
-            path.fft.reset();
+        match &mut self.path {
+            Path::Passthrough => {}
+            Path::Up(up) => up.reset(),
+            Path::Down(down) => down.reset(),
+            Path::Fft(path) => path.fft.reset(),
         }
     }
 }
@@ -369,6 +430,17 @@ mod tests {
             Duration::from_nanos(220 * 1_000_000_000 / 22_050)
         );
         assert_eq!(r.delay_samples(), 80);
+    }
+
+    #[test]
+    fn half_band_pairs_report_whole_sample_delays() {
+        let up = Resampler::new(8_000, 16_000).unwrap();
+        assert_eq!(up.delay(), Duration::from_millis(2));
+        assert_eq!(up.delay_samples(), 32);
+        let down = Resampler::new(16_000, 8_000).unwrap();
+        assert_eq!(down.delay(), Duration::from_micros(1_875));
+        assert_eq!(down.delay_samples(), 15);
+        assert!(format!("{up:?}").contains("half-band"));
     }
 
     #[test]

@@ -182,9 +182,19 @@ fn tones_above_the_output_band_are_removed_when_downsampling() {
     // A tone the output rate cannot represent must not fold back into the
     // band as an alias. It is checked just above the output Nyquist
     // frequency (where the filter is working hardest) and further out.
+    //
+    // 16 -> 8 kHz is a half-band filter, exactly -6 dB at 4 kHz with its
+    // stopband from 4.6 kHz: tones at 4-4.6 kHz alias to 3.4-4 kHz, above
+    // the G.711 channel, and are only partly removed. Its first check is at
+    // the stopband edge instead (`resample_halfband.rs` sweeps the band).
     for (from, to) in pairs().into_iter().filter(|(a, b)| a > b) {
         let nyq = f64::from(to) / 2.0;
-        for (freq, min_atten) in [(nyq * 1.05, 60.0), (nyq * 1.5, 80.0)] {
+        let near = if (from, to) == (16_000, 8_000) {
+            4_600.0
+        } else {
+            nyq * 1.05
+        };
+        for (freq, min_atten) in [(near, 60.0), (nyq * 1.5, 80.0)] {
             if freq >= f64::from(from) / 2.0 {
                 continue;
             }

@@ -26,6 +26,7 @@
 //! received-audio frames are recycled from played frames, and a G.711
 //! sender skips the resampler while it sends silence.
 
+mod catchup;
 mod phase;
 mod sender;
 mod task;
@@ -193,6 +194,11 @@ pub struct MediaStats {
     pub events_dropped: u64,
     /// Ticks that were late by more than a frame.
     pub late_ticks: u64,
+    /// Ticks that sent nothing because the session was more than two
+    /// frames behind its clock: it skips to the newest due tick instead of
+    /// sending the backlog back to back (the timestamp jumps and the next
+    /// packet is marked).
+    pub skipped_ticks: u64,
     /// The address RTP is latched to.
     pub latched: Option<SocketAddr>,
     /// The peer's SSRC.

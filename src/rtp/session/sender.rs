@@ -35,6 +35,9 @@ pub(super) struct Sender {
     pub(super) timestamp: u32,
     first: bool,
     in_talkspurt: bool,
+    /// Ticks were skipped (see `catchup`): the next audio packet follows a
+    /// timestamp jump and carries the marker bit.
+    resync: bool,
     pub(super) events: Option<EventSender>,
     pub(super) digits: VecDeque<(Digit, Duration)>,
     digit_gap: u32,
@@ -61,6 +64,7 @@ impl Sender {
             timestamp: rand::random(),
             first: true,
             in_talkspurt: false,
+            resync: false,
             events: None,
             digits: VecDeque::with_capacity(MAX_QUEUED_DIGITS),
             digit_gap: 0,
@@ -104,6 +108,14 @@ impl Sender {
 
     fn ticks_per_frame(&self) -> u32 {
         self.clock_rate / 50
+    }
+
+    /// A tick that sends nothing because the session is catching up (see
+    /// `catchup`): the timestamp advances as if a frame were sent, so it
+    /// keeps tracking the clock, and the next audio packet is marked.
+    pub(super) fn skip(&mut self) {
+        self.timestamp = self.timestamp.wrapping_add(self.ticks_per_frame());
+        self.resync = true;
     }
 
     /// Builds this tick's packet into `self.packet` from `frame` (16 kHz;
@@ -161,7 +173,7 @@ impl Sender {
             self.fading = false;
             self.fader.open();
         }
-        let marker = self.first || (speech && !self.in_talkspurt);
+        let marker = self.first || self.resync || (speech && !self.in_talkspurt);
         self.in_talkspurt = speech;
 
         self.enc_in.clear();
@@ -184,6 +196,9 @@ impl Sender {
         let ok = self.encoder.encode(&self.enc_in, &mut payload).is_ok();
         let built = ok && self.build(self.payload_type, marker, ts, &payload);
         self.payload = payload;
+        if built {
+            self.resync = false;
+        }
         built
     }
 
@@ -270,7 +285,7 @@ mod tests {
         let mut sender = Sender::new(&remote(CodecKind::Pcmu, 0)).unwrap();
         assert!(sender.tick(Some(&tone(0)), true));
         assert!(!sender.resampler_quiet);
-        // The first silent frame still carries the filter's 10 ms tail.
+        // The first silent frame still carries the filter's delayed tail.
         assert!(sender.tick(None, true));
         let tail = &sender.packet[FIXED_HEADER_LEN..];
         assert!(tail.iter().any(|&b| b != 0xff), "tail of the tone");
@@ -288,5 +303,40 @@ mod tests {
         }
         let ticks = script().len() as u32;
         assert_eq!(sender.timestamp.wrapping_sub(start), ticks * 160);
+    }
+
+    #[test]
+    fn skipped_ticks_jump_the_timestamp_and_mark_the_next_packet() {
+        use hotline_media::rtp::RtpPacket;
+        let mut sender = Sender::new(&remote(CodecKind::Pcmu, 0)).unwrap();
+        let parse = |p: &[u8]| {
+            let p = RtpPacket::parse(p).unwrap();
+            (p.sequence(), p.timestamp(), p.marker())
+        };
+        assert!(sender.tick(Some(&tone(0)), true));
+        let (seq0, ts0, m0) = parse(&sender.packet);
+        assert!(m0, "first packet of the stream");
+        assert!(sender.tick(Some(&tone(1)), true));
+        assert!(!parse(&sender.packet).2, "mid-talkspurt packet unmarked");
+        for _ in 0..5 {
+            sender.skip();
+        }
+        assert!(sender.tick(Some(&tone(2)), true));
+        let (seq, ts, marker) = parse(&sender.packet);
+        // No sequence gap (nothing was lost), a 5-frame timestamp jump on
+        // top of the normal step, and the marker for the receiver to
+        // re-align its playout.
+        assert_eq!(seq, seq0.wrapping_add(2));
+        assert_eq!(ts.wrapping_sub(ts0), 7 * 160);
+        assert!(marker);
+        // Only that packet is marked, and silence after a skip is marked
+        // too, since the jump is what the receiver must see.
+        assert!(sender.tick(Some(&tone(3)), true));
+        assert!(!parse(&sender.packet).2);
+        sender.skip();
+        assert!(sender.tick(None, true));
+        assert!(parse(&sender.packet).2);
+        assert!(sender.tick(None, true));
+        assert!(!parse(&sender.packet).2);
     }
 }

@@ -13,6 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::catchup::CatchUp;
 use super::sender::{MAX_QUEUED_DIGITS, Sender};
 use super::{
     Command, FRAME_SAMPLES, MediaEvent, MediaSockets, MediaStats, PTIME, RemoteMedia,
@@ -49,6 +50,7 @@ pub(super) struct Task {
     pcm_out: mpsc::Sender<Vec<i16>>,
     events_out: mpsc::Sender<MediaEvent>,
     sender: Sender,
+    catch_up: CatchUp,
     chain: ReceiveChain,
     recv_stats: ReceiveStats,
     rtcp: RtcpSession,
@@ -128,6 +130,7 @@ impl Task {
             pcm_out,
             events_out,
             sender,
+            catch_up: CatchUp::default(),
             chain,
             recv_stats: ReceiveStats::new(),
             rtcp,
@@ -297,47 +300,15 @@ impl Task {
 
     async fn on_tick(&mut self, deadline: Instant) {
         let now = Instant::now();
-        if now.saturating_duration_since(deadline) > PTIME {
+        let late = now.saturating_duration_since(deadline);
+        if late > PTIME {
             self.stats.late_ticks += 1;
         }
-        let frame = if self.sender.fading {
-            // Barge-in: fade the next queued frame out and drop the rest,
-            // bounded by what is queued now.
-            let first = self.play.try_recv().ok();
-            for _ in 0..self.config.play_capacity {
-                match self.play.try_recv() {
-                    Ok(dropped) => self.recycle(dropped),
-                    Err(_) => break,
-                }
-            }
-            first
-        } else if self.on_hold {
-            None
+        if self.catch_up.on_tick(late) {
+            self.send_tick().await;
         } else {
-            self.play.try_recv().ok()
-        };
-        let send_silence = self.config.send_silence && !self.on_hold;
-        let built = self.sender.tick(frame.as_deref(), send_silence);
-        if let Some(frame) = frame {
-            self.recycle(frame);
-        }
-        if built {
-            let dest = self.rtp_destination();
-            // The socket is almost always writable: try the send directly
-            // and only wait for writability when the kernel pushes back.
-            let sent = match self.rtp.try_send_to(&self.sender.packet, dest) {
-                Ok(_) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.rtp.send_to(&self.sender.packet, dest).await.is_ok()
-                }
-                Err(_) => false,
-            };
-            if sent {
-                self.stats.rtp_sent += 1;
-                let header = hotline_media::rtp::FIXED_HEADER_LEN;
-                self.rtcp
-                    .on_rtp_sent(self.sender.packet.len().saturating_sub(header));
-            }
+            self.stats.skipped_ticks += 1;
+            self.sender.skip();
         }
 
         self.chain
@@ -386,6 +357,50 @@ impl Task {
         }
         if self.timeout_pending && self.events_out.try_send(MediaEvent::Timeout).is_ok() {
             self.timeout_pending = false;
+        }
+    }
+
+    /// The send half of a tick: the next queued frame (or silence) as one
+    /// RTP packet.
+    async fn send_tick(&mut self) {
+        let frame = if self.sender.fading {
+            // Barge-in: fade the next queued frame out and drop the rest,
+            // bounded by what is queued now.
+            let first = self.play.try_recv().ok();
+            for _ in 0..self.config.play_capacity {
+                match self.play.try_recv() {
+                    Ok(dropped) => self.recycle(dropped),
+                    Err(_) => break,
+                }
+            }
+            first
+        } else if self.on_hold {
+            None
+        } else {
+            self.play.try_recv().ok()
+        };
+        let send_silence = self.config.send_silence && !self.on_hold;
+        let built = self.sender.tick(frame.as_deref(), send_silence);
+        if let Some(frame) = frame {
+            self.recycle(frame);
+        }
+        if built {
+            let dest = self.rtp_destination();
+            // The socket is almost always writable: try the send directly
+            // and only wait for writability when the kernel pushes back.
+            let sent = match self.rtp.try_send_to(&self.sender.packet, dest) {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.rtp.send_to(&self.sender.packet, dest).await.is_ok()
+                }
+                Err(_) => false,
+            };
+            if sent {
+                self.stats.rtp_sent += 1;
+                let header = hotline_media::rtp::FIXED_HEADER_LEN;
+                self.rtcp
+                    .on_rtp_sent(self.sender.packet.len().saturating_sub(header));
+            }
         }
     }
 

@@ -10,7 +10,7 @@
 //! | [`rtp`] | RTP packets (RFC 3550), sequence extension, interarrival jitter |
 //! | [`rtcp`] | RTCP sender and receiver reports, BYE, compound packets |
 //! | [`codec`] | G.711 μ-law/A-law with Appendix I concealment, Opus |
-//! | [`resample`] | streaming rate conversion of 20 ms frames (rubato) |
+//! | [`resample`] | streaming rate conversion of 20 ms frames: a shared-table half-band FIR for 8 ↔ 16 kHz, rubato for the other pairs |
 //! | [`jitter`] | adaptive jitter buffer |
 //! | [`dtmf`] | Goertzel detector (Q.24), tone generator, RFC 4733 events |
 //! | [`vad`] | voice activity detection with start/stop hysteresis |

@@ -517,6 +517,22 @@ pub async fn create_call(
     if let Some(t) = &plan.trunk {
         request.insert("trunk".into(), json!(t));
     }
+    // The caller ID the engine will use: the request's, else the trunk's,
+    // else the engine's default.
+    let caller_id = plan
+        .caller_id
+        .clone()
+        .or_else(|| {
+            let trunk = plan.trunk.as_ref()?;
+            state
+                .config
+                .trunks
+                .iter()
+                .find(|t| t.name == *trunk)?
+                .caller_id
+                .clone()
+        })
+        .unwrap_or_else(|| "hotline".into());
     let new = NewCall {
         id: None,
         number_id: plan.number_id.clone(),
@@ -525,11 +541,7 @@ pub async fn create_call(
         request: Value::Object(request),
         webhook_url: req.webhook_url.clone(),
         client_id,
-        ..NewCall::new(
-            CallDirection::Outbound,
-            plan.caller_id.clone().unwrap_or_default(),
-            plan.to.clone(),
-        )
+        ..NewCall::new(CallDirection::Outbound, caller_id, plan.to.clone())
     };
     let (call, created) = state.store.create_call(&caller.org_id, &new).await?;
     if !created {

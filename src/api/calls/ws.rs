@@ -12,9 +12,10 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api::error::ApiError;
@@ -44,7 +45,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let missing = |what| {
         move |e| match e {
@@ -66,6 +67,12 @@ pub async fn upgrade(
             .await
             .map_err(missing("number"))?;
     }
+    // Checked after the filters, so that a request for another
+    // organization's call is 404 whatever its headers.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let sub = state.hub.subscribe(
         &caller.org_id,
         Filter {

@@ -216,12 +216,15 @@ on_both!(
     stored_numbers_drive_the_engine_and_inbound_calls_are_recorded,
 );
 
+/// A request the receiver got: headers and body.
+type Received = (HeaderMap, Vec<u8>);
+
 /// A local webhook receiver: answers with the scripted statuses in turn
 /// (200 once the script is used up) and keeps every request.
 #[derive(Clone, Default)]
 struct Receiver {
     script: Arc<Mutex<Vec<u16>>>,
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
@@ -255,7 +258,7 @@ impl Receiver {
         (r, url)
     }
 
-    fn requests(&self) -> Vec<(HeaderMap, Vec<u8>)> {
+    fn requests(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 

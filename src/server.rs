@@ -30,7 +30,7 @@ pub async fn run(
         .await
         .context("cannot open the database")?;
     let engine = Engine::start(config.clone(), registry.clone()).await?;
-    crate::api::calls::numbers::load_all(&store, &engine)
+    let numbers = crate::api::calls::numbers::load_all(&store, &engine)
         .await
         .context("cannot load numbers from the database")?;
     let state = crate::api::AppState::new(config.clone(), store.clone(), Some(engine.clone()));
@@ -62,6 +62,7 @@ pub async fn run(
         sip_tcp = %sip(Transport::Tcp),
         data_dir = %config.data_dir.display(),
         rtp_ports = format!("{}-{}", config.rtp.port_min, config.rtp.port_max),
+        stored_numbers = numbers,
         version = crate::VERSION,
         "hotline listening"
     );

@@ -662,7 +662,7 @@ async fn webhooks_are_signed_and_retried_until_delivered_or_given_up(env: &Env) 
     let (flaky, flaky_url) = Receiver::start(vec![500, 500]).await;
     let (gone, gone_url) = Receiver::start(vec![410]).await;
     let (broken, broken_url) = Receiver::start(vec![503; 10]).await;
-    let mut secrets = Vec::new();
+    let (mut secrets, mut hook_ids) = (Vec::new(), Vec::new());
     for url in [&flaky_url, &gone_url, &broken_url] {
         let w = store
             .create_webhook(
@@ -675,6 +675,7 @@ async fn webhooks_are_signed_and_retried_until_delivered_or_given_up(env: &Env) 
             .await
             .unwrap();
         secrets.push(w.secret);
+        hook_ids.push(w.id);
     }
     let payload = json!({"event_type": "call.completed", "data": {"n": 1}});
     let queued = store
@@ -704,7 +705,7 @@ async fn webhooks_are_signed_and_retried_until_delivered_or_given_up(env: &Env) 
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let d = final_state(queued[0].webhook_id.clone()).await;
+    let d = final_state(hook_ids[0].clone()).await;
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(d.attempts, 3);
     assert_eq!(d.last_status_code, Some(200));
@@ -719,13 +720,13 @@ async fn webhooks_are_signed_and_retried_until_delivered_or_given_up(env: &Env) 
     assert!(delivery_ids.iter().all(|i| *i == d.id.as_str()));
     assert_eq!(reqs[0].0["x-hotline-event"], "call.completed");
 
-    let d = final_state(queued[1].webhook_id.clone()).await;
+    let d = final_state(hook_ids[1].clone()).await;
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert_eq!(d.attempts, 1, "410 is final");
     assert_eq!(gone.requests().len(), 1);
 
     // Three retries, then failed.
-    let d = final_state(queued[2].webhook_id.clone()).await;
+    let d = final_state(hook_ids[2].clone()).await;
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert_eq!(d.attempts, 4);
     assert_eq!(d.last_status_code, Some(503));

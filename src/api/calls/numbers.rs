@@ -21,7 +21,7 @@
 use std::path::{Component, PathBuf};
 
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::api::AppState;
 use crate::config::{NumberConfig, NumberMode};
@@ -104,7 +104,6 @@ pub async fn load_all(store: &Store, engine: &Engine) -> Result<usize, StoreErro
     let numbers = store.all_numbers().await?;
     let n = numbers.len();
     engine.numbers().replace_all(numbers.iter().map(route_for));
-    info!(numbers = n, "numbers loaded from the database");
     Ok(n)
 }
 

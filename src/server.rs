@@ -29,8 +29,28 @@ pub async fn run(
     let store = crate::store::Store::open_config(&config)
         .await
         .context("cannot open the database")?;
-    let engine = Engine::start(config.clone(), registry).await?;
-    let state = crate::api::AppState::new(config.clone(), store, Some(engine.clone()));
+    let engine = Engine::start(config.clone(), registry.clone()).await?;
+    let numbers = crate::api::calls::numbers::load_all(&store, &engine)
+        .await
+        .context("cannot load numbers from the database")?;
+    let state = crate::api::AppState::new(config.clone(), store.clone(), Some(engine.clone()));
+    // The control plane's background work: call events into records, live
+    // events and webhooks; webhook deliveries out of the outbox.
+    let (tasks_stop, tasks_stopped) = tokio::sync::watch::channel(false);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let bridge = crate::api::calls::bridge::spawn(
+        state.clone(),
+        registry,
+        wake.clone(),
+        tasks_stopped.clone(),
+    );
+    let deliverer = crate::api::calls::webhooks::Deliverer::new(
+        store,
+        crate::api::calls::webhooks::DeliveryConfig::default(),
+        state.metrics.clone(),
+    )?
+    .spawn(wake, tasks_stopped);
+    let hub = state.hub.clone();
     let sip = |t| {
         engine
             .local_addr(t)
@@ -42,6 +62,7 @@ pub async fn run(
         sip_tcp = %sip(Transport::Tcp),
         data_dir = %config.data_dir.display(),
         rtp_ports = format!("{}-{}", config.rtp.port_min, config.rtp.port_max),
+        stored_numbers = numbers,
         version = crate::VERSION,
         "hotline listening"
     );
@@ -58,6 +79,12 @@ pub async fn run(
         "draining: new calls get 503, live calls may finish"
     );
     engine.drain(grace).await;
+    // Calls are over: record their ends, then stop sending webhooks (the
+    // outbox keeps what is left for the next start) and close WebSockets.
+    let _ = tasks_stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), bridge).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), deliverer).await;
+    hub.close_all();
     let _ = http_stop.send(());
     http.await
         .context("HTTP server task failed")?

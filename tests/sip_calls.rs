@@ -210,6 +210,7 @@ fn outbound_call_through_a_digest_trunk_plays_the_prompt_and_hangs_up() {
     let call = hl
         .rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: Some("carrier".into()),
             to: "+14155550123".into(),
             from: None,
@@ -260,6 +261,7 @@ fn outbound_call_hung_up_by_the_callee_and_busy_callee() {
     let mut hl = Hotline::start(|_| {});
     hl.rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: None,
             to: format!("sip:test@{sipp_addr}"),
             from: Some("+14155550100".into()),
@@ -280,6 +282,7 @@ fn outbound_call_hung_up_by_the_callee_and_busy_callee() {
     let busy_addr = busy.sip_addr();
     hl.rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: None,
             to: format!("sip:test@{busy_addr}"),
             from: None,
@@ -378,6 +381,7 @@ fn outbound_ring_timeout_and_hangup_while_ringing_send_cancel() {
     let call = |hl: &Hotline, ring: u64| {
         hl.rt
             .block_on(hl.engine.place_call(OutboundCall {
+                id: None,
                 trunk: None,
                 to: to.clone(),
                 from: None,
@@ -448,6 +452,7 @@ fn stream_app_gets_the_calls_audio_in_and_out() {
     let handle = hl
         .rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: None,
             to: format!("sip:test@{}", uas.sip_addr()),
             from: None,
@@ -530,6 +535,7 @@ fn drain_refuses_new_calls_with_503_then_ends_live_ones_with_bye() {
     let live = hl
         .rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: None,
             to: format!("sip:test@{}", uas.sip_addr()),
             from: None,

@@ -116,6 +116,7 @@ fn outbound_call_to_baresip_plays_the_prompt() {
     let call = hl
         .rt
         .block_on(hl.engine.place_call(OutboundCall {
+            id: None,
             trunk: None,
             to: b.uri("callee"),
             from: Some("+14155550100".into()),

@@ -72,6 +72,7 @@ pub struct Hub {
     subscribers: Mutex<HashMap<u64, Subscriber>>,
     next_id: AtomicU64,
     sequences: Mutex<HashMap<String, u64>>,
+    closed: AtomicBool,
 }
 
 /// A subscriber's end.
@@ -100,6 +101,11 @@ impl Hub {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let slow = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.closed.load(Ordering::Acquire) {
+            // Shutting down: the subscription ends at once (its sender is
+            // dropped here).
+            return Subscription { events: rx, slow };
+        }
         self.lock_subscribers().insert(
             id,
             Subscriber {
@@ -141,6 +147,13 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+    }
+
+    /// Ends every subscription (server shutdown): their sockets close with
+    /// "going away". Later subscriptions end at once.
+    pub fn close_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.lock_subscribers().clear();
     }
 
     /// Forgets a finished call's sequence counter.
@@ -231,6 +244,18 @@ mod tests {
         // A subscriber that went away is forgotten at the next event.
         drop(fast);
         hub.publish(event("org_a", "call_1", None));
+        assert_eq!(hub.subscribers(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_subscription_without_marking_it_slow() {
+        let hub = Hub::new();
+        let mut sub = hub.subscribe("org_a", Filter::default());
+        hub.close_all();
+        assert!(sub.events.recv().await.is_none());
+        assert!(!sub.was_too_slow());
+        let mut late = hub.subscribe("org_a", Filter::default());
+        assert!(late.events.recv().await.is_none());
         assert_eq!(hub.subscribers(), 0);
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::leg::{self, InboundSetup};
+use super::numbers::NumberAction;
 use super::{Ctx, LEG_QUEUE, ToLeg};
 use crate::call::{CallDirection, CallHandle, CallId, Refusal};
 use crate::routing::{LogDecision, RefusalLog, RouteError, Source};
@@ -117,12 +118,30 @@ impl Admission {
         let dialled = message::normalize_e164(user, ctx.config.sip.default_country_code.as_deref())
             .map(|digits| format!("+{digits}"))
             .unwrap_or_else(|| user.to_owned());
-        let number = match ctx.router.number(origin, &dialled) {
-            Ok(n) => n.clone(),
-            Err(RouteError::Forbidden) => return Err(refuse(403, None)),
-            Err(e) => {
-                info!(number = %dialled, from = %ip, "{e}");
+        // Numbers configured through the API come first: they are what an
+        // operator changes at run time.
+        let number = if let Some(route) = ctx.numbers.get(&dialled) {
+            if let (Some(required), Source::Trunk(t)) = (&route.trunk, origin)
+                && *required != t.name
+            {
+                info!(number = %dialled, from = %ip, trunk = %t.name, "number does not take calls from this trunk");
                 return Err(refuse(404, None));
+            }
+            match route.action {
+                NumberAction::Answer(n) => n,
+                NumberAction::Refuse { status, reason } => {
+                    info!(number = %dialled, from = %ip, status, "inbound call refused: {reason}");
+                    return Err(refuse(status, None));
+                }
+            }
+        } else {
+            match ctx.router.number(origin, &dialled) {
+                Ok(n) => n.clone(),
+                Err(RouteError::Forbidden) => return Err(refuse(403, None)),
+                Err(e) => {
+                    info!(number = %dialled, from = %ip, "{e}");
+                    return Err(refuse(404, None));
+                }
             }
         };
         let trunk = match origin {

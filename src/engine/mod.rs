@@ -20,6 +20,7 @@ pub mod app;
 mod core;
 mod leg;
 pub mod net;
+pub mod numbers;
 mod register;
 
 use std::net::SocketAddr;
@@ -40,7 +41,8 @@ use crate::routing::Router;
 use crate::rtp::PortAllocator;
 
 pub use app::CallApp;
-pub use leg::OutboundCall;
+pub use leg::{OutboundCall, PlaceError};
+pub use numbers::{NumberAction, NumberRoute, NumberTable};
 
 /// Signalling messages queued to the engine task before calls must wait.
 const ENGINE_QUEUE: usize = 8192;
@@ -110,6 +112,9 @@ pub(crate) enum ToEngine {
 pub(crate) struct Ctx {
     pub config: Arc<Config>,
     pub router: Router,
+    /// Numbers configured at run time; they take precedence over the
+    /// configuration file's.
+    pub numbers: NumberTable,
     pub registry: CallRegistry,
     pub ports: PortAllocator,
     pub transport: SipTransport,
@@ -158,6 +163,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
         let ctx = Arc::new(Ctx {
             router: Router::new(&config),
+            numbers: NumberTable::default(),
             ports: PortAllocator::new(&config.rtp),
             registry,
             transport,
@@ -185,6 +191,22 @@ impl Engine {
     /// The live calls.
     pub fn registry(&self) -> &CallRegistry {
         &self.ctx.registry
+    }
+
+    /// The run-time number table: numbers configured through the API.
+    /// Changes apply to the next INVITE, without a restart.
+    pub fn numbers(&self) -> &NumberTable {
+        &self.ctx.numbers
+    }
+
+    /// Adds or replaces a run-time number (see [`Engine::numbers`]).
+    pub fn set_number(&self, route: NumberRoute) {
+        self.ctx.numbers.set(route);
+    }
+
+    /// Removes a run-time number (see [`Engine::numbers`]).
+    pub fn remove_number(&self, e164: &str) {
+        self.ctx.numbers.remove(e164);
     }
 
     /// Places an outbound call; the handle follows it from ringing to its

@@ -557,6 +557,66 @@ impl Store {
         call_from_row(&row)
     }
 
+    /// A call by id in any org: for the call engine's event bridge, which
+    /// learns of calls by id and must find whose they are. Never answer an
+    /// API request with it.
+    pub async fn find_call(&self, id: &str) -> Result<Option<Call>> {
+        Sql::new(&format!("SELECT {CALL_COLS} FROM calls WHERE id = "))
+            .text(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(call_from_row)
+            .transpose()
+    }
+
+    /// Deletes a call that never started (the engine refused to place it),
+    /// with its per-call webhook, so that a retry with the same
+    /// `client_id` places it afresh. Only queued calls can be discarded.
+    pub async fn discard_call(&self, org_id: &str, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Sql::new("DELETE FROM webhooks WHERE org_id = ")
+            .text(org_id.to_owned())
+            .push(" AND call_id = ")
+            .text(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        let n = Sql::new("DELETE FROM calls WHERE org_id = ")
+            .text(org_id.to_owned())
+            .push(" AND id = ")
+            .text(id.to_owned())
+            .push(" AND status = 'queued'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Marks every call that is not over as failed, ended now, with
+    /// `reason`: at start-up, calls left unfinished by a previous process
+    /// cannot be live any more (calls do not survive a restart). Returns
+    /// how many calls were closed.
+    pub async fn fail_unfinished_calls(&self, reason: &str) -> Result<u64> {
+        let now = now_ms();
+        let n =
+            Sql::new("UPDATE calls SET status = 'failed', hangup_by = 'system', hangup_reason = ")
+                .text(reason.to_owned())
+                .push(", ended_at = ")
+                .int(now)
+                .push(", duration_ms = CASE WHEN answered_at IS NULL THEN 0 WHEN ")
+                .int(now)
+                .push(" < answered_at THEN 0 ELSE ")
+                .int(now)
+                .push(" - answered_at END WHERE status NOT IN ")
+                .push(TERMINAL_SQL)
+                .execute(&self.pool)
+                .await?;
+        Ok(n)
+    }
+
     /// The org's calls matching `filter`, newest first.
     pub async fn list_calls(
         &self,

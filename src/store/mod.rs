@@ -74,8 +74,14 @@ pub use webhooks::{
 
 /// The schema, in order. Both backends run the same files (see the module
 /// docs for why that works).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "call webhooks",
+        include_str!("../../migrations/0002_call_webhooks.sql"),
+    ),
+];
 
 /// File name of the embedded SQLite database inside `data_dir`.
 pub const SQLITE_FILE: &str = "hotline.db";

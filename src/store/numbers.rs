@@ -141,6 +141,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every number of every org: what the call engine's number table is
+    /// loaded from at start.
+    pub async fn all_numbers(&self) -> Result<Vec<Number>> {
+        let rows = Sql::new(&format!("SELECT {NUMBER_COLS} FROM numbers ORDER BY e164"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(number_from_row).collect()
+    }
+
     /// Adds a number to `org_id`; [`StoreError::Conflict`]`("e164")` if any
     /// org already has it.
     pub async fn create_number(&self, org_id: &str, new: &NewNumber) -> Result<Number> {

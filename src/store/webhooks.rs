@@ -245,7 +245,7 @@ impl Store {
     /// One of the org's webhooks.
     pub async fn get_webhook(&self, org_id: &str, id: &str) -> Result<Webhook> {
         let row = Sql::new(&format!(
-            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE call_id IS NULL AND org_id = "
         ))
         .text(org_id.to_owned())
         .push(" AND id = ")
@@ -259,7 +259,7 @@ impl Store {
     /// The org's webhooks, newest first.
     pub async fn list_webhooks(&self, org_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
         let mut sql = Sql::new(&format!(
-            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE call_id IS NULL AND org_id = "
         ));
         sql.text(org_id.to_owned());
         let limit = paginate(&mut sql, page)?;
@@ -273,7 +273,7 @@ impl Store {
 
     /// Deletes a webhook and its undelivered deliveries.
     pub async fn delete_webhook(&self, org_id: &str, id: &str) -> Result<()> {
-        let n = Sql::new("DELETE FROM webhooks WHERE org_id = ")
+        let n = Sql::new("DELETE FROM webhooks WHERE call_id IS NULL AND org_id = ")
             .text(org_id.to_owned())
             .push(" AND id = ")
             .text(id.to_owned())
@@ -289,7 +289,7 @@ impl Store {
     pub async fn rotate_webhook_secret(&self, org_id: &str, id: &str) -> Result<Webhook> {
         let row = Sql::new("UPDATE webhooks SET secret = ")
             .text(format!("{WEBHOOK_SECRET_PREFIX}{}", random_hex32()))
-            .push(" WHERE org_id = ")
+            .push(" WHERE call_id IS NULL AND org_id = ")
             .text(org_id.to_owned())
             .push(" AND id = ")
             .text(id.to_owned())
@@ -302,20 +302,103 @@ impl Store {
     }
 
     /// Queues an event for every webhook of `org_id` whose filter matches,
-    /// all or none, due now. Returns the deliveries created.
+    /// all or none, due now. Returns the deliveries created. Per-call
+    /// webhooks ([`Store::create_call_webhook`]) are not included: call
+    /// events go through [`Store::enqueue_call_event`].
     pub async fn enqueue_event(
         &self,
         org_id: &str,
         event_type: &str,
         payload: &Value,
     ) -> Result<Vec<WebhookDelivery>> {
-        check_event_type("event_type", event_type)?;
-        let rows = Sql::new(&format!(
+        self.enqueue(org_id, None, event_type, payload).await
+    }
+
+    /// Queues an event of call `call_id` for the org's webhooks whose
+    /// filter matches and for the call's own webhook, if it has one.
+    pub async fn enqueue_call_event(
+        &self,
+        org_id: &str,
+        call_id: &str,
+        event_type: &str,
+        payload: &Value,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.enqueue(org_id, Some(call_id), event_type, payload)
+            .await
+    }
+
+    /// A webhook that receives every event of one call only (the
+    /// `webhook_url` of `POST /v1/calls`), with a signing secret of its
+    /// own. It is not listed with the org's webhooks.
+    pub async fn create_call_webhook(
+        &self,
+        org_id: &str,
+        call_id: &str,
+        url: &str,
+    ) -> Result<Webhook> {
+        check_url("webhook_url", url)?;
+        let row = Sql::new(&format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLS}, call_id) VALUES ("
+        ))
+        .text(new_id("whk"))
+        .push(", ")
+        .text(org_id.to_owned())
+        .push(", ")
+        .text(url.to_owned())
+        .push(", '[]', ")
+        .text(format!("{WEBHOOK_SECRET_PREFIX}{}", random_hex32()))
+        .push(", ")
+        .int(now_ms())
+        .push(", ")
+        .text(call_id.to_owned())
+        .push(") RETURNING ")
+        .push(WEBHOOK_COLS)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| write_err(e, "id", "org_id"))?
+        .ok_or(StoreError::NotFound)?;
+        webhook_from_row(&row)
+    }
+
+    /// The webhook of one call, if `POST /v1/calls` gave it a URL.
+    pub async fn call_webhook(&self, org_id: &str, call_id: &str) -> Result<Option<Webhook>> {
+        Sql::new(&format!(
             "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
         ))
         .text(org_id.to_owned())
-        .fetch_all(&self.pool)
-        .await?;
+        .push(" AND call_id = ")
+        .text(call_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(webhook_from_row)
+        .transpose()
+    }
+
+    async fn enqueue(
+        &self,
+        org_id: &str,
+        call_id: Option<&str>,
+        event_type: &str,
+        payload: &Value,
+    ) -> Result<Vec<WebhookDelivery>> {
+        check_event_type("event_type", event_type)?;
+        let mut select = Sql::new(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE org_id = "
+        ));
+        select.text(org_id.to_owned());
+        match call_id {
+            Some(c) => {
+                select
+                    .push(" AND (call_id IS NULL OR call_id = ")
+                    .text(c.to_owned())
+                    .push(")");
+            }
+            None => {
+                select.push(" AND call_id IS NULL");
+            }
+        }
+        let rows = select.fetch_all(&self.pool).await?;
         let hooks: Vec<Webhook> = rows
             .iter()
             .map(webhook_from_row)

@@ -1,10 +1,856 @@
 //! Calls: placing, following (`/v1/ws`), controlling and reading them.
+//!
+//! * `POST /v1/calls` validates, records the call (idempotent on
+//!   `client_id`) and has the engine place it under the same id.
+//! * [`bridge`] turns the engine's call events into the stored record,
+//!   live WebSocket events and webhook deliveries.
+//! * [`ws`] serves `GET /v1/ws`; [`webhooks`] delivers the outbox;
+//!   [`numbers`] keeps the engine's number table in step with the
+//!   database.
+//!
+//! Until the voice agent exists, an answered API call is connected to a
+//! consumer that takes the callee's audio and plays nothing: the callee
+//! hears silence, and the call lasts until either side (or
+//! `max_duration_secs`, or `POST /v1/calls/{id}/hangup`) ends it. The
+//! agent settings are stored with the call for the agent pipeline.
 
-use axum::Router;
+pub mod bridge;
+pub mod numbers;
+pub mod webhooks;
+pub mod ws;
 
-use super::AppState;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::error::{ApiError, FieldError};
+use super::{AppState, Caller, validate};
+use crate::call::{CallCommand, CallDirection, CommandError};
+use crate::engine::app::CallAudio;
+use crate::engine::{CallApp, OutboundCall, PlaceError};
+use crate::store::{
+    Call, CallFilter, CallStatus, CallUpdate, NewCall, PageRequest, StoreError, TranscriptEntry,
+};
 
 /// The routes of this part of `/v1`.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/calls", post(create_call).get(list_calls))
+        .route("/calls/{id}", get(get_call))
+        .route("/calls/{id}/hangup", post(hangup_call))
+        .route("/calls/{id}/transcript", get(get_transcript))
+        .route("/calls/{id}/recording", get(get_recording))
+        .route("/ws", get(ws::upgrade))
+}
+
+/// Longest call a request may ask for: four hours.
+pub const MAX_DURATION_SECS: u64 = 4 * 3600;
+
+/// The body of `POST /v1/calls`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateCallRequest {
+    /// E.164 number, or a `sip:` URI (called directly, without a trunk).
+    pub to: Option<String>,
+    /// Caller: a number id of the organization (`num_…`) or an E.164
+    /// number; a number's trunk places the call.
+    pub from: Option<String>,
+    /// The agent that runs the call.
+    pub agent_id: Option<String>,
+    /// Inline agent instructions (override the agent's).
+    pub system_prompt: Option<String>,
+    /// What the call should achieve.
+    pub objective: Option<String>,
+    /// What the agent says first.
+    pub first_message: Option<String>,
+    /// Voice name of the speech engine.
+    pub voice: Option<String>,
+    /// Language tag (`en-US`).
+    pub language: Option<String>,
+    /// Hang up after this long connected.
+    pub max_duration_secs: Option<u64>,
+    /// Record the call.
+    #[serde(default)]
+    pub record: bool,
+    /// The client's own key-value pairs, returned with the call.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Where this call's events are also POSTed, signed.
+    pub webhook_url: Option<String>,
+    /// Idempotency key: a retry with the same one returns the same call.
+    pub client_id: Option<String>,
+    /// Alias of `client_id`.
+    pub idempotency_key: Option<String>,
+}
+
+/// One transcript line as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TranscriptLine {
+    /// Position, from 1.
+    pub seq: i64,
+    /// Who spoke (`caller`, `agent`…).
+    pub speaker: String,
+    /// What was said.
+    pub text: String,
+    /// Start offset in the call, ms.
+    pub start_ms: Option<i64>,
+    /// End offset in the call, ms.
+    pub end_ms: Option<i64>,
+}
+
+impl From<TranscriptEntry> for TranscriptLine {
+    fn from(e: TranscriptEntry) -> Self {
+        TranscriptLine {
+            seq: e.seq,
+            speaker: e.speaker,
+            text: e.text,
+            start_ms: e.start_ms,
+            end_ms: e.end_ms,
+        }
+    }
+}
+
+/// A call as the API shows it. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallView {
+    /// `call_` and 24 hex digits; also the engine's id of the call.
+    pub id: String,
+    /// `inbound` or `outbound`.
+    pub direction: CallDirection,
+    /// queued, ringing, in_progress, completed, busy, no_answer, failed or
+    /// canceled.
+    pub status: CallStatus,
+    /// Caller.
+    pub from: String,
+    /// Callee.
+    pub to: String,
+    /// The organization's number involved.
+    pub number_id: Option<String>,
+    /// The agent of the call.
+    pub agent_id: Option<String>,
+    /// When the call was created.
+    pub created_at: i64,
+    /// When it was answered.
+    pub answered_at: Option<i64>,
+    /// When it ended.
+    pub ended_at: Option<i64>,
+    /// Time connected, ms (0 for unanswered calls), once ended.
+    pub duration_ms: Option<i64>,
+    /// Time connected in whole seconds, rounded up, once ended.
+    pub duration_secs: Option<i64>,
+    /// Who hung up: `callee`, `caller`, `api`, `max_duration`, `hotline`,
+    /// `system`.
+    pub hangup_by: Option<String>,
+    /// Why the call ended, in words.
+    pub hangup_cause: Option<String>,
+    /// The final SIP status, when there was one.
+    pub sip_code: Option<i64>,
+    /// The SIP Call-ID, to match carrier records.
+    pub sip_call_id: Option<String>,
+    /// What was said; left out of lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Vec<TranscriptLine>>,
+    /// Post-call summary.
+    pub summary: Option<String>,
+    /// Post-call outcome label.
+    pub outcome: Option<String>,
+    /// Data the agent collected.
+    pub structured_data: Option<Value>,
+    /// Where the WAV is, when the call was recorded.
+    pub recording_url: Option<String>,
+    /// The client's key-value pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// Inline agent instructions.
+    pub system_prompt: Option<String>,
+    /// The call's objective.
+    pub objective: Option<String>,
+    /// The agent's first words.
+    pub first_message: Option<String>,
+    /// Voice.
+    pub voice: Option<String>,
+    /// Language.
+    pub language: Option<String>,
+    /// Connected-time limit.
+    pub max_duration_secs: Option<u64>,
+    /// Whether the call is recorded.
+    pub record: bool,
+    /// The call's own webhook.
+    pub webhook_url: Option<String>,
+    /// The signing secret of the call's own webhook: only in the answer to
+    /// `POST /v1/calls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// The idempotency key.
+    pub client_id: Option<String>,
+}
+
+impl CallView {
+    /// The API's view of a stored call.
+    pub fn new(call: Call, transcript: Option<Vec<TranscriptEntry>>) -> CallView {
+        let req = &call.request;
+        let text = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_owned);
+        CallView {
+            recording_url: call
+                .recording_path
+                .as_ref()
+                .map(|_| format!("/v1/calls/{}/recording", call.id)),
+            id: call.id.to_string(),
+            direction: call.direction,
+            status: call.status,
+            from: call.from,
+            to: call.to,
+            number_id: call.number_id,
+            agent_id: call.agent_id,
+            created_at: call.created_at,
+            answered_at: call.answered_at,
+            ended_at: call.ended_at,
+            duration_ms: call.duration_ms,
+            duration_secs: call.duration_ms.map(|ms| (ms + 999) / 1000),
+            hangup_by: call.hangup_by,
+            hangup_cause: call.hangup_reason,
+            sip_code: call.sip_code,
+            sip_call_id: call.sip_call_id,
+            transcript: transcript.map(|t| t.into_iter().map(TranscriptLine::from).collect()),
+            summary: call.summary,
+            outcome: call.outcome,
+            structured_data: call.structured_data,
+            metadata: call.metadata,
+            system_prompt: text("system_prompt"),
+            objective: text("objective"),
+            first_message: text("first_message"),
+            voice: text("voice"),
+            language: text("language"),
+            max_duration_secs: req.get("max_duration_secs").and_then(Value::as_u64),
+            record: req.get("record").and_then(Value::as_bool).unwrap_or(false),
+            webhook_url: call.webhook_url,
+            webhook_secret: None,
+            client_id: call.client_id,
+        }
+    }
+}
+
+/// A list page: `{"data": [...], "next_cursor": ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListPage<T> {
+    /// This page's items, newest first.
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Parses a JSON body, answering 422 (never axum's plain-text 400/415)
+/// for anything unreadable.
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::field("", format!("invalid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::field("", "must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::field("", e.to_string()))
+}
+
+/// Maps a store error on a list's paging parameters to their query
+/// location.
+fn page_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(field @ ("limit" | "cursor"), msg) => {
+            ApiError::Validation(vec![FieldError::query(field, msg)])
+        }
+        other => other.into(),
+    }
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound("call"),
+        other => other.into(),
+    }
+}
+
+/// Text limits of the inline agent settings, in bytes.
+const TEXT_LIMITS: [(&str, usize); 5] = [
+    ("system_prompt", 20_000),
+    ("objective", 4_000),
+    ("first_message", 2_000),
+    ("voice", 100),
+    ("language", 35),
+];
+
+/// What a valid request places.
+struct Plan {
+    to: String,
+    caller_id: Option<String>,
+    number_id: Option<String>,
+    trunk: Option<String>,
+}
+
+/// Whether `to` is a SIP URI we can call directly.
+fn sip_uri(to: &str) -> Option<Result<String, FieldError>> {
+    let t = to.trim();
+    if !(t.starts_with("sip:") || t.starts_with("sips:")) {
+        return None;
+    }
+    let ok = t.len() <= 256
+        && rsip::Uri::try_from(t).is_ok_and(|u| !u.host_with_port.to_string().is_empty());
+    Some(if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(FieldError::body("to", "not a valid sip: URI"))
+    })
+}
+
+async fn plan_call(
+    state: &AppState,
+    org_id: &str,
+    req: &CreateCallRequest,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Plan>, ApiError> {
+    let to = match req.to.as_deref().map(str::trim) {
+        None | Some("") => {
+            errors.push(FieldError::body("to", "field required"));
+            None
+        }
+        Some(to) => match sip_uri(to) {
+            Some(r) => r.map_err(|e| errors.push(e)).ok(),
+            None => validate::callable("to", to, &state.deny)
+                .map_err(|e| errors.push(e))
+                .ok(),
+        },
+    };
+    let (mut caller_id, mut number_id, mut number_trunk) = (None, None, None);
+    if let Some(from) = req.from.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        if from.starts_with("num_") {
+            match state.store.get_number(org_id, from).await {
+                Ok(n) => {
+                    caller_id = Some(n.e164);
+                    number_id = Some(n.id);
+                    number_trunk = n.trunk;
+                }
+                Err(StoreError::NotFound) => {
+                    errors.push(FieldError::body("from", "no such number"))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            match validate::e164("from", from) {
+                Ok(e164) => {
+                    match state.store.get_number_by_e164(&e164).await {
+                        // The org's own number: its trunk places the call.
+                        Ok(n) if n.org_id == org_id => {
+                            number_id = Some(n.id);
+                            number_trunk = n.trunk;
+                        }
+                        Ok(_) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    caller_id = Some(e164);
+                }
+                Err(e) => errors.push(FieldError::body(
+                    "from",
+                    format!("must be a number id (num_…) or {}", e.msg),
+                )),
+            }
+        }
+    }
+    let Some(to) = to else { return Ok(None) };
+    let trunks = &state.config.trunks;
+    let trunk = if to.starts_with("sip") {
+        // A SIP URI names its own destination: no trunk.
+        None
+    } else if let Some(t) = number_trunk {
+        if !trunks.iter().any(|c| c.name == t) {
+            errors.push(FieldError::body(
+                "from",
+                format!("the number's trunk {t:?} is not configured"),
+            ));
+        }
+        Some(t)
+    } else if trunks.len() == 1 {
+        Some(trunks[0].name.clone())
+    } else if trunks.is_empty() {
+        errors.push(FieldError::body(
+            "to",
+            "no SIP trunk is configured to reach phone numbers; call a sip: URI or configure a trunk",
+        ));
+        None
+    } else {
+        errors.push(FieldError::body(
+            "from",
+            "several trunks are configured: give a number (with a trunk) to call from",
+        ));
+        None
+    };
+    Ok(Some(Plan {
+        to,
+        caller_id,
+        number_id,
+        trunk,
+    }))
+}
+
+/// An application that takes the answered call's audio and plays nothing,
+/// keeping the call up until it is ended (see the module docs).
+fn silent_app() -> CallApp {
+    let (tx, mut rx) = mpsc::channel::<CallAudio>(1);
+    tokio::spawn(async move {
+        if let Some(mut audio) = rx.recv().await {
+            // Reading the frames keeps the call's media from counting drops;
+            // the loop ends when the call does.
+            while audio.frames.recv().await.is_some() {}
+        }
+    });
+    CallApp::Stream(tx)
+}
+
+fn place_error(e: PlaceError) -> ApiError {
+    match e {
+        PlaceError::UnknownTrunk(t) => {
+            ApiError::field("from", format!("the trunk {t:?} is not configured"))
+        }
+        PlaceError::BadTarget(_) => ApiError::field("to", e.to_string()),
+        PlaceError::Resolve(_) => ApiError::field("to", e.to_string()),
+        PlaceError::Refused(r) => ApiError::Unavailable {
+            detail: format!("cannot place calls now: {r}"),
+            retry_after: Some(std::time::Duration::from_secs(match r {
+                crate::call::Refusal::Draining => 30,
+                crate::call::Refusal::Full => 5,
+            })),
+        },
+        PlaceError::NoPorts => ApiError::Unavailable {
+            detail: "cannot place calls now: no media port free".into(),
+            retry_after: Some(std::time::Duration::from_secs(5)),
+        },
+    }
+}
+
+/// `POST /v1/calls`: 201 with the new call, or 200 with the call an
+/// earlier request with the same `client_id` created.
+pub async fn create_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateCallRequest = json_body(&body)?;
+    let mut errors = Vec::new();
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let client_id = match (&req.client_id, &req.idempotency_key) {
+        (Some(a), Some(b)) if a != b => {
+            errors.push(FieldError::body(
+                "idempotency_key",
+                "differs from client_id; give one of them",
+            ));
+            None
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a.clone()),
+        (None, None) => header_key,
+    };
+    if let Some(c) = &client_id
+        && (c.is_empty() || c.len() > 255)
+    {
+        errors.push(FieldError::body("client_id", "must be 1 to 255 bytes"));
+    }
+    let plan = plan_call(&state, &caller.org_id, &req, &mut errors).await?;
+    if let Some(agent) = &req.agent_id {
+        match state.store.get_agent(&caller.org_id, agent).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => errors.push(FieldError::body("agent_id", "no such agent")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let inline = [
+        &req.system_prompt,
+        &req.objective,
+        &req.first_message,
+        &req.voice,
+        &req.language,
+    ];
+    let mut request = serde_json::Map::new();
+    for ((field, max), value) in TEXT_LIMITS.iter().zip(inline) {
+        if let Some(v) = value {
+            if v.len() > *max {
+                errors.push(FieldError::body(field, format!("at most {max} bytes")));
+            }
+            request.insert((*field).to_owned(), json!(v));
+        }
+    }
+    if let Some(secs) = req.max_duration_secs {
+        if !(1..=MAX_DURATION_SECS).contains(&secs) {
+            errors.push(FieldError::body(
+                "max_duration_secs",
+                format!("must be 1 to {MAX_DURATION_SECS}"),
+            ));
+        }
+        request.insert("max_duration_secs".into(), json!(secs));
+    }
+    request.insert("record".into(), json!(req.record));
+    if let Err(e) = validate::metadata("metadata", &req.metadata) {
+        errors.extend(e);
+    }
+    if let Some(url) = &req.webhook_url
+        && let Err(StoreError::Invalid(_, msg)) = crate::store::check_url("webhook_url", url)
+    {
+        errors.push(FieldError::body("webhook_url", msg));
+    }
+    let plan = match plan {
+        Some(p) if errors.is_empty() => p,
+        _ => return Err(ApiError::Validation(errors)),
+    };
+    if let Some(t) = &plan.trunk {
+        request.insert("trunk".into(), json!(t));
+    }
+    // The caller ID the engine will use: the request's, else the trunk's,
+    // else the engine's default.
+    let caller_id = plan
+        .caller_id
+        .clone()
+        .or_else(|| {
+            let trunk = plan.trunk.as_ref()?;
+            state
+                .config
+                .trunks
+                .iter()
+                .find(|t| t.name == *trunk)?
+                .caller_id
+                .clone()
+        })
+        .unwrap_or_else(|| "hotline".into());
+    let new = NewCall {
+        id: None,
+        number_id: plan.number_id.clone(),
+        agent_id: req.agent_id.clone(),
+        metadata: req.metadata.clone(),
+        request: Value::Object(request),
+        webhook_url: req.webhook_url.clone(),
+        client_id,
+        ..NewCall::new(CallDirection::Outbound, caller_id, plan.to.clone())
+    };
+    let (call, created) = state.store.create_call(&caller.org_id, &new).await?;
+    if !created {
+        let secret = match &call.webhook_url {
+            Some(_) => state
+                .store
+                .call_webhook(&caller.org_id, call.id.as_str())
+                .await?
+                .map(|w| w.secret),
+            None => None,
+        };
+        let transcript = state
+            .store
+            .list_transcript(&caller.org_id, call.id.as_str())
+            .await?;
+        let mut view = CallView::new(call, Some(transcript));
+        view.webhook_secret = secret;
+        return Ok((StatusCode::OK, Json(view)).into_response());
+    }
+    let discard = |why: ApiError| {
+        let state = state.clone();
+        let org = caller.org_id.clone();
+        let id = call.id.clone();
+        async move {
+            // Nothing went out: forget the call, so that a retry with the
+            // same client_id places it afresh.
+            if let Err(e) = state.store.discard_call(&org, id.as_str()).await {
+                tracing::warn!(call = %id, error = %e, "cannot discard a call that was not placed");
+            }
+            why
+        }
+    };
+    let Some(engine) = state.engine.clone() else {
+        return Err(discard(ApiError::Unavailable {
+            detail: "the call engine is not running".into(),
+            retry_after: None,
+        })
+        .await);
+    };
+    let mut secret = None;
+    if let Some(url) = &call.webhook_url {
+        match state
+            .store
+            .create_call_webhook(&caller.org_id, call.id.as_str(), url)
+            .await
+        {
+            Ok(w) => secret = Some(w.secret),
+            Err(e) => return Err(discard(e.into()).await),
+        }
+    }
+    let outbound = OutboundCall {
+        id: Some(call.id.clone()),
+        trunk: plan.trunk,
+        to: plan.to,
+        from: plan.caller_id,
+        app: silent_app(),
+        ring_timeout: None,
+    };
+    if let Err(e) = engine.place_call(outbound).await {
+        return Err(discard(place_error(e)).await);
+    }
+    let mut view = CallView::new(call, Some(Vec::new()));
+    view.webhook_secret = secret;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `GET /v1/calls/{id}`: the call with its transcript.
+pub async fn get_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    let call = state
+        .store
+        .get_call(&caller.org_id, &id)
+        .await
+        .map_err(not_found)?;
+    let transcript = state.store.list_transcript(&caller.org_id, &id).await?;
+    Ok(Json(CallView::new(call, Some(transcript))))
+}
+
+fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest), ApiError> {
+    let mut errors = Vec::new();
+    let mut filter = CallFilter::default();
+    let mut page = PageRequest::default();
+    let int = |name: &str, errors: &mut Vec<FieldError>| {
+        q.get(name).and_then(|v| match v.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(FieldError::query(name, "must be unix milliseconds"));
+                None
+            }
+        })
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "status" => match v.parse::<CallStatus>() {
+                Ok(s) => filter.status = Some(s),
+                Err(_) => errors.push(FieldError::query(
+                    "status",
+                    format!(
+                        "must be one of {}",
+                        CallStatus::ALL.map(CallStatus::as_str).join(", ")
+                    ),
+                )),
+            },
+            "direction" => match v.as_str() {
+                "inbound" => filter.direction = Some(CallDirection::Inbound),
+                "outbound" => filter.direction = Some(CallDirection::Outbound),
+                _ => errors.push(FieldError::query(
+                    "direction",
+                    "must be inbound or outbound",
+                )),
+            },
+            "number_id" => filter.number_id = Some(v.clone()),
+            "agent_id" => filter.agent_id = Some(v.clone()),
+            "limit" => match v.parse::<u32>() {
+                Ok(n) => page.limit = Some(n),
+                Err(_) => errors.push(FieldError::query("limit", "must be a whole number")),
+            },
+            "cursor" => page.cursor = Some(v.clone()),
+            // Checked below; other parameters are ignored, as most APIs do.
+            _ => {}
+        }
+    }
+    filter.created_after = int("created_after", &mut errors);
+    filter.created_before = int("created_before", &mut errors);
+    if errors.is_empty() {
+        Ok((filter, page))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// `GET /v1/calls`: the organization's calls, newest first, filtered by
+/// `status`, `number_id`, `agent_id`, `direction`, `created_after` and
+/// `created_before` (unix ms), `limit` and `cursor` paged.
+pub async fn list_calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<ListPage<CallView>>, ApiError> {
+    let (filter, page) = parse_query(&q)?;
+    let page = state
+        .store
+        .list_calls(&caller.org_id, &filter, &page)
+        .await
+        .map_err(page_error)?;
+    Ok(Json(ListPage {
+        data: page
+            .items
+            .into_iter()
+            .map(|c| CallView::new(c, None))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `POST /v1/calls/{id}/hangup`: 202 while the call is being ended (BYE
+/// when answered, CANCEL while ringing); 409 if it is over already.
+pub async fn hangup_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CallView>), ApiError> {
+    let call = state
+        .store
+        .get_call(&caller.org_id, &id)
+        .await
+        .map_err(not_found)?;
+    if call.status.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "call has already ended ({})",
+            call.status
+        )));
+    }
+    let live = state
+        .engine
+        .as_ref()
+        .and_then(|e| e.registry().get(&call.id));
+    let by_api = CallUpdate {
+        hangup_by: Some("api".into()),
+        ..CallUpdate::default()
+    };
+    let call = match live {
+        Some(handle) => {
+            // Recorded first, so the bridge finds who hung up when the
+            // call's end arrives.
+            let call = state
+                .store
+                .update_call(&caller.org_id, &id, &by_api)
+                .await?;
+            match handle.command(CallCommand::Hangup) {
+                Ok(()) | Err(CommandError::Ended) => call,
+                Err(CommandError::Busy) => {
+                    return Err(ApiError::Unavailable {
+                        detail: "the call is busy; try again".into(),
+                        retry_after: Some(std::time::Duration::from_secs(1)),
+                    });
+                }
+            }
+        }
+        None => {
+            // Not live in this process (never placed, or left over from
+            // before a restart): close the record.
+            let status = if call.status == CallStatus::InProgress {
+                CallStatus::Completed
+            } else {
+                CallStatus::Canceled
+            };
+            let update = CallUpdate {
+                hangup_reason: Some("hung up through the API".into()),
+                ..CallUpdate {
+                    hangup_by: by_api.hangup_by.clone(),
+                    ..CallUpdate::ended(status, crate::store::now_ms())
+                }
+            };
+            match state.store.update_call(&caller.org_id, &id, &update).await {
+                Ok(c) => c,
+                Err(StoreError::Conflict(_)) => {
+                    return Err(ApiError::Conflict("call has already ended".into()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(CallView::new(call, None))))
+}
+
+/// The body of `GET /v1/calls/{id}/transcript`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscriptView {
+    /// The call.
+    pub call_id: String,
+    /// Lines in order.
+    pub transcript: Vec<TranscriptLine>,
+}
+
+/// `GET /v1/calls/{id}/transcript`.
+pub async fn get_transcript(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TranscriptView>, ApiError> {
+    let lines = state
+        .store
+        .list_transcript(&caller.org_id, &id)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(TranscriptView {
+        call_id: id,
+        transcript: lines.into_iter().map(TranscriptLine::from).collect(),
+    }))
+}
+
+/// `GET /v1/calls/{id}/recording`: the WAV, streamed; 404 until the call
+/// has a recording.
+pub async fn get_recording(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let call = state
+        .store
+        .get_call(&caller.org_id, &id)
+        .await
+        .map_err(not_found)?;
+    let Some(path) = call.recording_path else {
+        return Err(ApiError::NotFound("recording"));
+    };
+    let mut path = PathBuf::from(path);
+    if path.is_relative() {
+        path = state.config.data_dir.join(path);
+    }
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound("recording"));
+        }
+        Err(e) => return Err(ApiError::Internal(format!("{}: {e}", path.display()))),
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
+    // Streamed in chunks: a long call's WAV is tens of megabytes.
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.wav\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

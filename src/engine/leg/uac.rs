@@ -30,6 +30,9 @@ use crate::rtp::MediaSockets;
 /// A call to place.
 #[derive(Debug, Clone)]
 pub struct OutboundCall {
+    /// The call's id; a fresh one when unset. The control plane passes the
+    /// id it stored the call under, so both name the call alike.
+    pub id: Option<CallId>,
     /// The trunk to call through. Without one, `to` must be a SIP URI and
     /// is called directly (a PBX, a phone on the LAN, a test peer).
     pub trunk: Option<String>,
@@ -124,7 +127,7 @@ async fn target(ctx: &Ctx, call: &OutboundCall) -> Result<Target, PlaceError> {
 pub(crate) async fn place(ctx: Arc<Ctx>, call: OutboundCall) -> Result<CallHandle, PlaceError> {
     let target = target(&ctx, &call).await?;
     let (handle, endpoints) = CallHandle::new(
-        CallId::random(),
+        call.id.clone().unwrap_or_else(CallId::random),
         CallDirection::Outbound,
         target.caller.clone(),
         call.to.clone(),

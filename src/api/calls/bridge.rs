@@ -1,0 +1,511 @@
+//! From the call engine to the control plane: one task follows every
+//! call's events ([`CallRegistry::subscribe_all`]) and, per event, updates
+//! the stored call, publishes live events to WebSocket subscribers and
+//! queues webhook deliveries.
+//!
+//! It never slows a call: the registry's stream is a broadcast, so a
+//! bridge that falls behind (a slow database) loses the oldest events
+//! rather than holding anything up. It then logs, closes the records of
+//! calls that ended meanwhile, and carries on.
+//!
+//! Which calls are recorded: those created through `POST /v1/calls` (the
+//! engine's call id is the stored id), and inbound calls to numbers in the
+//! database (recorded under the number's organization). Calls to numbers
+//! of the configuration file belong to no organization and are not.
+//!
+//! Webhook events: `call.status` at every status change, `call.completed`
+//! with the whole call at its end, `dtmf` per digit. Live events add
+//! `dtmf.collected`, `call.hold` and `call.transfer`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast, watch};
+use tracing::{debug, info, warn};
+
+use super::CallView;
+use crate::api::AppState;
+use crate::api::live::LiveEvent;
+use crate::call::{
+    CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
+};
+use crate::store::{CallStatus, CallUpdate, NewCall, StoreError, now_ms};
+
+/// What the bridge knows of a call it records.
+#[derive(Debug, Clone)]
+struct Tracked {
+    org_id: String,
+    number_id: Option<String>,
+    direction: CallDirection,
+    from: String,
+    to: String,
+    status: CallStatus,
+    max_duration: Option<Duration>,
+}
+
+/// A call the bridge has seen: recorded, or nobody's.
+#[derive(Debug, Clone)]
+enum Seen {
+    Ours(Box<Tracked>),
+    Foreign,
+}
+
+/// The status a finished call is recorded with.
+pub fn final_status(record: &CallRecord) -> CallStatus {
+    match record.hangup.outcome {
+        Outcome::Completed | Outcome::Transferred => CallStatus::Completed,
+        // The line went dead on an answered call: it did take place.
+        Outcome::MediaTimeout if record.answered.is_some() => CallStatus::Completed,
+        Outcome::MediaTimeout | Outcome::Failed => CallStatus::Failed,
+        Outcome::Busy => CallStatus::Busy,
+        Outcome::NoAnswer => CallStatus::NoAnswer,
+        Outcome::Canceled => CallStatus::Canceled,
+    }
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Starts the bridge: subscribes at once (no event of a call placed after
+/// this returns is missed), then runs until `stop` turns true, after
+/// which it handles the events already queued and ends. `wake` is
+/// notified whenever webhook deliveries were queued.
+pub fn spawn(
+    state: AppState,
+    registry: CallRegistry,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let events = registry.subscribe_all();
+    let mut bridge = Bridge {
+        state,
+        registry,
+        wake,
+        calls: HashMap::new(),
+    };
+    tokio::spawn(async move {
+        bridge.close_leftovers().await;
+        let mut events = events;
+        loop {
+            let got = tokio::select! {
+                got = events.recv() => got,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            match got {
+                Ok((id, event)) => bridge.handle(id, event).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => bridge.lagged(n).await,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+        // Shutting down: what is queued still belongs in the records.
+        loop {
+            match events.try_recv() {
+                Ok((id, event)) => bridge.handle(id, event).await,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => bridge.lagged(n).await,
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+struct Bridge {
+    state: AppState,
+    registry: CallRegistry,
+    wake: Arc<Notify>,
+    calls: HashMap<CallId, Seen>,
+}
+
+impl Bridge {
+    /// Calls left unfinished by an earlier process cannot be live now.
+    async fn close_leftovers(&self) {
+        match self
+            .state
+            .store
+            .fail_unfinished_calls("server restarted while the call was in progress")
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!(calls = n, "closed call records left open by a previous run"),
+            Err(e) => warn!(error = %e, "cannot close call records left open by a previous run"),
+        }
+    }
+
+    async fn lagged(&mut self, n: u64) {
+        warn!(
+            events = n,
+            "call event bridge fell behind and lost events; closing the records of calls that ended meanwhile"
+        );
+        let gone: Vec<CallId> = self
+            .calls
+            .keys()
+            .filter(|id| self.registry.get(id).is_none())
+            .cloned()
+            .collect();
+        for id in gone {
+            let Some(Seen::Ours(t)) = self.calls.remove(&id) else {
+                continue;
+            };
+            let status = if t.status == CallStatus::InProgress {
+                CallStatus::Completed
+            } else {
+                CallStatus::Failed
+            };
+            let update = CallUpdate {
+                hangup_reason: Some("call ended; its final events were lost".into()),
+                ..CallUpdate::ended(status, now_ms())
+            };
+            self.finish(&id, &t, &update).await;
+        }
+    }
+
+    async fn handle(&mut self, id: CallId, event: CallEvent) {
+        let Some(mut t) = self.track(&id, &event).await else {
+            if matches!(event, CallEvent::Ended(_)) {
+                self.calls.remove(&id);
+            }
+            return;
+        };
+        match event {
+            CallEvent::Ringing => {
+                self.set_status(&id, &mut t, CallUpdate::status(CallStatus::Ringing))
+                    .await;
+            }
+            CallEvent::Answered => {
+                self.set_status(&id, &mut t, CallUpdate::answered(now_ms()))
+                    .await;
+                if let Some(limit) = t.max_duration {
+                    self.limit_duration(&id, &t, limit);
+                }
+            }
+            CallEvent::Dtmf { digit, source } => {
+                let payload = json!({"digit": digit.to_string(), "source": source});
+                self.publish(&id, &t, "dtmf", payload.clone());
+                self.webhook(&id, &t, "dtmf", payload).await;
+            }
+            CallEvent::DigitsCollected { digits } => {
+                self.publish(&id, &t, "dtmf.collected", json!({ "digits": digits }));
+            }
+            CallEvent::Hold { held } => {
+                self.publish(&id, &t, "call.hold", json!({ "held": held }));
+            }
+            CallEvent::TransferStatus { sip_code } => {
+                self.publish(&id, &t, "call.transfer", json!({ "sip_code": sip_code }));
+            }
+            CallEvent::Ended(record) => {
+                self.calls.remove(&id);
+                let hangup_by = match (record.hangup.by, t.direction) {
+                    (Party::Remote, CallDirection::Outbound) => "callee",
+                    (Party::Remote, CallDirection::Inbound) => "caller",
+                    (Party::Local, _) => "hotline",
+                };
+                let update = CallUpdate {
+                    answered_at: record.answered.map(ms),
+                    hangup_by: Some(hangup_by.into()),
+                    hangup_reason: Some(record.hangup.reason.clone()),
+                    sip_code: record
+                        .hangup
+                        .sip_code
+                        .map(i64::from)
+                        .filter(|c| (100..=699).contains(c)),
+                    sip_call_id: Some(record.sip_call_id.clone()).filter(|s| !s.is_empty()),
+                    ..CallUpdate::ended(final_status(&record), ms(record.ended))
+                };
+                self.finish(&id, &t, &update).await;
+                return;
+            }
+        }
+        self.calls.insert(id, Seen::Ours(Box::new(t)));
+    }
+
+    /// The call's tracking entry, recording it first if it is an inbound
+    /// call to a stored number; `None` for calls that are nobody's.
+    async fn track(&mut self, id: &CallId, event: &CallEvent) -> Option<Tracked> {
+        match self.calls.get(id) {
+            Some(Seen::Ours(t)) => return Some((**t).clone()),
+            Some(Seen::Foreign) => return None,
+            None => {}
+        }
+        let store = &self.state.store;
+        let found = match store.find_call(id.as_str()).await {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot look up a call's record; its event is not recorded");
+                return None;
+            }
+        };
+        if let Some(call) = found {
+            let t = Tracked {
+                max_duration: call
+                    .request
+                    .get("max_duration_secs")
+                    .and_then(Value::as_u64)
+                    .map(Duration::from_secs),
+                org_id: call.org_id,
+                number_id: call.number_id,
+                direction: call.direction,
+                from: call.from,
+                to: call.to,
+                status: call.status,
+            };
+            self.calls
+                .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
+            return Some(t);
+        }
+        // Not placed through the API: an inbound call, maybe to a stored
+        // number. Its facts come from the live handle or, if it is gone
+        // already, from its final record.
+        let (direction, from, to) = match (event, self.registry.get(id)) {
+            (CallEvent::Ended(r), _) => (r.direction, r.from.clone(), r.to.clone()),
+            (_, Some(h)) => (h.info.direction, h.info.from.clone(), h.info.to.clone()),
+            (_, None) => return None,
+        };
+        let number = if direction == CallDirection::Inbound {
+            match store.get_number_by_e164(&to).await {
+                Ok(n) => Some(n),
+                Err(StoreError::NotFound) => None,
+                Err(e) => {
+                    warn!(call = %id, error = %e, "cannot look up the number of an inbound call");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let Some(number) = number else {
+            self.calls.insert(id.clone(), Seen::Foreign);
+            return None;
+        };
+        let new = NewCall {
+            id: Some(id.clone()),
+            number_id: Some(number.id.clone()),
+            agent_id: number.agent_id.clone(),
+            ..NewCall::new(direction, from.clone(), to.clone())
+        };
+        if let Err(e) = store.create_call(&number.org_id, &new).await {
+            warn!(call = %id, error = %e, "cannot record an inbound call");
+            self.calls.insert(id.clone(), Seen::Foreign);
+            return None;
+        }
+        let t = Tracked {
+            org_id: number.org_id,
+            number_id: Some(number.id),
+            direction,
+            from,
+            to,
+            status: new.status,
+            max_duration: None,
+        };
+        self.calls
+            .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
+        let payload = self.status_payload(&t, None);
+        self.publish(id, &t, "call.status", payload.clone());
+        self.webhook(id, &t, "call.status", payload).await;
+        Some(t)
+    }
+
+    fn status_payload(&self, t: &Tracked, view: Option<&CallView>) -> Value {
+        let mut p = json!({
+            "status": t.status,
+            "direction": t.direction,
+            "from": t.from,
+            "to": t.to,
+            "number_id": t.number_id,
+        });
+        if let Some(v) = view {
+            p["answered_at"] = json!(v.answered_at);
+            if v.status.is_terminal() {
+                p["ended_at"] = json!(v.ended_at);
+                p["duration_ms"] = json!(v.duration_ms);
+                p["hangup_by"] = json!(v.hangup_by);
+                p["hangup_cause"] = json!(v.hangup_cause);
+                p["sip_code"] = json!(v.sip_code);
+            }
+        }
+        p
+    }
+
+    /// Applies a non-final status change and announces it, unless the
+    /// call already has that status (or a final one).
+    async fn set_status(&mut self, id: &CallId, t: &mut Tracked, update: CallUpdate) {
+        let Some(status) = update.status else { return };
+        if t.status == status || t.status.is_terminal() {
+            return;
+        }
+        match self
+            .state
+            .store
+            .update_call(&t.org_id, id.as_str(), &update)
+            .await
+        {
+            Ok(call) => {
+                t.status = call.status;
+                let view = CallView::new(call, None);
+                let payload = self.status_payload(t, Some(&view));
+                self.publish(id, t, "call.status", payload.clone());
+                self.webhook(id, t, "call.status", payload).await;
+            }
+            Err(StoreError::Conflict(_)) => {
+                debug!(call = %id, "status change after the call's end ignored");
+            }
+            Err(e) => warn!(call = %id, error = %e, "cannot record a call's status"),
+        }
+    }
+
+    /// Records a call's end and announces it: `call.status` with the final
+    /// status, then `call.completed` with the whole call.
+    async fn finish(&mut self, id: &CallId, t: &Tracked, update: &CallUpdate) {
+        let store = &self.state.store;
+        let mut update = update.clone();
+        // Whoever asked for the hang-up on our side (the API, the duration
+        // limit) said so in the record already; keep that.
+        if update.hangup_by.as_deref() == Some("hotline")
+            && let Ok(current) = store.get_call(&t.org_id, id.as_str()).await
+            && current.hangup_by.is_some()
+        {
+            update.hangup_by = None;
+        }
+        let call = match store.update_call(&t.org_id, id.as_str(), &update).await {
+            Ok(call) => call,
+            Err(StoreError::Conflict(_)) => {
+                debug!(call = %id, "call already closed");
+                self.state.hub.call_ended(id.as_str());
+                return;
+            }
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot record a call's end");
+                self.state.hub.call_ended(id.as_str());
+                return;
+            }
+        };
+        let direction = match call.direction {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        };
+        self.state
+            .metrics
+            .calls
+            .inc(&[("status", call.status.as_str()), ("direction", direction)]);
+        let transcript = store
+            .list_transcript(&t.org_id, id.as_str())
+            .await
+            .unwrap_or_default();
+        let view = CallView::new(call, Some(transcript));
+        let t = Tracked {
+            status: view.status,
+            ..t.clone()
+        };
+        let payload = self.status_payload(&t, Some(&view));
+        self.publish(id, &t, "call.status", payload.clone());
+        self.webhook(id, &t, "call.status", payload).await;
+        let full = serde_json::to_value(&view).unwrap_or(Value::Null);
+        self.publish(id, &t, "call.completed", full.clone());
+        self.webhook(id, &t, "call.completed", full).await;
+        self.state.hub.call_ended(id.as_str());
+    }
+
+    fn publish(&self, id: &CallId, t: &Tracked, event_type: &str, payload: Value) {
+        self.state.hub.publish(LiveEvent {
+            event_type: event_type.into(),
+            call_id: id.to_string(),
+            sequence: 0,
+            timestamp: now_ms(),
+            payload,
+            org_id: t.org_id.clone(),
+            number_id: t.number_id.clone(),
+        });
+    }
+
+    /// Queues a webhook event: `{"event_type", "call_id", "timestamp",
+    /// "data"}`, for the org's webhooks and the call's own.
+    async fn webhook(&self, id: &CallId, t: &Tracked, event_type: &str, data: Value) {
+        let body = json!({
+            "event_type": event_type,
+            "call_id": id,
+            "timestamp": now_ms(),
+            "data": data,
+        });
+        match self
+            .state
+            .store
+            .enqueue_call_event(&t.org_id, id.as_str(), event_type, &body)
+            .await
+        {
+            Ok(d) if d.is_empty() => {}
+            Ok(_) => self.wake.notify_one(),
+            Err(e) => warn!(call = %id, event_type, error = %e, "cannot queue a webhook event"),
+        }
+    }
+
+    /// Hangs the call up once it has been connected for `limit`.
+    fn limit_duration(&self, id: &CallId, t: &Tracked, limit: Duration) {
+        let registry = self.registry.clone();
+        let store = self.state.store.clone();
+        let (id, org) = (id.clone(), t.org_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            let Some(handle) = registry.get(&id) else {
+                return;
+            };
+            let by = CallUpdate {
+                hangup_by: Some("max_duration".into()),
+                hangup_reason: Some("max_duration_secs reached".into()),
+                ..CallUpdate::default()
+            };
+            if let Err(e) = store.update_call(&org, id.as_str(), &by).await {
+                debug!(call = %id, error = %e, "cannot note the duration limit");
+            }
+            let _ = handle.command(CallCommand::Hangup);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Hangup;
+
+    fn record(outcome: Outcome, answered: bool) -> CallRecord {
+        let now = SystemTime::now();
+        CallRecord {
+            id: CallId::random(),
+            direction: CallDirection::Outbound,
+            from: "a".into(),
+            to: "b".into(),
+            started: now,
+            answered: answered.then_some(now),
+            ended: now,
+            hangup: Hangup {
+                outcome,
+                by: Party::Remote,
+                sip_code: None,
+                reason: String::new(),
+            },
+            sip_call_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn outcomes_map_to_final_statuses() {
+        let cases = [
+            (Outcome::Completed, true, CallStatus::Completed),
+            (Outcome::Transferred, true, CallStatus::Completed),
+            (Outcome::MediaTimeout, true, CallStatus::Completed),
+            (Outcome::MediaTimeout, false, CallStatus::Failed),
+            (Outcome::Busy, false, CallStatus::Busy),
+            (Outcome::NoAnswer, false, CallStatus::NoAnswer),
+            (Outcome::Canceled, false, CallStatus::Canceled),
+            (Outcome::Failed, false, CallStatus::Failed),
+        ];
+        for (outcome, answered, status) in cases {
+            assert_eq!(
+                final_status(&record(outcome, answered)),
+                status,
+                "{outcome:?}"
+            );
+        }
+    }
+}

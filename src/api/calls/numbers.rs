@@ -1,0 +1,185 @@
+//! Numbers in the database drive the call engine without a restart: the
+//! engine keeps a table of them ([`crate::engine::NumberTable`]) that is
+//! loaded at start ([`load_all`]) and updated after every write through
+//! the API ([`number_changed`], [`number_removed`]). Admission reads the
+//! table synchronously; no INVITE waits on the database.
+//!
+//! How a number's `inbound` settings map to what a call gets:
+//!
+//! | `mode`    | the call                                                       |
+//! |-----------|----------------------------------------------------------------|
+//! | `echo`    | answered, audio echoed (`ring_secs`, `early_media` apply)      |
+//! | `play`    | answered, `prompt` played, digits collected (`max_digits`, `digit_timeout_secs`) |
+//! | `ai`      | 480 Temporarily Unavailable until the voice agent exists       |
+//! | `forward` | 480 Temporarily Unavailable until forwarding exists            |
+//! | `off`     | 404 Not Found                                                  |
+//!
+//! A `prompt` must be a relative path under the data directory (no `..`):
+//! an API key must not make the server read arbitrary files. Anything else
+//! plays the beep, with a warning.
+
+use std::path::{Component, PathBuf};
+
+use serde_json::Value;
+use tracing::warn;
+
+use crate::api::AppState;
+use crate::config::{NumberConfig, NumberMode};
+use crate::engine::{Engine, NumberAction, NumberRoute};
+use crate::store::{Number, Store, StoreError};
+
+fn uint(inbound: &Value, key: &str) -> Option<u64> {
+    inbound.get(key).and_then(Value::as_u64)
+}
+
+/// A prompt path an API client may name: relative, without `..`.
+fn safe_prompt(number: &Number) -> Option<PathBuf> {
+    let raw = number.inbound.get("prompt").and_then(Value::as_str)?;
+    let path = PathBuf::from(raw);
+    let safe = !raw.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if safe {
+        Some(path)
+    } else {
+        warn!(number = %number.e164, prompt = raw, "prompt must be a relative path under the data directory; using the beep");
+        None
+    }
+}
+
+/// How the engine routes a stored number.
+pub fn route_for(number: &Number) -> NumberRoute {
+    let mode = number
+        .inbound
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("off");
+    let base = NumberConfig {
+        number: number.e164.clone(),
+        trunk: number.trunk.clone(),
+        ring_secs: uint(&number.inbound, "ring_secs").unwrap_or(0).min(60),
+        early_media: number
+            .inbound
+            .get("early_media")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        ..NumberConfig::echo_demo()
+    };
+    let action = match mode {
+        "echo" => NumberAction::Answer(base),
+        "play" => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Play,
+            prompt: safe_prompt(number),
+            max_digits: uint(&number.inbound, "max_digits")
+                .map_or(base.max_digits, |d| d.clamp(1, 64) as usize),
+            digit_timeout_secs: uint(&number.inbound, "digit_timeout_secs")
+                .map_or(base.digit_timeout_secs, |d| d.clamp(1, 60)),
+            ..base
+        }),
+        "ai" => NumberAction::Refuse {
+            status: 480,
+            reason: "number is in ai mode and the voice agent is not available yet".into(),
+        },
+        "forward" => NumberAction::Refuse {
+            status: 480,
+            reason: "number is in forward mode and forwarding is not available yet".into(),
+        },
+        _ => NumberAction::Refuse {
+            status: 404,
+            reason: "number is off".into(),
+        },
+    };
+    NumberRoute {
+        number_id: number.id.clone(),
+        org_id: number.org_id.clone(),
+        e164: number.e164.clone(),
+        trunk: number.trunk.clone(),
+        action,
+    }
+}
+
+/// Loads every stored number into the engine's table (at start).
+pub async fn load_all(store: &Store, engine: &Engine) -> Result<usize, StoreError> {
+    let numbers = store.all_numbers().await?;
+    let n = numbers.len();
+    engine.numbers().replace_all(numbers.iter().map(route_for));
+    Ok(n)
+}
+
+/// Call after a number was created or updated through the API: the next
+/// inbound call to it follows its new settings.
+pub fn number_changed(state: &AppState, number: &Number) {
+    if let Some(engine) = &state.engine {
+        engine.set_number(route_for(number));
+    }
+}
+
+/// Call after a number was deleted through the API, with its E.164.
+pub fn number_removed(state: &AppState, e164: &str) {
+    if let Some(engine) = &state.engine {
+        engine.remove_number(e164);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn number(inbound: Value) -> Number {
+        Number {
+            id: "num_1".into(),
+            org_id: "org_1".into(),
+            e164: "+14155550100".into(),
+            label: None,
+            trunk: Some("carrier".into()),
+            agent_id: None,
+            inbound,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn modes_map_to_engine_actions() {
+        let r = route_for(&number(json!({"mode": "echo", "ring_secs": 2})));
+        assert_eq!(r.org_id, "org_1");
+        assert_eq!(r.trunk.as_deref(), Some("carrier"));
+        match r.action {
+            NumberAction::Answer(n) => {
+                assert_eq!(n.mode, NumberMode::Echo);
+                assert_eq!(n.ring_secs, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = route_for(&number(
+            json!({"mode": "play", "prompt": "prompts/hi.wav", "max_digits": 4}),
+        ));
+        match r.action {
+            NumberAction::Answer(n) => {
+                assert_eq!(n.mode, NumberMode::Play);
+                assert_eq!(n.prompt, Some(PathBuf::from("prompts/hi.wav")));
+                assert_eq!(n.max_digits, 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        for (mode, status) in [("ai", 480), ("forward", 480), ("off", 404)] {
+            match route_for(&number(json!({ "mode": mode }))).action {
+                NumberAction::Refuse { status: s, .. } => assert_eq!(s, status, "{mode}"),
+                other => panic!("{mode}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn prompts_outside_the_data_directory_are_refused() {
+        for bad in ["/etc/passwd", "../secret.wav", "a/../../b.wav", ""] {
+            let r = route_for(&number(json!({"mode": "play", "prompt": bad})));
+            match r.action {
+                NumberAction::Answer(n) => assert_eq!(n.prompt, None, "{bad}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -325,6 +325,8 @@ pub async fn create(
         inbound: inbound.to_value(),
     };
     let number = state.store.create_number(&caller.org_id, &new).await?;
+    // The engine answers the DID from now on, without a restart.
+    crate::api::calls::numbers::number_changed(&state, &number);
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 
@@ -442,6 +444,7 @@ pub async fn update(
         .update_number(&caller.org_id, &id, &update)
         .await
         .map_err(not_found)?;
+    crate::api::calls::numbers::number_changed(&state, &number);
     Ok(Json(number.into()))
 }
 
@@ -459,11 +462,17 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let number = state
+        .store
+        .get_number(&caller.org_id, &id)
+        .await
+        .map_err(not_found)?;
     state
         .store
         .delete_number(&caller.org_id, &id)
         .await
         .map_err(not_found)?;
+    crate::api::calls::numbers::number_removed(&state, &number.e164);
     Ok(StatusCode::NO_CONTENT)
 }
 

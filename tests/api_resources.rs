@@ -1257,6 +1257,12 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::POST, "/v1/api-keys"),
         (Method::DELETE, "/v1/api-keys/{id}"),
         (Method::GET, "/v1/usage"),
+        (Method::POST, "/v1/calls"),
+        (Method::GET, "/v1/calls"),
+        (Method::GET, "/v1/calls/{id}"),
+        (Method::POST, "/v1/calls/{id}/hangup"),
+        (Method::GET, "/v1/calls/{id}/transcript"),
+        (Method::GET, "/v1/calls/{id}/recording"),
     ]
 }
 

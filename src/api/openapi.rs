@@ -55,6 +55,12 @@ use super::resources;
         resources::keys::list,
         resources::keys::revoke,
         resources::usage::usage,
+        super::calls::create_call,
+        super::calls::list_calls,
+        super::calls::get_call,
+        super::calls::hangup_call,
+        super::calls::get_transcript,
+        super::calls::get_recording,
     ),
     modifiers(&Conventions),
     tags(
@@ -63,6 +69,7 @@ use super::resources;
         (name = "webhooks", description = "Signed event deliveries"),
         (name = "api-keys", description = "The organization's API keys"),
         (name = "usage", description = "Calls and minutes"),
+        (name = "calls", description = "Placing, following and reading calls"),
         (name = "operations", description = "Health, readiness and metrics (no key needed)"),
     )
 )]

@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 pub const MAX_DURATION_SECS: u64 = 4 * 3600;
 
 /// The body of `POST /v1/calls`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateCallRequest {
     /// E.164 number, or a `sip:` URI (called directly, without a trunk).
     pub to: Option<String>,
@@ -92,7 +92,7 @@ pub struct CreateCallRequest {
 }
 
 /// One transcript line as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TranscriptLine {
     /// Position, from 1.
     pub seq: i64,
@@ -119,14 +119,16 @@ impl From<TranscriptEntry> for TranscriptLine {
 }
 
 /// A call as the API shows it. Times are unix milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallView {
     /// `call_` and 24 hex digits; also the engine's id of the call.
     pub id: String,
     /// `inbound` or `outbound`.
+    #[schema(value_type = String)]
     pub direction: CallDirection,
     /// queued, ringing, in_progress, completed, busy, no_answer, failed or
     /// canceled.
+    #[schema(value_type = String)]
     pub status: CallStatus,
     /// Caller.
     pub from: String,
@@ -163,6 +165,7 @@ pub struct CallView {
     /// Post-call outcome label.
     pub outcome: Option<String>,
     /// Data the agent collected.
+    #[schema(value_type = Option<Object>)]
     pub structured_data: Option<Value>,
     /// Where the WAV is, when the call was recorded.
     pub recording_url: Option<String>,
@@ -237,14 +240,7 @@ impl CallView {
     }
 }
 
-/// A list page: `{"data": [...], "next_cursor": ...}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ListPage<T> {
-    /// This page's items, newest first.
-    pub data: Vec<T>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
+crate::api::page::list_schema!(CallList, CallView);
 
 /// Parses a JSON body, answering 422 (never axum's plain-text 400/415)
 /// for anything unreadable.
@@ -438,6 +434,17 @@ fn place_error(e: PlaceError) -> ApiError {
 
 /// `POST /v1/calls`: 201 with the new call, or 200 with the call an
 /// earlier request with the same `client_id` created.
+#[utoipa::path(
+    post, path = "/v1/calls", tag = "calls",
+    request_body = CreateCallRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `client_id`")),
+    responses(
+        (status = 201, description = "Placed", body = CallView),
+        (status = 200, description = "An earlier request with this `client_id` placed it", body = CallView),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
+        (status = 503, description = "Draining or at the call limit (Retry-After)", body = crate::api::error::ErrorBody),
+    )
+)]
 pub async fn create_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -609,6 +616,14 @@ pub async fn create_call(
 }
 
 /// `GET /v1/calls/{id}`: the call with its transcript.
+#[utoipa::path(
+    get, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "The call, with its transcript", body = CallView),
+        (status = 404, description = "No such call", body = crate::api::error::ErrorBody),
+    )
+)]
 pub async fn get_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -679,18 +694,34 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
 /// `GET /v1/calls`: the organization's calls, newest first, filtered by
 /// `status`, `number_id`, `agent_id`, `direction`, `created_after` and
 /// `created_before` (unix ms), `limit` and `cursor` paged.
+#[utoipa::path(
+    get, path = "/v1/calls", tag = "calls",
+    params(
+        crate::api::page::ListParams,
+        ("status" = Option<String>, Query, description = "queued, ringing, in_progress, completed, busy, no_answer, failed or canceled"),
+        ("number_id" = Option<String>, Query, description = "Calls of this number"),
+        ("agent_id" = Option<String>, Query, description = "Calls of this agent"),
+        ("direction" = Option<String>, Query, description = "inbound or outbound"),
+        ("created_after" = Option<i64>, Query, description = "Unix ms, inclusive"),
+        ("created_before" = Option<i64>, Query, description = "Unix ms, exclusive"),
+    ),
+    responses(
+        (status = 200, description = "A page of calls", body = CallList),
+        (status = 422, description = "Bad filter or paging parameter", body = crate::api::error::ValidationErrorBody),
+    )
+)]
 pub async fn list_calls(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<ListPage<CallView>>, ApiError> {
+) -> Result<Json<crate::api::page::List<CallView>>, ApiError> {
     let (filter, page) = parse_query(&q)?;
     let page = state
         .store
         .list_calls(&caller.org_id, &filter, &page)
         .await
         .map_err(page_error)?;
-    Ok(Json(ListPage {
+    Ok(Json(crate::api::page::List {
         data: page
             .items
             .into_iter()
@@ -702,6 +733,15 @@ pub async fn list_calls(
 
 /// `POST /v1/calls/{id}/hangup`: 202 while the call is being ended (BYE
 /// when answered, CANCEL while ringing); 409 if it is over already.
+#[utoipa::path(
+    post, path = "/v1/calls/{id}/hangup", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 202, description = "Hanging up (or canceling a ringing call)", body = CallView),
+        (status = 404, description = "No such call", body = crate::api::error::ErrorBody),
+        (status = 409, description = "The call has already ended", body = crate::api::error::ErrorBody),
+    )
+)]
 pub async fn hangup_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -772,7 +812,7 @@ pub async fn hangup_call(
 }
 
 /// The body of `GET /v1/calls/{id}/transcript`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TranscriptView {
     /// The call.
     pub call_id: String,
@@ -781,6 +821,14 @@ pub struct TranscriptView {
 }
 
 /// `GET /v1/calls/{id}/transcript`.
+#[utoipa::path(
+    get, path = "/v1/calls/{id}/transcript", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "What was said, in order", body = TranscriptView),
+        (status = 404, description = "No such call", body = crate::api::error::ErrorBody),
+    )
+)]
 pub async fn get_transcript(
     State(state): State<AppState>,
     caller: Caller,
@@ -799,6 +847,14 @@ pub async fn get_transcript(
 
 /// `GET /v1/calls/{id}/recording`: the WAV, streamed; 404 until the call
 /// has a recording.
+#[utoipa::path(
+    get, path = "/v1/calls/{id}/recording", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "The recording", content_type = "audio/wav", body = Vec<u8>),
+        (status = 404, description = "No such call, or not recorded", body = crate::api::error::ErrorBody),
+    )
+)]
 pub async fn get_recording(
     State(state): State<AppState>,
     caller: Caller,

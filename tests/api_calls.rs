@@ -495,7 +495,7 @@ async fn invalid_calls_are_refused_with_the_field_named(env: &Env) {
             json!({"to": "sip:a@127.0.0.1", "client_id": "a", "idempotency_key": "b"}),
             vec!["body", "idempotency_key"],
         ),
-        (json!({"to": 5}), vec!["body"]),
+        (json!({"to": 5}), vec!["body", "to"]),
     ];
     for (body, loc) in cases {
         let (s, reply) = env.post("/v1/calls", body.clone()).await;

@@ -242,33 +242,6 @@ impl CallView {
 
 crate::api::page::list_schema!(CallList, CallView);
 
-/// Parses a JSON body, answering 422 (never axum's plain-text 400/415)
-/// for anything unreadable.
-pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::field("", format!("invalid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::field("", "must be a JSON object"));
-    }
-    serde_json::from_value(value).map_err(|e| ApiError::field("", e.to_string()))
-}
-
-/// Maps a store error on a list's paging parameters to their query
-/// location.
-fn page_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Invalid(field @ ("limit" | "cursor"), msg) => {
-            ApiError::Validation(vec![FieldError::query(field, msg)])
-        }
-        other => other.into(),
-    }
-}
-
 fn not_found(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::NotFound("call"),
@@ -451,7 +424,7 @@ pub async fn create_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: CreateCallRequest = json_body(&body)?;
+    let req: CreateCallRequest = crate::api::extract::parse_body(&body)?;
     let mut errors = Vec::new();
     let header_key = headers
         .get("idempotency-key")
@@ -720,7 +693,7 @@ pub async fn list_calls(
         .store
         .list_calls(&caller.org_id, &filter, &page)
         .await
-        .map_err(page_error)?;
+        .map_err(crate::api::page::page_error)?;
     Ok(Json(crate::api::page::List {
         data: page
             .items

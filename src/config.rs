@@ -805,10 +805,12 @@ fn redact_url_password(url: &str) -> String {
 }
 
 /// Maps `HOTLINE_RTP__PORT_MIN` to `["rtp", "port_min"]`. `HOTLINE_CONFIG`
-/// names the file itself and is not a key.
+/// (the file itself) and `HOTLINE_API_KEY` (the key `hotline events` uses)
+/// are not configuration keys.
 fn env_key_path(name: &str) -> Option<Vec<String>> {
     let rest = name.strip_prefix(ENV_PREFIX)?;
-    if rest.is_empty() || rest == "CONFIG" {
+    // Variables of the CLI itself, not configuration keys.
+    if rest.is_empty() || rest == "CONFIG" || rest == "API_KEY" {
         return None;
     }
     Some(rest.split("__").map(|p| p.to_ascii_lowercase()).collect())

@@ -34,6 +34,22 @@ enum Command {
     /// Manage API keys in the configured database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Follow live events (`/v1/ws`) of a running server, one JSON object
+    /// per line.
+    Events {
+        /// The API key.
+        #[arg(long, env = "HOTLINE_API_KEY")]
+        key: String,
+        /// Only this call.
+        #[arg(long)]
+        call_id: Option<String>,
+        /// Only calls of this number.
+        #[arg(long)]
+        number_id: Option<String>,
+        /// The server's HTTP address; `http.listen` when unset.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +122,78 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(config),
         Command::Keys(command) => keys(&config, command),
+        Command::Events {
+            key,
+            call_id,
+            number_id,
+            server,
+        } => {
+            let server = server.unwrap_or_else(|| config.http.listen.to_string());
+            events(&server, &key, call_id.as_deref(), number_id.as_deref())
+        }
+    }
+}
+
+/// Prints the server's live events until it closes the stream.
+fn events(server: &str, key: &str, call_id: Option<&str>, number_id: Option<&str>) -> ExitCode {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut url = format!("ws://{server}/v1/ws");
+    let filters: Vec<String> = [("call_id", call_id), ("number_id", number_id)]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect();
+    if !filters.is_empty() {
+        url = format!("{url}?{}", filters.join("&"));
+    }
+    let run = async {
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad server address {server}: {e}"))?;
+        let auth = format!("Bearer {key}")
+            .parse()
+            .map_err(|_| "the key is not a valid header value".to_owned())?;
+        request.headers_mut().insert("authorization", auth);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| format!("cannot follow {url}: {e}"))?;
+        while let Some(msg) = ws.next().await {
+            match msg.map_err(|e| format!("event stream failed: {e}"))? {
+                Message::Text(t) => println!("{t}"),
+                Message::Close(frame) => {
+                    if let Some(f) = frame {
+                        eprintln!(
+                            "hotline: server closed the stream: {} {}",
+                            u16::from(f.code),
+                            f.reason
+                        );
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Ok::<(), String>(())
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hotline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotline: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

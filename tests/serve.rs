@@ -181,3 +181,85 @@ fn text_logs_carry_no_colour_codes_when_not_on_a_terminal() {
     assert!(logs.contains("hotline listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "{logs:?}");
 }
+
+#[test]
+fn events_command_follows_the_live_stream_until_the_server_closes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("d");
+    let env = [("HOTLINE_DATA_DIR", data_dir.to_str().unwrap())];
+    let mut server = Server::start(data.path(), &env);
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--org", "acme"])
+        .env_clear()
+        .envs(env)
+        .current_dir(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("hl_live_"), "{key}");
+    let address = format!("127.0.0.1:{}", server.port);
+
+    // A wrong key is refused before the upgrade.
+    let refused = Command::new(BIN)
+        .args(["events", "--key", "hl_live_wrong", "--server", &address])
+        .env_clear()
+        .current_dir(data.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // The right one follows until shutdown, which closes with 1001.
+    let mut follower = Command::new(BIN)
+        .args(["events", "--server", &address])
+        .env_clear()
+        .env("HOTLINE_API_KEY", &key)
+        .current_dir(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it a moment to connect (bounded: the server is already up).
+    std::thread::sleep(Duration::from_millis(500));
+    if let Some(status) = follower.try_wait().unwrap() {
+        let mut err = String::new();
+        follower
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("the follower ended early ({status}): {err}");
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = follower.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "follower never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    follower
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("1001"), "{err}");
+}

@@ -209,7 +209,8 @@ impl DtmfDetector {
             sample_rate,
             n,
             hop,
-            buf: vec![0.0; n],
+            // Room for two consecutive windows (see `process`).
+            buf: vec![0.0; n + hop],
             filled: 0,
             pos: 0,
             omega,
@@ -263,10 +264,18 @@ impl DtmfDetector {
     }
 
     /// Feeds `samples` (any length) and appends any events they complete.
+    ///
+    /// Windows are analysed two at a time when both are complete (their
+    /// filter banks then run interleaved, hiding each other's latency), and
+    /// one at a time only for a last window the call completes alone. Every
+    /// window is still classified, in order, by the call that feeds its last
+    /// sample, so events are exactly those of a window-by-window detector.
     pub fn process(&mut self, samples: &[i16], events: &mut Vec<DtmfEvent>) {
+        let (n, hop) = (self.n, self.hop);
+        let cap = n + hop;
         let mut rest = samples;
         while !rest.is_empty() {
-            let take = (self.n - self.filled).min(rest.len());
+            let take = (cap - self.filled).min(rest.len());
             for (d, &s) in self.buf[self.filled..self.filled + take]
                 .iter_mut()
                 .zip(rest)
@@ -276,13 +285,23 @@ impl DtmfDetector {
             rest = &rest[take..];
             self.filled += take;
             self.pos += take as u64;
-            if self.filled == self.n {
-                let hit = self.classify();
-                let win_start = self.pos - self.n as u64;
-                self.step(hit, win_start, events);
-                self.buf.copy_within(self.hop.., 0);
-                self.filled = self.n - self.hop;
+            if self.filled == cap {
+                let (a, b) = self.classify_pair();
+                let win_a = self.pos - cap as u64;
+                self.step(a, win_a, events);
+                self.step(b, win_a + hop as u64, events);
+                self.buf.copy_within(2 * hop.., 0);
+                self.filled = cap - 2 * hop;
             }
+        }
+        // At most one more window is complete (a call starts with fewer than
+        // `n` samples buffered, and any pair was consumed above).
+        if self.filled >= n {
+            let hit = self.why(&self.buf[..n]).ok();
+            let win_start = self.pos - self.filled as u64;
+            self.step(hit, win_start, events);
+            self.buf.copy_within(hop..self.filled, 0);
+            self.filled -= hop;
         }
     }
 
@@ -346,20 +365,41 @@ impl DtmfDetector {
         }
     }
 
-    /// Classifies the window in `buf`.
-    fn classify(&self) -> Option<Digit> {
-        self.why(&self.buf[..self.n]).ok()
+    /// Classifies the two windows `buf[..n]` and `buf[hop..hop + n]`,
+    /// exactly as [`why`](Self::why) would one by one.
+    fn classify_pair(&self) -> (Option<Digit>, Option<Digit>) {
+        let a = &self.buf[..self.n];
+        let b = &self.buf[self.hop..self.hop + self.n];
+        let (ta, tb) = (energy(a), energy(b));
+        match (self.too_quiet(ta), self.too_quiet(tb)) {
+            (false, false) => {
+                let (ea, eb) = goertzel_bank2(a, b, &self.coef);
+                (self.decide(a, ta, &ea).ok(), self.decide(b, tb, &eb).ok())
+            }
+            (false, true) => (self.why(a).ok(), None),
+            (true, false) => (None, self.why(b).ok()),
+            (true, true) => (None, None),
+        }
+    }
+
+    /// Two tones at the floor carry N·A² of energy; with the fit needing
+    /// MIN_EXPLAINED of the total, a window of less `total` cannot pass.
+    fn too_quiet(&self, total: f64) -> bool {
+        total < self.n as f64 * self.min_amp * self.min_amp * MIN_EXPLAINED
     }
 
     /// Classifies window `x`, saying which guard rejected it.
     fn why(&self, x: &[f32]) -> Result<Digit, Reject> {
         let total = energy(x);
-        // Two tones at the floor carry N·A² of energy; with the fit needing
-        // MIN_EXPLAINED of the total, anything below this cannot pass.
-        if total < self.n as f64 * self.min_amp * self.min_amp * MIN_EXPLAINED {
+        if self.too_quiet(total) {
             return Err(Reject::Energy);
         }
-        let e = goertzel_bank(x, &self.coef);
+        self.decide(x, total, &goertzel_bank(x, &self.coef))
+    }
+
+    /// The guards after the energy floor, given window `x`'s energy `total`
+    /// and its eight Goertzel energies `e`.
+    fn decide(&self, x: &[f32], total: f64, e: &[f32; 8]) -> Result<Digit, Reject> {
         let r = argmax(&e[..4]);
         let c = 4 + argmax(&e[4..]);
         if e[r] < self.min_bin_energy || e[c] < self.min_bin_energy {
@@ -516,15 +556,45 @@ fn energy(x: &[f32]) -> f64 {
 /// recurrence s₀ = x + c·s₁ − s₂, so the energies are bit for bit those of
 /// eight separate filters (see the `fused_bank_matches_single_filters` test).
 fn goertzel_bank(x: &[f32], coef: &[f32; 8]) -> [f32; 8] {
+    goertzel_bank2(x, &[], coef).0
+}
+
+/// [`goertzel_bank`] of `a` and of `b` (empty, or as long as `a`), in one
+/// pass: two independent sets of chains interleaved, so one set's latency
+/// hides the other's.
+fn goertzel_bank2(a: &[f32], b: &[f32], coef: &[f32; 8]) -> ([f32; 8], [f32; 8]) {
     let mut s1 = [0f32; 8];
     let mut s2 = [0f32; 8];
-    for &v in x {
-        for k in 0..8 {
-            let s0 = v + coef[k] * s1[k] - s2[k];
-            s2[k] = s1[k];
-            s1[k] = s0;
+    let mut t1 = [0f32; 8];
+    let mut t2 = [0f32; 8];
+    if b.is_empty() {
+        for &v in a {
+            for k in 0..8 {
+                let s0 = v + coef[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s0;
+            }
+        }
+    } else {
+        for (&v, &w) in a.iter().zip(b) {
+            for k in 0..8 {
+                let s0 = v + coef[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s0;
+                let t0 = w + coef[k] * t1[k] - t2[k];
+                t2[k] = t1[k];
+                t1[k] = t0;
+            }
         }
     }
+    (
+        goertzel_energy(&s1, &s2, coef),
+        goertzel_energy(&t1, &t2, coef),
+    )
+}
+
+/// |X|² from the final Goertzel states of each lane.
+fn goertzel_energy(s1: &[f32; 8], s2: &[f32; 8], coef: &[f32; 8]) -> [f32; 8] {
     let mut e = [0f32; 8];
     for k in 0..8 {
         e[k] = s1[k] * s1[k] + s2[k] * s2[k] - coef[k] * s1[k] * s2[k];
@@ -694,6 +764,19 @@ mod tests {
             inputs.push(single_tone);
             for x in &inputs {
                 let fused = goertzel_bank(x, &det.coef);
+                let (pa, pb) = goertzel_bank2(x, &inputs[1], &det.coef);
+                let (qa, qb) = goertzel_bank2(&inputs[0], x, &det.coef);
+                assert_eq!(
+                    (pa.map(f32::to_bits), qb.map(f32::to_bits)),
+                    (fused.map(f32::to_bits), fused.map(f32::to_bits))
+                );
+                assert_eq!(
+                    (pb, qa),
+                    (
+                        goertzel_bank(&inputs[1], &det.coef),
+                        goertzel_bank(&inputs[0], &det.coef)
+                    )
+                );
                 for k in 0..8 {
                     let single = goertzel(x, det.coef[k]);
                     let tol = 1e-4 * single.abs().max(1.0);
@@ -715,6 +798,45 @@ mod tests {
                 let x = &inputs[0][..n];
                 let plain: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
                 assert_eq!(energy(x), plain);
+            }
+        }
+    }
+
+    /// Windows are classified in pairs or alone depending on how the input
+    /// is chunked; the events must not depend on it.
+    #[test]
+    fn events_do_not_depend_on_chunking() {
+        for rate in [8000u32, 16000] {
+            let mut x = Vec::new();
+            let mut seed = 0x2545_f491u32;
+            for (i, d) in [Digit::D1, Digit::Hash, Digit::D0, Digit::A]
+                .into_iter()
+                .enumerate()
+            {
+                x.extend((0..rate / 20).map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    (seed >> 24) as i8 as i16 * 8
+                }));
+                x.extend(tone(rate, d, ToneParams::default(), 30 + 15 * i as u32));
+            }
+            let whole = {
+                let mut det = DtmfDetector::new(rate).unwrap();
+                let mut ev = Vec::new();
+                det.process(&x, &mut ev);
+                det.flush(&mut ev);
+                ev
+            };
+            assert!(whole.len() >= 4, "{whole:?}");
+            for chunk in [1, 7, 26, 27, 160, 333] {
+                let mut det = DtmfDetector::new(rate).unwrap();
+                let mut ev = Vec::new();
+                for c in x.chunks(chunk) {
+                    det.process(c, &mut ev);
+                }
+                det.flush(&mut ev);
+                assert_eq!(ev, whole, "{rate} Hz, chunks of {chunk}");
             }
         }
     }

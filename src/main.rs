@@ -178,28 +178,17 @@ fn events(server: &str, key: &str, call_id: Option<&str>, number_id: Option<&str
         }
         Ok::<(), String>(())
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hotline: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hotline: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_briefly(run)
 }
 
-/// Runs a `keys` subcommand on a small runtime of its own: it is one short
-/// exchange with the database, and `serve` needs none of this.
+/// Runs a `keys` subcommand: one short exchange with the database.
 fn keys(config: &Config, command: KeysCommand) -> ExitCode {
+    run_briefly(run_keys(config, command))
+}
+
+/// Runs a client-side command on a small runtime of its own (`serve`
+/// needs none of this) and turns its error into a message and exit code.
+fn run_briefly(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -210,7 +199,7 @@ fn keys(config: &Config, command: KeysCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_keys(config, command)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hotline: {e}");

@@ -86,6 +86,15 @@ pub fn transport_of(t: rsip::Transport) -> Transport {
     }
 }
 
+/// The transport a configured trunk (`transport = "udp"`…) names.
+pub fn configured(t: crate::config::SipTransport) -> Transport {
+    match t {
+        crate::config::SipTransport::Udp => Transport::Udp,
+        crate::config::SipTransport::Tcp => Transport::Tcp,
+        crate::config::SipTransport::Tls => Transport::Tls,
+    }
+}
+
 /// Why a request target could not be turned into an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {

@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 use hotline_sip::auth::Credentials;
 use hotline_sip::register::{Registration, RegistrationConfig, RegistrationState};
 use hotline_sip::transaction::TransactionKey;
-use hotline_sip::transport::Transport;
 use rsip::SipMessage;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::leg::{advertised, contact_uri};
-use super::net::resolve;
+use super::net::{configured, resolve};
 use super::{Ctx, LEG_QUEUE, ToEngine, ToLeg};
-use crate::config::{SipTransport, TrunkConfig};
+use crate::config::TrunkConfig;
 
 /// How long an unregister may take at shutdown.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
@@ -37,21 +36,13 @@ pub(crate) fn spawn_all(
         .collect()
 }
 
-fn transport_of(t: SipTransport) -> Transport {
-    match t {
-        SipTransport::Udp => Transport::Udp,
-        SipTransport::Tcp => Transport::Tcp,
-        SipTransport::Tls => Transport::Tls,
-    }
-}
-
 async fn run(ctx: Arc<Ctx>, trunk: TrunkConfig, mut stop: watch::Receiver<bool>) {
     let registrar = format!("sip:{}", trunk.host);
     let hop_text = match &trunk.outbound_proxy {
         Some(p) => format!("sip:{p}"),
         None => registrar.clone(),
     };
-    let transport = transport_of(trunk.transport);
+    let transport = configured(trunk.transport);
     let Ok(hop) = rsip::Uri::try_from(hop_text.as_str()) else {
         warn!(trunk = %trunk.name, host = %hop_text, "registration: invalid host");
         return;

@@ -303,7 +303,7 @@ impl Leg {
         }
         match (purpose, code) {
             (Some(Pending::ReInvite), 200..=299) => {
-                self.ack_2xx(&response).await;
+                self.ack_2xx().await;
                 if !response.body.is_empty()
                     && let Ok(answer) = SessionDescription::parse(&response.body)
                     && let Ok((negotiated, change)) = self.sdp.receive_answer(&answer)
@@ -334,7 +334,7 @@ impl Leg {
     }
 
     /// ACK for a 2xx to our re-INVITE, straight to the dialog's target.
-    async fn ack_2xx(&mut self, response: &Response) {
+    async fn ack_2xx(&mut self) {
         let via = self.via();
         let Some(dialog) = self.dialog.clone() else {
             return;
@@ -345,7 +345,6 @@ impl Leg {
         let Some(destination) = self.next_hop(&dialog).await else {
             return;
         };
-        let _ = response;
         self.to_engine(crate::engine::ToEngine::Stateless {
             message: rsip::SipMessage::Request(ack),
             destination,
@@ -356,7 +355,7 @@ impl Leg {
     pub(super) async fn resend_ack(&mut self, response: &Response) {
         let is_invite = message::cseq(response).is_some_and(|(_, m)| m == Method::Invite);
         if is_invite && (200..300).contains(&response.status_code.code()) {
-            self.ack_2xx(response).await;
+            self.ack_2xx().await;
         }
     }
 }

@@ -97,12 +97,9 @@ async fn target(ctx: &Ctx, call: &OutboundCall) -> Result<Target, PlaceError> {
     let uri = rsip::Uri::try_from(uri_text.as_str()).map_err(|_| bad())?;
     let default_transport = trunk
         .as_ref()
-        .map(|t| match t.transport {
-            crate::config::SipTransport::Tcp => hotline_sip::transport::Transport::Tcp,
-            crate::config::SipTransport::Tls => hotline_sip::transport::Transport::Tls,
-            crate::config::SipTransport::Udp => hotline_sip::transport::Transport::Udp,
-        })
-        .unwrap_or(hotline_sip::transport::Transport::Udp);
+        .map_or(hotline_sip::transport::Transport::Udp, |t| {
+            crate::engine::net::configured(t.transport)
+        });
     let hop = match trunk.as_ref().and_then(|t| t.outbound_proxy.clone()) {
         Some(proxy) => rsip::Uri::try_from(format!("sip:{proxy}").as_str()).map_err(|_| bad())?,
         None => uri.clone(),

@@ -357,6 +357,13 @@ pub struct RtpConfig {
     pub public_ip: Option<IpAddr>,
     /// A call that receives no RTP or RTCP for this long is hung up.
     pub inactivity_timeout_secs: u64,
+    /// Worker threads of the media runtime, which runs only RTP sessions;
+    /// 0 means one per CPU.
+    pub media_threads: usize,
+    /// Scheduling of the media threads: `high` (nice -10, the default;
+    /// stays at the default with a warning when not permitted) or
+    /// `normal`.
+    pub priority: crate::rtp::MediaPriority,
 }
 
 impl Default for RtpConfig {
@@ -367,6 +374,8 @@ impl Default for RtpConfig {
             bind_ip: IpAddr::from([0, 0, 0, 0]),
             public_ip: None,
             inactivity_timeout_secs: 30,
+            media_threads: 0,
+            priority: crate::rtp::MediaPriority::default(),
         }
     }
 }

@@ -117,6 +117,8 @@ pub(crate) struct Ctx {
     pub numbers: NumberTable,
     pub registry: CallRegistry,
     pub ports: PortAllocator,
+    /// Where RTP sessions run; see [`crate::rtp::MediaRuntime`].
+    pub media: crate::rtp::MediaRuntime,
     pub transport: SipTransport,
     pub engine: mpsc::Sender<ToEngine>,
     /// Decoded prompt files, by path: decoding happens once per file.
@@ -160,8 +162,11 @@ impl Engine {
                 let list: Vec<String> = config.sip.listen.iter().map(|l| l.to_string()).collect();
                 format!("cannot listen for SIP on {}", list.join(", "))
             })?;
+        let media = crate::rtp::MediaRuntime::start(&config.rtp)
+            .context("cannot start the media runtime")?;
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
         let ctx = Arc::new(Ctx {
+            media,
             router: Router::new(&config),
             numbers: NumberTable::default(),
             ports: PortAllocator::new(&config.rtp),

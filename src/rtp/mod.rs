@@ -13,11 +13,17 @@
 //!   [`SessionConfig::from_rtp_config`] fills its settings from the
 //!   `[rtp]` section; [`SessionConfig::dsp`] switches in-band DTMF and VAD
 //!   off for calls that only relay audio.
+//! * [`MediaRuntime`] runs sessions on worker threads of their own, with a
+//!   raised scheduling priority (`rtp.priority`), so neither the control
+//!   plane nor other processes delay a tick.
 
 mod ports;
+#[allow(unsafe_code)]
+mod runtime;
 mod session;
 
 pub use ports::{MediaSockets, PortAllocator, PortError};
+pub use runtime::{Applied, HIGH_NICE, MediaPriority, MediaRuntime};
 pub use session::{
     FRAME_SAMPLES, MediaEvent, MediaHandle, MediaOutputs, MediaSession, MediaStats, PCM_RATE,
     PTIME, RemoteMedia, SessionConfig, SessionError, Stopped,

@@ -338,9 +338,20 @@ pub struct MediaSession;
 
 impl MediaSession {
     /// Spawns the session task on `sockets` (from
-    /// [`PortAllocator::allocate`](super::PortAllocator::allocate)). Must
-    /// be called inside a tokio runtime.
+    /// [`PortAllocator::allocate`](super::PortAllocator::allocate)) on the
+    /// current tokio runtime. Must be called inside one.
     pub fn start(
+        config: SessionConfig,
+        sockets: MediaSockets,
+    ) -> Result<(MediaHandle, MediaOutputs), SessionError> {
+        Self::start_on(&tokio::runtime::Handle::current(), config, sockets)
+    }
+
+    /// Like [`start`](Self::start), on `runtime` (normally the
+    /// [`MediaRuntime`](super::MediaRuntime)'s). The sockets are
+    /// registered with that runtime's reactor.
+    pub fn start_on(
+        runtime: &tokio::runtime::Handle,
         config: SessionConfig,
         sockets: MediaSockets,
     ) -> Result<(MediaHandle, MediaOutputs), SessionError> {
@@ -350,8 +361,13 @@ impl MediaSession {
         let (pcm_tx, pcm_rx) = mpsc::channel(config.pcm_capacity.max(1));
         let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity.max(1));
         let (fin_tx, fin_rx) = oneshot::channel();
-        let task = Task::new(config, sockets, cmd_rx, play_rx, pcm_tx, ev_tx)?;
-        tokio::spawn(async move {
+        let task = {
+            // Tokio sockets bind to the reactor of the runtime they are
+            // created in, so the task is built inside `runtime`.
+            let _entered = runtime.enter();
+            Task::new(config, sockets, cmd_rx, play_rx, pcm_tx, ev_tx)?
+        };
+        runtime.spawn(async move {
             let stats = task.run().await;
             let _ = fin_tx.send(stats);
         });

@@ -244,7 +244,8 @@ impl Leg {
     ) -> Result<(), crate::rtp::SessionError> {
         let config =
             SessionConfig::from_rtp_config(media::remote_media(negotiated), &self.ctx.config.rtp);
-        let (handle, outputs) = crate::rtp::MediaSession::start_on(self.ctx.media.handle(), config, sockets)?;
+        let (handle, outputs) =
+            crate::rtp::MediaSession::start_on(self.ctx.media.handle(), config, sockets)?;
         let MediaOutputs {
             pcm,
             events,

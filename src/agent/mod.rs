@@ -1,0 +1,16 @@
+//! The voice agent: on every call that asks for one, the caller's audio
+//! goes to speech-to-text, each finished turn goes to the brain (an LLM or
+//! an offline flow), and the reply is streamed through text-to-speech back
+//! onto the call, with barge-in and turn-taking in between.
+//!
+//! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
+//! * [`scripted`]: deterministic providers for tests and benches.
+
+pub mod provider;
+pub mod scripted;
+
+pub use provider::{
+    Brain, BrainEvent, BrainSession, CallInfo, Conversation, Message, PcmChunk, ProviderError,
+    STT_RATE, Stt, SttEvent, SttOptions, SttStream, ToolCall, ToolSpec, Transcript, Tts, TtsEvent,
+    TtsOptions, TtsStream,
+};

@@ -10,7 +10,7 @@ pub mod provider;
 pub mod scripted;
 
 pub use provider::{
-    Brain, BrainEvent, BrainSession, CallInfo, Conversation, Message, PcmChunk, ProviderError,
-    STT_RATE, Stt, SttEvent, SttOptions, SttStream, ToolCall, ToolSpec, Transcript, Tts, TtsEvent,
-    TtsOptions, TtsStream,
+    Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, PcmChunk,
+    ProviderError, STT_RATE, Stt, SttEvent, SttOptions, SttStream, ToolCall, ToolSpec, Transcript,
+    Tts, TtsEvent, TtsOptions, TtsStream,
 };

@@ -185,6 +185,24 @@ pub trait BrainSession: Send + 'static {
     /// Starts the reply to `conversation`. Dropping the receiver cancels
     /// it. Must be called inside a tokio runtime.
     fn respond(&mut self, conversation: &Conversation) -> mpsc::Receiver<BrainEvent>;
+
+    /// What the session concluded so far, for the call record: a flow's
+    /// end state and captured slots. Sessions without such state (an LLM)
+    /// return `None`, and the pipeline asks for a summary separately.
+    fn outcome(&self) -> Option<BrainOutcome> {
+        None
+    }
+}
+
+/// How a call went, as the brain saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrainOutcome {
+    /// `achieved`, `partial` or `not_achieved`.
+    pub outcome: String,
+    /// Where the conversation ended (a flow's node id).
+    pub end_state: String,
+    /// What was captured (slot name → value), a JSON object.
+    pub data: serde_json::Value,
 }
 
 /// What a brain knows about the call it is starting on.

@@ -583,6 +583,7 @@ async fn calls_are_isolated_listed_and_read_with_transcripts_and_recordings(env:
                     text: text.into(),
                     start_ms: Some(0),
                     end_ms: Some(500),
+                    interrupted: false,
                 },
             )
             .await

@@ -576,6 +576,7 @@ async fn transcripts(db: &mut TestDb) {
         text: text.into(),
         start_ms: Some(start),
         end_ms: Some(start + 900),
+        interrupted: false,
     };
     let first = s
         .append_transcript(&org.id, id, &line("agent", "Hello!", 0))
@@ -763,6 +764,7 @@ async fn org_isolation(db: &mut TestDb) {
         text: "hi".into(),
         start_ms: None,
         end_ms: None,
+        interrupted: false,
     };
     s.append_transcript(&a, call.id.as_str(), &entry)
         .await
@@ -1290,6 +1292,7 @@ async fn persistence_across_reopen(db: &mut TestDb) {
                     text: text.into(),
                     start_ms: None,
                     end_ms: None,
+                    interrupted: false,
                 },
             )
             .await
@@ -1347,6 +1350,7 @@ async fn persistence_across_reopen(db: &mut TestDb) {
                 text: "three".into(),
                 start_ms: None,
                 end_ms: None,
+                interrupted: false,
             },
         )
         .await
@@ -1443,6 +1447,7 @@ fn store_futures_are_send(s: &Store) {
             text: "b".into(),
             start_ms: None,
             end_ms: None,
+            interrupted: false,
         },
     ));
 }

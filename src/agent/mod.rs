@@ -5,9 +5,14 @@
 //!
 //! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
 //! * [`scripted`]: deterministic providers for tests and benches.
+//! * [`pipeline`]: the per-call task (turn-taking, barge-in, echo guard,
+//!   streaming from the brain through TTS to the line).
 
+pub mod pipeline;
 pub mod provider;
 pub mod scripted;
+
+pub use pipeline::{AgentSpec, TurnMetrics};
 
 pub use provider::{
     Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, PcmChunk,

@@ -135,8 +135,35 @@ pub enum CallEvent {
         /// Whether the call is now held.
         held: bool,
     },
+    /// A line of the voice agent's transcript: partial while the caller
+    /// is still speaking, then final.
+    Transcript(TranscriptLine),
+    /// The voice agent started or stopped speaking.
+    AgentSpeaking {
+        /// True when it started.
+        speaking: bool,
+    },
+    /// The voice agent's timings for one turn.
+    AgentTurn(crate::agent::TurnMetrics),
     /// The call ended; the last event of every call.
     Ended(Box<CallRecord>),
+}
+
+/// One utterance of a call's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TranscriptLine {
+    /// `caller` or `agent`.
+    pub speaker: &'static str,
+    /// The words (for the agent: the words the caller heard).
+    pub text: String,
+    /// False for a partial result that a later line replaces.
+    pub is_final: bool,
+    /// Start, in ms from the answer.
+    pub start_ms: u64,
+    /// End, in ms from the answer.
+    pub end_ms: u64,
+    /// The agent was cut off by the caller.
+    pub interrupted: bool,
 }
 
 /// Fixed facts about a call, shared by its handle's clones.

@@ -312,6 +312,8 @@ pub struct TranscriptEntry {
     pub start_ms: Option<i64>,
     /// End offset in the call, ms.
     pub end_ms: Option<i64>,
+    /// The speaker (the agent) was cut off by the caller.
+    pub interrupted: bool,
     /// When it was written, unix ms.
     pub created_at: i64,
 }
@@ -327,6 +329,8 @@ pub struct NewTranscriptEntry {
     pub start_ms: Option<i64>,
     /// End offset in the call, ms.
     pub end_ms: Option<i64>,
+    /// The speaker was cut off by the caller.
+    pub interrupted: bool,
 }
 
 /// Granularity of usage totals (UTC calendar).
@@ -412,6 +416,7 @@ fn entry_from_row(row: &AnyRow) -> Result<TranscriptEntry> {
         text: row.try_get("text")?,
         start_ms: row.try_get("start_ms")?,
         end_ms: row.try_get("end_ms")?,
+        interrupted: row.try_get::<i64, _>("interrupted")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -760,7 +765,7 @@ impl Store {
                 .ok_or(StoreError::NotFound)?;
         let seq: i64 = seq_row.try_get("transcript_seq")?;
         let row = Sql::new(
-            "INSERT INTO transcript_entries (call_id, seq, speaker, text, start_ms, end_ms, created_at) VALUES (",
+            "INSERT INTO transcript_entries (call_id, seq, speaker, text, start_ms, end_ms, interrupted, created_at) VALUES (",
         )
         .text(call_id.to_owned())
         .push(", ")
@@ -774,8 +779,10 @@ impl Store {
         .push(", ")
         .int(entry.end_ms)
         .push(", ")
+        .int(i64::from(entry.interrupted))
+        .push(", ")
         .int(now_ms())
-        .push(") RETURNING call_id, seq, speaker, text, start_ms, end_ms, created_at")
+        .push(") RETURNING call_id, seq, speaker, text, start_ms, end_ms, interrupted, created_at")
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -793,7 +800,7 @@ impl Store {
         // found rather than an empty transcript.
         self.get_call(org_id, call_id).await?;
         let rows = Sql::new(
-            "SELECT call_id, seq, speaker, text, start_ms, end_ms, created_at \
+            "SELECT call_id, seq, speaker, text, start_ms, end_ms, interrupted, created_at \
              FROM transcript_entries WHERE call_id = ",
         )
         .text(call_id.to_owned())

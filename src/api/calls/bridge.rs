@@ -30,8 +30,9 @@ use crate::api::AppState;
 use crate::api::live::LiveEvent;
 use crate::call::{
     CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
+    TranscriptLine,
 };
-use crate::store::{CallStatus, CallUpdate, NewCall, StoreError, now_ms};
+use crate::store::{CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// What the bridge knows of a call it records.
 #[derive(Debug, Clone)]
@@ -194,6 +195,18 @@ impl Bridge {
             }
             CallEvent::TransferStatus { sip_code } => {
                 self.publish(&id, &t, "call.transfer", json!({ "sip_code": sip_code }));
+            }
+            CallEvent::Transcript(line) => self.transcript(&id, &t, line).await,
+            CallEvent::AgentSpeaking { speaking } => {
+                let kind = if speaking {
+                    "agent.speaking.started"
+                } else {
+                    "agent.speaking.stopped"
+                };
+                self.publish(&id, &t, kind, json!({}));
+            }
+            CallEvent::AgentTurn(metrics) => {
+                self.publish(&id, &t, "agent.turn", json!(metrics));
             }
             CallEvent::Ended(record) => {
                 self.calls.remove(&id);
@@ -405,6 +418,40 @@ impl Bridge {
         self.publish(id, &t, "call.completed", full.clone());
         self.webhook(id, &t, "call.completed", full).await;
         self.state.hub.call_ended(id.as_str());
+    }
+
+    /// Partial lines go to live subscribers only; final lines are stored
+    /// as they happen, then published and sent to webhooks.
+    async fn transcript(&self, id: &CallId, t: &Tracked, line: TranscriptLine) {
+        let mut payload = json!({
+            "speaker": line.speaker,
+            "text": line.text,
+            "start_ms": line.start_ms,
+            "end_ms": line.end_ms,
+            "interrupted": line.interrupted,
+        });
+        if !line.is_final {
+            self.publish(id, t, "transcript.partial", payload);
+            return;
+        }
+        let entry = NewTranscriptEntry {
+            speaker: line.speaker.to_owned(),
+            text: line.text,
+            start_ms: i64::try_from(line.start_ms).ok(),
+            end_ms: i64::try_from(line.end_ms).ok(),
+            interrupted: line.interrupted,
+        };
+        match self
+            .state
+            .store
+            .append_transcript(&t.org_id, id.as_str(), &entry)
+            .await
+        {
+            Ok(stored) => payload["seq"] = json!(stored.seq),
+            Err(e) => warn!(call = %id, error = %e, "cannot store a transcript line"),
+        }
+        self.publish(id, t, "transcript.final", payload.clone());
+        self.webhook(id, t, "transcript.final", payload).await;
     }
 
     fn publish(&self, id: &CallId, t: &Tracked, event_type: &str, payload: Value) {

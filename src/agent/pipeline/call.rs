@@ -1,0 +1,909 @@
+//! The agent's call task: the thin async driver around the sans-IO turn
+//! manager. It owns the call's conversation, runs the caller's frames
+//! through the VAD and the turn manager, opens and closes recognitions,
+//! asks the brain, streams sentences to TTS and TTS audio to the line, and
+//! acts on barge-in, silence, digits and the brain's tool calls.
+//!
+//! Nothing here waits on a slow party while holding up another: caller
+//! frames are taken as they come (a recognition that cannot keep up loses
+//! frames, counted), agent audio goes to the line only as fast as the
+//! line's bounded queue takes it, and the brain and TTS are read only when
+//! there is room for what they produce.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotline_media::vad::{Vad, VadConfig, VadEvent, VadFrame};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+use super::echo::rms;
+use super::playout::{FrameMaker, Playout};
+use super::sentences::SentenceSplitter;
+use super::turns::{TurnAction, TurnConfig, TurnManager};
+use crate::agent::provider::{
+    Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, Stt, SttEvent,
+    SttOptions, ToolCall, ToolSpec, Tts, TtsEvent, TtsOptions,
+};
+use crate::call::{CallEvent, TranscriptLine};
+use crate::rtp::{FRAME_SAMPLES, PCM_RATE, PTIME};
+
+/// Caller audio kept from before an utterance's confirmed start, so the
+/// recognition hears its first syllable.
+const PREROLL: Duration = Duration::from_millis(400);
+/// Agent frames converted but not yet queued on the line: bounds how far
+/// TTS may run ahead of playback inside the call task.
+const MAX_PENDING_FRAMES: usize = 25;
+/// Digits end a keypad turn after this long without another (or at `#`).
+const DIGIT_GAP: Duration = Duration::from_millis(1500);
+
+/// Everything an agent call needs besides the call itself.
+#[derive(Clone)]
+pub struct AgentSpec {
+    /// Speech-to-text.
+    pub stt: Arc<dyn Stt>,
+    /// The brain.
+    pub brain: Arc<dyn Brain>,
+    /// Text-to-speech.
+    pub tts: Arc<dyn Tts>,
+    /// Instructions for the brain.
+    pub system_prompt: String,
+    /// Said as soon as the call is answered; the agent waits for the caller
+    /// when unset.
+    pub first_message: Option<String>,
+    /// Whether the caller can interrupt the greeting.
+    pub greeting_interruptible: bool,
+    /// Tools offered to the brain (the built-in call tools are added).
+    pub tools: Vec<ToolSpec>,
+    /// Turn-taking.
+    pub turns: TurnConfig,
+    /// Silence that ends the caller's turn.
+    pub endpoint_silence: Duration,
+    /// Said on the first silences; one element per reprompt.
+    pub reprompts: Vec<String>,
+    /// Said before hanging up (silence, time limit).
+    pub goodbye: String,
+    /// Said if the brain fails.
+    pub apology: String,
+    /// The call is ended (gracefully) after this long.
+    pub max_duration: Option<Duration>,
+    /// STT and TTS language.
+    pub language: Option<String>,
+    /// TTS voice.
+    pub voice: Option<String>,
+    /// Pre-synthesized greetings.
+    pub greetings: Arc<GreetingCache>,
+}
+
+impl std::fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSpec")
+            .field("stt", &self.stt.name())
+            .field("brain", &self.brain.name())
+            .field("tts", &self.tts.name())
+            .field("first_message", &self.first_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentSpec {
+    /// A spec with the defaults for everything but the providers.
+    pub fn new(stt: Arc<dyn Stt>, brain: Arc<dyn Brain>, tts: Arc<dyn Tts>) -> Self {
+        AgentSpec {
+            stt,
+            brain,
+            tts,
+            system_prompt: String::new(),
+            first_message: None,
+            greeting_interruptible: true,
+            tools: Vec::new(),
+            turns: TurnConfig::default(),
+            endpoint_silence: Duration::from_millis(600),
+            reprompts: vec!["Are you still there?".into()],
+            goodbye: "It seems we got disconnected. Goodbye.".into(),
+            apology: "Sorry, I'm having trouble right now. Please call again later.".into(),
+            max_duration: None,
+            language: None,
+            voice: None,
+            greetings: Arc::default(),
+        }
+    }
+}
+
+/// Greetings synthesized ahead of calls, as 16 kHz frames, by TTS, voice
+/// and text. Bounded: the oldest entry goes when it is full.
+#[derive(Debug, Default)]
+pub struct GreetingCache {
+    entries: std::sync::Mutex<VecDeque<(String, Greeting)>>,
+}
+
+/// A synthesized greeting: 20 ms frames at [`PCM_RATE`].
+pub type Greeting = Arc<[Vec<i16>]>;
+
+/// How many greetings the cache keeps.
+const GREETING_CACHE_SIZE: usize = 64;
+
+impl GreetingCache {
+    fn key(tts: &dyn Tts, voice: Option<&str>, text: &str) -> String {
+        format!("{}\u{1}{}\u{1}{text}", tts.name(), voice.unwrap_or(""))
+    }
+
+    /// The frames of a greeting, if synthesized already.
+    pub fn get(&self, tts: &dyn Tts, voice: Option<&str>, text: &str) -> Option<Greeting> {
+        let key = Self::key(tts, voice, text);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, f)| f.clone())
+    }
+
+    /// Synthesizes `text` (unless cached) and keeps it.
+    pub async fn warm(
+        &self,
+        tts: &dyn Tts,
+        voice: Option<&str>,
+        language: Option<&str>,
+        text: &str,
+    ) -> Result<Greeting, String> {
+        if let Some(f) = self.get(tts, voice, text) {
+            return Ok(f);
+        }
+        let options = TtsOptions {
+            voice: voice.map(str::to_owned),
+            language: language.map(str::to_owned),
+        };
+        let stream = tts.start(&options);
+        let mut splitter = SentenceSplitter::new();
+        let mut sentences = splitter.push(text);
+        sentences.extend(splitter.finish());
+        for s in sentences {
+            stream
+                .text
+                .send(s)
+                .await
+                .map_err(|_| format!("{} stopped", tts.name()))?;
+        }
+        drop(stream.text);
+        let mut audio = stream.audio;
+        let mut maker = FrameMaker::new();
+        let mut frames = Vec::new();
+        while let Some(ev) = audio.recv().await {
+            match ev {
+                TtsEvent::Audio { segment, chunk } => maker.push(segment, &chunk, &mut frames)?,
+                TtsEvent::SegmentDone { .. } => {}
+                TtsEvent::Error(e) => return Err(e.to_string()),
+            }
+        }
+        maker.finish(&mut frames);
+        let frames: Greeting = frames.into_iter().map(|(_, f)| f).collect();
+        let key = Self::key(tts, voice, text);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= GREETING_CACHE_SIZE {
+            entries.pop_front();
+        }
+        entries.push_back((key, frames.clone()));
+        Ok(frames)
+    }
+}
+
+/// One turn's timings, in ms (`None` when the step did not happen).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TurnMetrics {
+    /// End of the caller's speech → final transcript.
+    pub stt_ms: Option<u64>,
+    /// Request to the brain → its first text.
+    pub llm_first_token_ms: Option<u64>,
+    /// First sentence sent to TTS → its first audio.
+    pub tts_first_audio_ms: Option<u64>,
+    /// End of the caller's speech → first agent frame queued on the line.
+    pub voice_to_voice_ms: Option<u64>,
+    /// Of that, the time not spent waiting for STT, the brain or TTS.
+    pub server_ms: Option<u64>,
+}
+
+/// How the call side of the agent is reached: hang up, transfer, send
+/// digits, and publish events. The engine's call handle implements it; tests
+/// use a recorder.
+pub trait CallControl: Send + 'static {
+    /// Ends the call.
+    fn hangup(&self);
+    /// Blind-transfers the call (REFER).
+    fn transfer(&self, target: &str);
+    /// Sends RFC 4733 digits.
+    fn send_dtmf(&self, digits: &str);
+    /// Publishes an event on the call's stream.
+    fn publish(&self, event: CallEvent);
+}
+
+/// The agent's audio path to the line.
+pub trait Line: Send + 'static {
+    /// The line's bounded queue of 20 ms frames at [`PCM_RATE`].
+    fn sink(&self) -> &mpsc::Sender<Vec<i16>>;
+    /// Drops what is queued and fades out what is playing.
+    fn flush(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// What the agent knew when the call ended.
+#[derive(Debug, Clone, Default)]
+pub struct AgentReport {
+    /// The conversation, as heard.
+    pub messages: Vec<Message>,
+    /// The brain's conclusion (a flow's end state), if it keeps one.
+    pub outcome: Option<BrainOutcome>,
+    /// Per-turn timings.
+    pub turns: Vec<TurnMetrics>,
+    /// Caller frames a slow recognition could not take.
+    pub stt_frames_dropped: u64,
+}
+
+/// After the current speech has played.
+#[derive(Debug, Clone, PartialEq)]
+enum After {
+    Listen,
+    Hangup,
+    Transfer(String),
+}
+
+/// One thing the agent is saying: a reply from the brain or fixed text.
+struct Speech {
+    brain: Option<mpsc::Receiver<BrainEvent>>,
+    tts_text: Option<mpsc::Sender<String>>,
+    tts_audio: Option<mpsc::Receiver<TtsEvent>>,
+    splitter: SentenceSplitter,
+    segments_sent: usize,
+    playout: Playout,
+    maker: FrameMaker,
+    pending: VecDeque<(usize, Vec<i16>)>,
+    /// Frames handed to the line.
+    queued: usize,
+    started: bool,
+    interruptible: bool,
+    after: After,
+    tool_calls: Vec<ToolCall>,
+    /// Timings.
+    asked_at: Instant,
+    first_text_at: Option<Instant>,
+    first_tts_at: Option<Instant>,
+    first_audio_at: Option<Instant>,
+    /// Whether this reply answers a caller turn (it then gets metrics).
+    eos: Option<(Instant, Instant)>,
+    /// Offset of its first frame from the call's start.
+    start_ms: u64,
+}
+
+impl Speech {
+    fn new(
+        brain: Option<mpsc::Receiver<BrainEvent>>,
+        tts: &dyn Tts,
+        options: &TtsOptions,
+        now: Instant,
+    ) -> Self {
+        let stream = tts.start(options);
+        Speech {
+            brain,
+            tts_text: Some(stream.text),
+            tts_audio: Some(stream.audio),
+            splitter: SentenceSplitter::new(),
+            segments_sent: 0,
+            playout: Playout::new(),
+            maker: FrameMaker::new(),
+            pending: VecDeque::new(),
+            queued: 0,
+            started: false,
+            interruptible: true,
+            after: After::Listen,
+            tool_calls: Vec::new(),
+            asked_at: now,
+            first_text_at: None,
+            first_tts_at: None,
+            first_audio_at: None,
+            eos: None,
+            start_ms: 0,
+        }
+    }
+
+    /// Fixed frames (a cached greeting): no brain, no TTS.
+    fn cached(text: &str, frames: &[Vec<i16>], now: Instant) -> Self {
+        let mut playout = Playout::new();
+        playout.segment_text(0, text);
+        Speech {
+            brain: None,
+            tts_text: None,
+            tts_audio: None,
+            splitter: SentenceSplitter::new(),
+            segments_sent: 1,
+            playout,
+            maker: FrameMaker::new(),
+            pending: frames.iter().map(|f| (0, f.clone())).collect(),
+            queued: 0,
+            started: false,
+            interruptible: true,
+            after: After::Listen,
+            tool_calls: Vec::new(),
+            asked_at: now,
+            first_text_at: None,
+            first_tts_at: None,
+            first_audio_at: None,
+            eos: None,
+            start_ms: 0,
+        }
+    }
+
+    fn say(&mut self, text: &str, now: Instant) {
+        for s in self.splitter.push(text) {
+            self.send_segment(s, now);
+        }
+    }
+
+    fn end_text(&mut self, now: Instant) {
+        if let Some(rest) = self.splitter.finish() {
+            self.send_segment(rest, now);
+        }
+        self.tts_text = None;
+    }
+
+    fn send_segment(&mut self, text: String, now: Instant) {
+        let Some(tx) = &self.tts_text else { return };
+        self.playout.segment_text(self.segments_sent, &text);
+        self.segments_sent += 1;
+        self.first_tts_at.get_or_insert(now);
+        // A reply is a handful of sentences and the channel holds 64: a full
+        // channel means TTS has stalled, and the sentence is lost (logged).
+        if tx.try_send(text).is_err() {
+            warn!("TTS is not taking text; a sentence of the reply is dropped");
+        }
+    }
+
+    /// Nothing more will come from the brain or TTS, and all frames are out.
+    fn produced_all(&self) -> bool {
+        self.brain.is_none() && self.tts_audio.is_none() && self.pending.is_empty()
+    }
+}
+
+/// Runs the agent on a call until the call ends. `frames` is the caller's
+/// audio; `events` the call's event stream (digits, the end).
+pub async fn run<L: Line, C: CallControl>(
+    spec: AgentSpec,
+    call: CallInfo,
+    mut frames: mpsc::Receiver<Vec<i16>>,
+    line: L,
+    control: C,
+    mut events: broadcast::Receiver<CallEvent>,
+) -> AgentReport {
+    let start = Instant::now();
+    let mut vad = match Vad::new(VadConfig {
+        stop_ms: spec.endpoint_silence.as_millis().clamp(100, 5000) as u32,
+        ..VadConfig::new(PCM_RATE, PTIME.as_millis() as u32)
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(call = %call.call_id, error = %e, "agent: bad VAD settings; hanging up");
+            control.hangup();
+            return AgentReport::default();
+        }
+    };
+    let mut turns = TurnManager::new(spec.turns.clone(), start.into_std());
+    let mut session: Box<dyn BrainSession> = spec.brain.start_call(&call);
+    let tts_options = TtsOptions {
+        voice: spec.voice.clone(),
+        language: spec.language.clone(),
+    };
+    let stt_options = SttOptions {
+        language: spec.language.clone(),
+        partials: true,
+    };
+    let mut tools = spec.tools.clone();
+    tools.extend(builtin_tools());
+    let mut conversation = Conversation {
+        system: spec.system_prompt.clone(),
+        messages: Vec::new(),
+        tools,
+    };
+    let mut report = AgentReport::default();
+
+    // Caller side.
+    let mut preroll: VecDeque<(Instant, Vec<i16>)> = VecDeque::new();
+    let mut stt_audio: Option<mpsc::Sender<Vec<i16>>> = None;
+    let mut stt_events: Option<mpsc::Receiver<SttEvent>> = None;
+    let mut utterance_start_ms = 0u64;
+    let mut eos: Option<Instant> = None;
+    let mut vad_frames: Vec<VadFrame> = Vec::new();
+    let mut vad_events: Vec<VadEvent> = Vec::new();
+    let mut actions: Vec<TurnAction> = Vec::new();
+    let mut digits = String::new();
+    let mut digits_deadline: Option<Instant> = None;
+    // Agent side.
+    let mut speech: Option<Speech> = None;
+    let max_capacity = line.sink().max_capacity();
+    let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
+    let mut ending = false;
+    let deadline_at = spec.max_duration.map(|d| start + d);
+    let mut deadline_spoken = false;
+
+    if let Some(text) = spec.first_message.clone().filter(|t| !t.trim().is_empty()) {
+        let now = Instant::now();
+        let mut s = match spec
+            .greetings
+            .get(spec.tts.as_ref(), spec.voice.as_deref(), &text)
+        {
+            Some(frames) => Speech::cached(&text, &frames, now),
+            None => {
+                let mut s = Speech::new(None, spec.tts.as_ref(), &tts_options, now);
+                s.say(&text, now);
+                s.end_text(now);
+                s
+            }
+        };
+        s.interruptible = spec.greeting_interruptible;
+        speech = Some(s);
+    } else {
+        // Waiting for the caller: silence counts from the answer.
+        turns.set_reply_pending(false, start.into_std());
+    }
+
+    loop {
+        let now = Instant::now();
+        // Agent audio: move converted frames to the line while it has room.
+        if let Some(s) = speech.as_mut() {
+            while !s.pending.is_empty() {
+                let Ok(permit) = line.sink().try_reserve() else {
+                    break;
+                };
+                let (segment, frame) = s.pending.pop_front().expect("checked non-empty");
+                let queued_ahead = max_capacity - line.sink().capacity();
+                let plays_at = now + PTIME * queued_ahead as u32;
+                turns.agent_frame(plays_at.into_std(), rms(&frame));
+                s.playout.frame(segment);
+                permit.send(frame);
+                s.queued += 1;
+                if !s.started {
+                    s.started = true;
+                    s.first_audio_at = Some(now);
+                    s.start_ms = ms(now);
+                    turns.agent_started(now.into_std(), s.interruptible);
+                    control.publish(CallEvent::AgentSpeaking { speaking: true });
+                    if let Some((eos_at, final_at)) = s.eos {
+                        report.turns.push(metrics(s, eos_at, final_at, now));
+                        control.publish(CallEvent::AgentTurn(
+                            report.turns.last().cloned().unwrap_or_default(),
+                        ));
+                    }
+                }
+            }
+        }
+        // Agent audio finished playing?
+        if let Some(s) = speech.as_ref()
+            && s.produced_all()
+            && line.sink().capacity() == max_capacity
+        {
+            let s = speech.take().expect("checked some");
+            let text = s.playout.full_text();
+            if s.started {
+                turns.agent_finished(now.into_std());
+                control.publish(CallEvent::AgentSpeaking { speaking: false });
+            }
+            turns.set_reply_pending(false, now.into_std());
+            finish_speech(
+                &mut conversation,
+                &control,
+                s.start_ms,
+                ms(now),
+                &text,
+                false,
+                s.tool_calls,
+            );
+            match s.after {
+                After::Listen if ending => {
+                    control.hangup();
+                    break;
+                }
+                After::Listen => {}
+                After::Hangup => {
+                    control.hangup();
+                    break;
+                }
+                After::Transfer(target) => control.transfer(&target),
+            }
+        }
+        let draining = speech
+            .as_ref()
+            .is_some_and(|s| !s.pending.is_empty() || s.queued > 0);
+        let timer = [
+            turns.next_deadline().map(Instant::from_std),
+            digits_deadline,
+            deadline_at.filter(|_| !deadline_spoken),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+
+        tokio::select! {
+            frame = frames.recv() => {
+                let Some(frame) = frame else { break };
+                let at = Instant::now();
+                vad_frames.clear();
+                vad_events.clear();
+                vad.process(&frame, &mut vad_frames, &mut vad_events);
+                let speechy = vad_frames.iter().any(|f| f.speech);
+                let level = rms(&frame);
+                actions.clear();
+                turns.caller_frame(at.into_std(), speechy, level, vad_events.first().copied(), &mut actions);
+                preroll.push_back((at, frame));
+                while preroll.front().is_some_and(|(t, _)| at.saturating_duration_since(*t) > PREROLL) {
+                    preroll.pop_front();
+                }
+                if let Some(tx) = &stt_audio {
+                    let (_, f) = preroll.back().expect("just pushed");
+                    if tx.try_send(f.clone()).is_err() {
+                        report.stt_frames_dropped += 1;
+                    }
+                }
+                for action in actions.drain(..) {
+                    match action {
+                        TurnAction::BargeIn { at } => {
+                            if let Some(s) = speech.take() {
+                                let queued_now = max_capacity - line.sink().capacity();
+                                let played = s.queued.saturating_sub(queued_now);
+                                line.flush().await;
+                                let heard = s.playout.heard(played);
+                                info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
+                                control.publish(CallEvent::AgentSpeaking { speaking: false });
+                                finish_speech(&mut conversation, &control, s.start_ms, ms(Instant::from_std(at)), &heard, true, s.tool_calls);
+                                turns.set_reply_pending(false, at);
+                                if ending {
+                                    control.hangup();
+                                    return finish(report, conversation, session.as_ref());
+                                }
+                            }
+                        }
+                        TurnAction::UtteranceStarted { at } => {
+                            let at = Instant::from_std(at);
+                            // A reply still being thought about is stale now:
+                            // the caller has more to say.
+                            if speech.as_ref().is_some_and(|s| !s.started) {
+                                speech = None;
+                                turns.set_reply_pending(false, at.into_std());
+                            }
+                            let stream = spec.stt.start(&stt_options);
+                            for (t, f) in &preroll {
+                                if *t + PTIME > at && stream.audio.try_send(f.clone()).is_err() {
+                                    report.stt_frames_dropped += 1;
+                                }
+                            }
+                            utterance_start_ms = ms(at);
+                            stt_audio = Some(stream.audio);
+                            stt_events = Some(stream.events);
+                        }
+                        TurnAction::UtteranceEnded { at, .. } => {
+                            stt_audio = None;
+                            eos = Some(Instant::from_std(at));
+                            turns.set_reply_pending(true, at);
+                        }
+                        TurnAction::Silence { .. } => {}
+                    }
+                }
+            }
+            ev = next_stt(&mut stt_events) => match ev {
+                Some(SttEvent::Partial(t)) => control.publish(CallEvent::Transcript(TranscriptLine {
+                    speaker: "caller",
+                    text: t.text,
+                    is_final: false,
+                    start_ms: utterance_start_ms + t.start_ms,
+                    end_ms: utterance_start_ms + t.end_ms,
+                    interrupted: false,
+                })),
+                Some(SttEvent::Final(t)) => {
+                    stt_events = None;
+                    let final_at = Instant::now();
+                    let text = t.text.trim().to_owned();
+                    if text.is_empty() {
+                        debug!(call = %call.call_id, "agent: an utterance with no words");
+                        turns.set_reply_pending(false, final_at.into_std());
+                        continue;
+                    }
+                    control.publish(CallEvent::Transcript(TranscriptLine {
+                        speaker: "caller",
+                        text: text.clone(),
+                        is_final: true,
+                        start_ms: utterance_start_ms + t.start_ms,
+                        end_ms: utterance_start_ms + t.end_ms.max(t.start_ms),
+                        interrupted: false,
+                    }));
+                    push_user(&mut conversation, &text);
+                    let mut s = Speech::new(Some(session.respond(&conversation)), spec.tts.as_ref(), &tts_options, final_at);
+                    s.eos = Some((eos.take().unwrap_or(final_at), final_at));
+                    speech = Some(s);
+                }
+                Some(SttEvent::Error(e)) => {
+                    warn!(call = %call.call_id, error = %e, "agent: speech recognition failed for an utterance");
+                    stt_events = None;
+                    turns.set_reply_pending(false, Instant::now().into_std());
+                }
+                None => {
+                    stt_events = None;
+                    turns.set_reply_pending(false, Instant::now().into_std());
+                }
+            },
+            produced = next_produced(&mut speech) => match produced {
+                Produced::Brain(ev) => {
+                    let now = Instant::now();
+                    let s = speech.as_mut().expect("produced by it");
+                    match ev {
+                        Some(BrainEvent::Text(t)) => {
+                            s.first_text_at.get_or_insert(now);
+                            s.say(&t, now);
+                        }
+                        Some(BrainEvent::ToolCall(tc)) => {
+                            s.first_text_at.get_or_insert(now);
+                            match tc.name.as_str() {
+                                "end_call" => s.after = After::Hangup,
+                                "transfer_call" => {
+                                    match tc.arguments.get("number").and_then(|v| v.as_str()) {
+                                        Some(n) => s.after = After::Transfer(n.to_owned()),
+                                        None => warn!(call = %call.call_id, "agent: transfer_call without a number"),
+                                    }
+                                }
+                                "send_dtmf" => {
+                                    if let Some(d) = tc.arguments.get("digits").and_then(|v| v.as_str()) {
+                                        control.send_dtmf(d);
+                                    }
+                                }
+                                other => warn!(call = %call.call_id, tool = other, "agent: the brain called an unknown tool"),
+                            }
+                            s.tool_calls.push(tc);
+                        }
+                        Some(BrainEvent::Done) | None => {
+                            s.brain = None;
+                            s.end_text(now);
+                        }
+                        Some(BrainEvent::Error(e)) => {
+                            warn!(call = %call.call_id, error = %e, "agent: the brain failed");
+                            s.brain = None;
+                            if s.segments_sent == 0 {
+                                let apology = spec.apology.clone();
+                                s.say(&apology, now);
+                            }
+                            s.end_text(now);
+                        }
+                    }
+                }
+                Produced::Tts(ev) => {
+                    let now = Instant::now();
+                    let s = speech.as_mut().expect("produced by it");
+                    match ev {
+                        Some(TtsEvent::Audio { segment, chunk }) => {
+                            let mut out = Vec::new();
+                            if let Err(e) = s.maker.push(segment, &chunk, &mut out) {
+                                warn!(call = %call.call_id, error = %e, "agent: unusable TTS audio");
+                            }
+                            if !out.is_empty() && s.pending.is_empty() && s.queued == 0 {
+                                debug!(call = %call.call_id, "agent: first audio of a reply");
+                            }
+                            s.pending.extend(out);
+                            let _ = now;
+                        }
+                        Some(TtsEvent::SegmentDone { .. }) => {}
+                        Some(TtsEvent::Error(e)) => {
+                            warn!(call = %call.call_id, error = %e, "agent: speech synthesis failed");
+                            s.tts_audio = None;
+                            s.brain = None;
+                        }
+                        None => {
+                            let mut out = Vec::new();
+                            s.maker.finish(&mut out);
+                            s.pending.extend(out);
+                            s.tts_audio = None;
+                        }
+                    }
+                }
+            },
+            ev = events.recv() => match ev {
+                Ok(CallEvent::Dtmf { digit, .. }) => {
+                    // A key press interrupts the agent like speech does.
+                    if speech.as_ref().is_some_and(|s| s.started && s.interruptible) {
+                        let s = speech.take().expect("checked");
+                        let played = s.queued.saturating_sub(max_capacity - line.sink().capacity());
+                        line.flush().await;
+                        let heard = s.playout.heard(played);
+                        control.publish(CallEvent::AgentSpeaking { speaking: false });
+                        finish_speech(&mut conversation, &control, s.start_ms, ms(Instant::now()), &heard, true, s.tool_calls);
+                        turns.agent_finished(Instant::now().into_std());
+                    }
+                    if digit == '#' {
+                        digits_deadline = Some(Instant::now());
+                    } else {
+                        digits.push(digit);
+                        digits_deadline = Some(Instant::now() + DIGIT_GAP);
+                    }
+                }
+                Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            },
+            _ = sleep_until(timer.unwrap_or(now + Duration::from_secs(3600))), if timer.is_some() => {
+                let now = Instant::now();
+                if digits_deadline.is_some_and(|d| d <= now) {
+                    digits_deadline = None;
+                    if !digits.is_empty() && speech.as_ref().is_none_or(|s| !s.started) {
+                        let d = std::mem::take(&mut digits);
+                        conversation.messages.push(Message::Dtmf { digits: d });
+                        turns.set_reply_pending(true, now.into_std());
+                        speech = Some(Speech::new(Some(session.respond(&conversation)), spec.tts.as_ref(), &tts_options, now));
+                    }
+                }
+                if deadline_at.is_some_and(|d| d <= now) && !deadline_spoken {
+                    deadline_spoken = true;
+                    ending = true;
+                    info!(call = %call.call_id, "agent: maximum duration reached");
+                    if speech.as_ref().is_none_or(|s| !s.started) {
+                        speech = Some(fixed(&spec, &tts_options, &spec.goodbye, now, After::Hangup));
+                    }
+                }
+                if let Some(TurnAction::Silence { count }) = turns.poll(now.into_std()) {
+                    let n = count as usize;
+                    if speech.is_none() {
+                        if n <= spec.reprompts.len() {
+                            conversation.messages.push(Message::Event { text: format!("the caller has been silent for {} s", spec.turns.silence_reprompt.as_secs()) });
+                            speech = Some(fixed(&spec, &tts_options, &spec.reprompts[n - 1], now, After::Listen));
+                        } else {
+                            info!(call = %call.call_id, "agent: the caller stayed silent; hanging up");
+                            speech = Some(fixed(&spec, &tts_options, &spec.goodbye, now, After::Hangup));
+                        }
+                    }
+                }
+            }
+            // Wakes the loop to move frames to the line as it drains.
+            _ = tokio::time::sleep(PTIME), if draining => {}
+        }
+    }
+    finish(report, conversation, session.as_ref())
+}
+
+fn finish(
+    mut report: AgentReport,
+    conversation: Conversation,
+    session: &dyn BrainSession,
+) -> AgentReport {
+    report.messages = conversation.messages;
+    report.outcome = session.outcome();
+    report
+}
+
+fn fixed(spec: &AgentSpec, options: &TtsOptions, text: &str, now: Instant, after: After) -> Speech {
+    let mut s = Speech::new(None, spec.tts.as_ref(), options, now);
+    s.say(text, now);
+    s.end_text(now);
+    s.after = after;
+    s
+}
+
+fn metrics(s: &Speech, eos: Instant, final_at: Instant, first_frame: Instant) -> TurnMetrics {
+    let d = |a: Instant, b: Instant| b.saturating_duration_since(a).as_millis() as u64;
+    let stt = d(eos, final_at);
+    let llm = s.first_text_at.map(|t| d(s.asked_at, t));
+    let tts = match (s.first_tts_at, s.first_audio_at) {
+        (Some(a), Some(b)) => Some(d(a, b)),
+        _ => None,
+    };
+    let total = d(eos, first_frame);
+    let providers = stt + llm.unwrap_or(0) + tts.unwrap_or(0);
+    TurnMetrics {
+        stt_ms: Some(stt),
+        llm_first_token_ms: llm,
+        tts_first_audio_ms: tts,
+        voice_to_voice_ms: Some(total),
+        server_ms: Some(total.saturating_sub(providers)),
+    }
+}
+
+/// Records what the agent said (as heard) in the conversation and the
+/// transcript.
+fn finish_speech<C: CallControl>(
+    conversation: &mut Conversation,
+    control: &C,
+    start_ms: u64,
+    end_ms: u64,
+    text: &str,
+    interrupted: bool,
+    tool_calls: Vec<ToolCall>,
+) {
+    if text.is_empty() && tool_calls.is_empty() && !interrupted {
+        return;
+    }
+    conversation.messages.push(Message::Assistant {
+        text: text.to_owned(),
+        interrupted,
+        tool_calls,
+    });
+    if !text.is_empty() || interrupted {
+        control.publish(CallEvent::Transcript(TranscriptLine {
+            speaker: "agent",
+            text: text.to_owned(),
+            is_final: true,
+            start_ms,
+            end_ms: end_ms.max(start_ms),
+            interrupted,
+        }));
+    }
+}
+
+/// Appends the caller's words, merging them with the previous user
+/// message when the agent has not answered it (the caller paused, then
+/// went on).
+fn push_user(conversation: &mut Conversation, text: &str) {
+    if let Some(Message::User { text: prev }) = conversation.messages.last_mut() {
+        prev.push(' ');
+        prev.push_str(text);
+        return;
+    }
+    conversation.messages.push(Message::User {
+        text: text.to_owned(),
+    });
+}
+
+async fn next_stt(events: &mut Option<mpsc::Receiver<SttEvent>>) -> Option<SttEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Output of the brain or of TTS, whichever comes first; TTS is read only
+/// while there is room for its frames.
+enum Produced {
+    Brain(Option<BrainEvent>),
+    Tts(Option<TtsEvent>),
+}
+
+async fn next_produced(speech: &mut Option<Speech>) -> Produced {
+    let Some(s) = speech.as_mut() else {
+        return std::future::pending().await;
+    };
+    let room = s.pending.len() < MAX_PENDING_FRAMES;
+    let (brain, tts) = (s.brain.as_mut(), s.tts_audio.as_mut().filter(|_| room));
+    match (brain, tts) {
+        (Some(b), Some(t)) => tokio::select! {
+            ev = b.recv() => Produced::Brain(ev),
+            ev = t.recv() => Produced::Tts(ev),
+        },
+        (Some(b), None) => Produced::Brain(b.recv().await),
+        (None, Some(t)) => Produced::Tts(t.recv().await),
+        (None, None) => std::future::pending().await,
+    }
+}
+
+/// The tools every agent has.
+pub fn builtin_tools() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "end_call".into(),
+            description: "Hang up once you have said goodbye.".into(),
+            parameters: json!({"type": "object", "properties": {}}),
+        },
+        ToolSpec {
+            name: "transfer_call".into(),
+            description: "Transfer the caller to a person at the given number.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"number": {"type": "string", "description": "E.164 number or SIP URI"}},
+                "required": ["number"]
+            }),
+        },
+        ToolSpec {
+            name: "send_dtmf".into(),
+            description: "Press keys on the phone keypad, e.g. to navigate a phone menu.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"digits": {"type": "string", "pattern": "^[0-9*#A-D]+$"}},
+                "required": ["digits"]
+            }),
+        },
+    ]
+}
+
+// Frames are 20 ms at 16 kHz everywhere in the pipeline.
+const _: () = assert!(FRAME_SAMPLES == 320);

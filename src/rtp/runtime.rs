@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::runtime::{Builder, Handle, Runtime};
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::config::RtpConfig;
 
@@ -85,7 +85,7 @@ impl MediaRuntime {
                 }
             })
             .build()?;
-        info!(threads, priority = ?wanted, "media runtime started");
+        debug!(threads, priority = ?wanted, "media runtime started");
         let handle = runtime.handle().clone();
         Ok(MediaRuntime {
             runtime: Some(runtime),

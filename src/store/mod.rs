@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "call webhooks",
         include_str!("../../migrations/0002_call_webhooks.sql"),
     ),
+    (
+        3,
+        "transcript interrupted flag",
+        include_str!("../../migrations/0003_transcript_interrupted.sql"),
+    ),
 ];
 
 /// File name of the embedded SQLite database inside `data_dir`.

@@ -284,42 +284,32 @@ impl Speech {
         now: Instant,
     ) -> Self {
         let stream = tts.start(options);
-        Speech {
-            brain,
-            tts_text: Some(stream.text),
-            tts_audio: Some(stream.audio),
-            splitter: SentenceSplitter::new(),
-            segments_sent: 0,
-            playout: Playout::new(),
-            maker: FrameMaker::new(),
-            pending: VecDeque::new(),
-            queued: 0,
-            started: false,
-            interruptible: true,
-            after: After::Listen,
-            tool_calls: Vec::new(),
-            asked_at: now,
-            first_text_at: None,
-            first_tts_at: None,
-            first_audio_at: None,
-            eos: None,
-            start_ms: 0,
-        }
+        let mut s = Self::empty(now);
+        s.brain = brain;
+        s.tts_text = Some(stream.text);
+        s.tts_audio = Some(stream.audio);
+        s
     }
 
     /// Fixed frames (a cached greeting): no brain, no TTS.
     fn cached(text: &str, frames: &[Vec<i16>], now: Instant) -> Self {
-        let mut playout = Playout::new();
-        playout.segment_text(0, text);
+        let mut s = Self::empty(now);
+        s.playout.segment_text(0, text);
+        s.segments_sent = 1;
+        s.pending = frames.iter().map(|f| (0, f.clone())).collect();
+        s
+    }
+
+    fn empty(now: Instant) -> Self {
         Speech {
             brain: None,
             tts_text: None,
             tts_audio: None,
             splitter: SentenceSplitter::new(),
-            segments_sent: 1,
-            playout,
+            segments_sent: 0,
+            playout: Playout::new(),
             maker: FrameMaker::new(),
-            pending: frames.iter().map(|f| (0, f.clone())).collect(),
+            pending: VecDeque::new(),
             queued: 0,
             started: false,
             interruptible: true,
@@ -547,13 +537,8 @@ pub async fn run<L: Line, C: CallControl>(
                     match action {
                         TurnAction::BargeIn { at } => {
                             if let Some(s) = speech.take() {
-                                let queued_now = max_capacity - line.sink().capacity();
-                                let played = s.queued.saturating_sub(queued_now);
-                                line.flush().await;
-                                let heard = s.playout.heard(played);
+                                let heard = interrupt(s, &line, &control, &mut conversation, ms(Instant::from_std(at))).await;
                                 info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
-                                control.publish(CallEvent::AgentSpeaking { speaking: false });
-                                finish_speech(&mut conversation, &control, s.start_ms, ms(Instant::from_std(at)), &heard, true, s.tool_calls);
                                 turns.set_reply_pending(false, at);
                                 if ending {
                                     control.hangup();
@@ -707,11 +692,7 @@ pub async fn run<L: Line, C: CallControl>(
                     // A key press interrupts the agent like speech does.
                     if speech.as_ref().is_some_and(|s| s.started && s.interruptible) {
                         let s = speech.take().expect("checked");
-                        let played = s.queued.saturating_sub(max_capacity - line.sink().capacity());
-                        line.flush().await;
-                        let heard = s.playout.heard(played);
-                        control.publish(CallEvent::AgentSpeaking { speaking: false });
-                        finish_speech(&mut conversation, &control, s.start_ms, ms(Instant::now()), &heard, true, s.tool_calls);
+                        interrupt(s, &line, &control, &mut conversation, ms(Instant::now())).await;
                         turns.agent_finished(Instant::now().into_std());
                     }
                     if digit == '#' {
@@ -798,6 +779,34 @@ fn metrics(s: &Speech, eos: Instant, final_at: Instant, first_frame: Instant) ->
         voice_to_voice_ms: Some(total),
         server_ms: Some(total.saturating_sub(providers)),
     }
+}
+
+/// Stops the agent mid-speech: the line drops what is queued and fades
+/// out, and the reply is recorded as far as the caller heard it, which it
+/// returns.
+async fn interrupt<L: Line, C: CallControl>(
+    s: Speech,
+    line: &L,
+    control: &C,
+    conversation: &mut Conversation,
+    end_ms: u64,
+) -> String {
+    // Frames still in the line's queue were never heard.
+    let in_queue = line.sink().max_capacity() - line.sink().capacity();
+    let played = s.queued.saturating_sub(in_queue);
+    line.flush().await;
+    let heard = s.playout.heard(played);
+    control.publish(CallEvent::AgentSpeaking { speaking: false });
+    finish_speech(
+        conversation,
+        control,
+        s.start_ms,
+        end_ms,
+        &heard,
+        true,
+        s.tool_calls,
+    );
+    heard
 }
 
 /// Records what the agent said (as heard) in the conversation and the

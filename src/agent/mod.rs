@@ -5,7 +5,9 @@
 //!
 //! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
 //! * [`scripted`]: deterministic providers for tests and benches.
+//! * [`flow`]: the offline brain, a flow engine (IVR scripts).
 
+pub mod flow;
 pub mod provider;
 pub mod scripted;
 

@@ -1,0 +1,883 @@
+//! The interpreter: one call's position in a flow, moved on by each turn
+//! of the conversation.
+//!
+//! Each turn reads the messages added since the last one: what the
+//! caller said (`User`), keyed (`Dtmf`), an `Event` (silence), tool
+//! results, and the flow's own previous reply as the pipeline recorded it
+//! (`Assistant`, possibly `interrupted`). The flow then runs from where
+//! it stands until it needs the caller again (a prompt), a tool's result,
+//! or the call ends, and returns what to say and which tools to call.
+//!
+//! Barge-in needs no special case: a reply always ends with the prompt of
+//! the node that is now listening (or with the end of the call), so
+//! whatever the caller said over it answers that prompt, which is what
+//! the caller was answering. A reply cut off before its tool call went
+//! out (the goodbye before `end_call`, say) is sent again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::compile::{Capture, Case, Flow, Node, Retry, SetValue};
+use super::def::{Outcome, YesNo};
+use super::matcher::{Keyed, match_dtmf, match_speech};
+use super::normalize::{clean_text, tokens, words};
+use super::numbers::{cardinal, digit_string};
+use super::sentences::sentences;
+use super::slots::{SlotValue, country_code_of, e164, means_own_number, name, phone_number};
+use super::template::Template;
+use super::yesno::yes_no;
+use crate::agent::provider::{
+    BrainEvent, BrainOutcome, CallInfo, Conversation, Message, ProviderError, ToolCall,
+};
+
+/// Most keys held while waiting for the rest of an entry.
+const MAX_KEYED: usize = 64;
+/// Most digits of a number keyed for a `number` capture.
+const NUMBER_DIGITS: usize = 18;
+/// Most digits of a phone number (E.164).
+const PHONE_DIGITS: usize = 15;
+/// How many times a tool call cut off by barge-in is sent again before
+/// the flow stops insisting.
+const MAX_REISSUE: u32 = 2;
+
+/// What the flow does after a tool result.
+#[derive(Debug, Clone)]
+enum After {
+    /// `send_dtmf`: carry on here.
+    Next(usize),
+    /// `transfer_call`: the call is over when it works.
+    Transfer {
+        outcome: Outcome,
+        on_failure: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Nothing said yet.
+    Start,
+    /// Waiting for the caller at a listening node, after `failures` no
+    /// inputs or no matches.
+    Listen { node: usize, failures: u32 },
+    /// Waiting for the result of `call`, made by `node` after saying
+    /// `said`.
+    Tool {
+        node: usize,
+        call: ToolCall,
+        said: Vec<String>,
+        after: After,
+    },
+    /// The flow is over; `call` (`end_call`) is how it ended, `settled`
+    /// once the pipeline has it.
+    Ended {
+        node: usize,
+        outcome: Outcome,
+        call: Option<ToolCall>,
+        said: Vec<String>,
+        settled: bool,
+    },
+}
+
+/// What one turn says and does.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Reply {
+    /// Texts to say, in order.
+    pub texts: Vec<String>,
+    /// Tool calls, after the texts.
+    pub tools: Vec<ToolCall>,
+    /// The flow could not go on.
+    pub error: Option<String>,
+}
+
+impl Reply {
+    fn say(&mut self, text: String) {
+        if !text.trim().is_empty() {
+            self.texts.push(text);
+        }
+    }
+
+    /// The events of a reply stream: one `Text` per sentence (with the
+    /// space before the next), the tool calls, then `Done`.
+    pub fn into_events(self) -> Vec<BrainEvent> {
+        let all: Vec<String> = self.texts.iter().flat_map(|t| sentences(t)).collect();
+        let n = all.len();
+        let mut events: Vec<BrainEvent> = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| BrainEvent::Text(if i + 1 < n { format!("{s} ") } else { s }))
+            .collect();
+        events.extend(self.tools.into_iter().map(BrainEvent::ToolCall));
+        events.push(match self.error {
+            Some(e) => BrainEvent::Error(ProviderError::new("flow", e, false)),
+            None => BrainEvent::Done,
+        });
+        events
+    }
+}
+
+/// What the turn's new messages hold.
+#[derive(Debug, Default)]
+struct Input<'a> {
+    /// Non-empty transcripts, in order.
+    speech: Vec<&'a str>,
+    /// Keys pressed, in order.
+    dtmf: String,
+    /// The caller side did something: spoke (even nothing STT could
+    /// read), keyed, or an event such as silence was reported.
+    caller: bool,
+    /// Tool results by call id.
+    results: Vec<(&'a str, &'a str)>,
+    /// Ids of tool calls the pipeline recorded as made.
+    issued: Vec<&'a str>,
+}
+
+impl<'a> Input<'a> {
+    fn read(messages: &'a [Message]) -> Self {
+        let mut input = Input::default();
+        for m in messages {
+            match m {
+                Message::User { text } => {
+                    input.caller = true;
+                    if !text.trim().is_empty() {
+                        input.speech.push(text);
+                    }
+                }
+                Message::Dtmf { digits } => {
+                    input.caller = true;
+                    let room = MAX_KEYED.saturating_sub(input.dtmf.len());
+                    input.dtmf.extend(
+                        digits
+                            .chars()
+                            .map(|c| c.to_ascii_uppercase())
+                            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+                            .take(room),
+                    );
+                }
+                Message::Event { .. } => input.caller = true,
+                Message::Tool { call_id, content } => input.results.push((call_id, content)),
+                Message::Assistant { tool_calls, .. } => {
+                    input
+                        .issued
+                        .extend(tool_calls.iter().map(|c| c.id.as_str()));
+                }
+            }
+        }
+        input
+    }
+
+    fn speech(&self) -> String {
+        self.speech.join(" ")
+    }
+
+    fn result(&self, id: &str) -> Option<&'a str> {
+        self.results.iter().find(|(c, _)| *c == id).map(|(_, r)| *r)
+    }
+
+    fn issued(&self, id: &str) -> bool {
+        self.issued.contains(&id)
+    }
+}
+
+/// How a listening node takes the turn.
+enum Verdict {
+    /// Keys so far begin a longer entry: say nothing, keep listening.
+    Wait,
+    /// Go on to this node.
+    Go(usize),
+    /// Fill the node's slot and go on.
+    Fill(SlotValue, usize),
+    NoInput,
+    NoMatch,
+}
+
+/// One call's run through a flow.
+#[derive(Debug)]
+pub(super) struct Engine {
+    flow: Arc<Flow>,
+    call: CallInfo,
+    slots: BTreeMap<String, SlotValue>,
+    /// The caller has filled a slot (an unfinished call is `partial`).
+    captured: bool,
+    state: State,
+    /// Messages of the conversation already read, and the last of them
+    /// (to notice a history the pipeline has trimmed).
+    seen: usize,
+    last_seen: Option<Message>,
+    tool_seq: u64,
+    /// Keys pressed at the current listening node so far.
+    keyed: String,
+    reissued: u32,
+}
+
+impl Engine {
+    pub fn new(flow: Arc<Flow>, call: CallInfo) -> Self {
+        Engine {
+            flow,
+            call,
+            slots: BTreeMap::new(),
+            captured: false,
+            state: State::Start,
+            seen: 0,
+            last_seen: None,
+            tool_seq: 0,
+            keyed: String::new(),
+            reissued: 0,
+        }
+    }
+
+    /// The messages added since the last turn. Should the pipeline have
+    /// trimmed its history, the flow reads from its own last reply on.
+    fn new_messages<'c>(&self, conversation: &'c Conversation) -> &'c [Message] {
+        let all = &conversation.messages;
+        let last = self.seen.checked_sub(1).and_then(|i| all.get(i));
+        let same_history = last == self.last_seen.as_ref();
+        match all.get(self.seen..) {
+            Some(new) if same_history => new,
+            _ => {
+                let from = all
+                    .iter()
+                    .rposition(|m| matches!(m, Message::Assistant { .. }))
+                    .unwrap_or(0);
+                &all[from..]
+            }
+        }
+    }
+
+    /// Takes one turn.
+    pub fn turn(&mut self, conversation: &Conversation) -> Reply {
+        let input = Input::read(self.new_messages(conversation));
+        self.seen = conversation.messages.len();
+        self.last_seen = conversation.messages.last().cloned();
+        let mut out = Reply::default();
+        match std::mem::replace(&mut self.state, State::Start) {
+            State::Start => {
+                let start = self.flow.start;
+                self.run(start, &mut out);
+            }
+            State::Listen { node, failures } => self.listen(node, failures, &input, &mut out),
+            State::Tool {
+                node,
+                call,
+                said,
+                after,
+            } => self.await_tool(node, call, said, after, &input, &mut out),
+            State::Ended {
+                node,
+                outcome,
+                call,
+                said,
+                settled,
+            } => {
+                let settled = settled
+                    || call
+                        .as_ref()
+                        .is_none_or(|c| input.result(&c.id).is_some() || input.issued(&c.id));
+                let call = match call {
+                    Some(c) if !settled && self.reissued < MAX_REISSUE => {
+                        // The goodbye was cut off before end_call went out.
+                        self.reissued += 1;
+                        out.texts.extend(said.iter().cloned());
+                        let c = self.tool_call(&c.name, c.arguments.clone());
+                        out.tools.push(c.clone());
+                        Some(c)
+                    }
+                    other => other,
+                };
+                self.state = State::Ended {
+                    node,
+                    outcome,
+                    call,
+                    said,
+                    settled,
+                };
+            }
+        }
+        out
+    }
+
+    /// What the call came to so far.
+    pub fn outcome(&self) -> BrainOutcome {
+        let progress = if self.captured {
+            Outcome::Partial
+        } else {
+            Outcome::NotAchieved
+        };
+        let (outcome, node) = match &self.state {
+            State::Start => (Outcome::NotAchieved, self.flow.start),
+            State::Listen { node, .. } => (progress, *node),
+            State::Tool {
+                node,
+                after: After::Transfer { outcome, .. },
+                ..
+            } => (*outcome, *node),
+            State::Tool { node, .. } => (progress, *node),
+            State::Ended { node, outcome, .. } => (*outcome, *node),
+        };
+        let data = self
+            .slots
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect::<serde_json::Map<_, _>>();
+        BrainOutcome {
+            outcome: outcome.as_str().to_owned(),
+            end_state: self.flow.ids.get(node).cloned().unwrap_or_default(),
+            data: Value::Object(data),
+        }
+    }
+
+    fn tool_call(&mut self, name: &str, arguments: Value) -> ToolCall {
+        self.tool_seq += 1;
+        ToolCall {
+            id: format!("flow_{}", self.tool_seq),
+            name: name.to_owned(),
+            arguments,
+        }
+    }
+
+    fn speak(&self, t: &Template) -> String {
+        t.render(&self.slots, &self.call, true)
+    }
+
+    fn data(&self, t: &Template) -> String {
+        t.render(&self.slots, &self.call, false)
+    }
+
+    /// Runs from node `from` until the flow needs the caller or a tool.
+    fn run(&mut self, from: usize, out: &mut Reply) {
+        let flow = Arc::clone(&self.flow);
+        let mut at = from;
+        // Checked flows have no loop without a listening node, so a run
+        // visits each node at most once; the bound is for safety only.
+        for _ in 0..=flow.nodes.len() {
+            let Some(node) = flow.nodes.get(at) else {
+                break;
+            };
+            match node {
+                Node::Say { text, next } => {
+                    out.say(self.speak(text));
+                    at = *next;
+                }
+                Node::Goto { next } => at = *next,
+                Node::Set { slot, value, next } => {
+                    self.set(slot, value);
+                    at = *next;
+                }
+                Node::Branch { cases, default } => {
+                    at = cases
+                        .iter()
+                        .find(|c| self.holds(c))
+                        .map_or(*default, |c| c.next);
+                }
+                Node::Ask { prompt, .. }
+                | Node::Capture { prompt, .. }
+                | Node::Message { prompt, .. } => {
+                    out.say(self.speak(prompt));
+                    self.keyed.clear();
+                    self.state = State::Listen {
+                        node: at,
+                        failures: 0,
+                    };
+                    return;
+                }
+                Node::Dtmf { digits, next } => {
+                    let keys: String = self
+                        .data(digits)
+                        .chars()
+                        .map(|c| c.to_ascii_uppercase())
+                        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+                        .take(32)
+                        .collect();
+                    if keys.is_empty() {
+                        // A slot that held no keys: nothing to send.
+                        at = *next;
+                        continue;
+                    }
+                    let call = self.tool_call("send_dtmf", json!({ "digits": keys }));
+                    out.tools.push(call.clone());
+                    self.state = State::Tool {
+                        node: at,
+                        call,
+                        said: Vec::new(),
+                        after: After::Next(*next),
+                    };
+                    return;
+                }
+                Node::Transfer {
+                    text,
+                    number,
+                    outcome,
+                    on_failure,
+                } => {
+                    let said: Vec<String> = text.iter().map(|t| self.speak(t)).collect();
+                    for s in &said {
+                        out.say(s.clone());
+                    }
+                    match e164(&self.data(number)) {
+                        Some(n) => {
+                            let call = self.tool_call("transfer_call", json!({ "number": n }));
+                            out.tools.push(call.clone());
+                            self.state = State::Tool {
+                                node: at,
+                                call,
+                                said,
+                                after: After::Transfer {
+                                    outcome: *outcome,
+                                    on_failure: *on_failure,
+                                },
+                            };
+                        }
+                        None => {
+                            tracing::debug!(
+                                node = %flow.ids[at],
+                                "flow: transfer number is not E.164"
+                            );
+                            self.transfer_failed(at, *on_failure, out);
+                        }
+                    }
+                    return;
+                }
+                Node::Hangup { text, outcome } => {
+                    let said: Vec<String> = text.iter().map(|t| self.speak(t)).collect();
+                    for s in &said {
+                        out.say(s.clone());
+                    }
+                    let call = self.tool_call("end_call", json!({}));
+                    out.tools.push(call.clone());
+                    self.state = State::Ended {
+                        node: at,
+                        outcome: *outcome,
+                        call: Some(call),
+                        said,
+                        settled: false,
+                    };
+                    return;
+                }
+            }
+        }
+        out.error = Some(format!(
+            "flow loops at node \"{}\" without listening",
+            flow.ids.get(at).map_or("?", String::as_str)
+        ));
+        self.state = State::Ended {
+            node: at.min(flow.nodes.len().saturating_sub(1)),
+            outcome: Outcome::NotAchieved,
+            call: None,
+            said: Vec::new(),
+            settled: true,
+        };
+    }
+
+    /// A transfer that could not be made: `on_failure`, or the end of the
+    /// call.
+    fn transfer_failed(&mut self, node: usize, on_failure: Option<usize>, out: &mut Reply) {
+        match on_failure {
+            Some(next) => self.run(next, out),
+            None => {
+                let call = self.tool_call("end_call", json!({}));
+                out.tools.push(call.clone());
+                self.state = State::Ended {
+                    node,
+                    outcome: Outcome::NotAchieved,
+                    call: Some(call),
+                    said: Vec::new(),
+                    settled: false,
+                };
+            }
+        }
+    }
+
+    fn await_tool(
+        &mut self,
+        node: usize,
+        call: ToolCall,
+        said: Vec<String>,
+        after: After,
+        input: &Input,
+        out: &mut Reply,
+    ) {
+        if let Some(result) = input.result(&call.id) {
+            match after {
+                After::Next(next) => self.run(next, out),
+                After::Transfer {
+                    on_failure,
+                    outcome,
+                } => {
+                    if tool_failed(result) {
+                        self.transfer_failed(node, on_failure, out);
+                    } else {
+                        self.state = State::Ended {
+                            node,
+                            outcome,
+                            call: None,
+                            said,
+                            settled: true,
+                        };
+                    }
+                }
+            }
+            return;
+        }
+        let issued = input.issued(&call.id);
+        match after {
+            // The keys went out and the conversation moved on without a
+            // result: carry on rather than stall.
+            After::Next(next) if issued && input.caller => self.run(next, out),
+            _ if issued || self.reissued >= MAX_REISSUE => {
+                self.state = State::Tool {
+                    node,
+                    call,
+                    said,
+                    after,
+                };
+            }
+            _ => {
+                // Cut off before the call went out: make it again.
+                self.reissued += 1;
+                out.texts.extend(said.iter().cloned());
+                let call = self.tool_call(&call.name, call.arguments.clone());
+                out.tools.push(call.clone());
+                self.state = State::Tool {
+                    node,
+                    call,
+                    said,
+                    after,
+                };
+            }
+        }
+    }
+
+    fn set(&mut self, slot: &str, value: &SetValue) {
+        let v = match value {
+            SetValue::Clear => None,
+            SetValue::Number(n) => Some(SlotValue::Number(*n)),
+            SetValue::Bool(b) => Some(SlotValue::Bool(*b)),
+            // `{phone}` alone copies the value and its kind.
+            SetValue::Text(t) => match t.single_slot() {
+                Some(from) => self.slots.get(from).cloned(),
+                None => Some(SlotValue::Text(self.data(t))),
+            },
+        };
+        match v {
+            Some(v) => self.slots.insert(slot.to_owned(), v),
+            None => self.slots.remove(slot),
+        };
+    }
+
+    fn holds(&self, case: &Case) -> bool {
+        let v = self.slots.get(&case.slot);
+        let number = v.and_then(SlotValue::as_number);
+        case.is_set.is_none_or(|want| v.is_some() == want)
+            && case
+                .equals
+                .as_ref()
+                .is_none_or(|e| v.is_some_and(|v| v.equals(e)))
+            && case
+                .one_of
+                .as_ref()
+                .is_none_or(|l| v.is_some_and(|v| l.iter().any(|e| v.equals(e))))
+            && case.min.is_none_or(|m| number.is_some_and(|n| n >= m))
+            && case.max.is_none_or(|m| number.is_some_and(|n| n <= m))
+    }
+
+    fn listen(&mut self, at: usize, failures: u32, input: &Input, out: &mut Reply) {
+        if !input.caller && !input.results.is_empty() {
+            // Only tool results: nothing for this question.
+            self.state = State::Listen { node: at, failures };
+            return;
+        }
+        let room = MAX_KEYED.saturating_sub(self.keyed.len());
+        self.keyed.extend(input.dtmf.chars().take(room));
+        let flow = Arc::clone(&self.flow);
+        let Some(node) = flow.nodes.get(at) else {
+            out.error = Some(format!("flow has no node {at}"));
+            self.state = State::Ended {
+                node: flow.start,
+                outcome: Outcome::NotAchieved,
+                call: None,
+                said: Vec::new(),
+                settled: true,
+            };
+            return;
+        };
+        let (verdict, prompt, retry) = match node {
+            Node::Ask {
+                prompt,
+                choices,
+                retry,
+            } => {
+                let listeners: Vec<_> = choices.iter().map(|c| c.listener.clone()).collect();
+                let verdict = if !self.keyed.is_empty() {
+                    match match_dtmf(&listeners, &self.keyed) {
+                        Keyed::Choice(i) => Verdict::Go(choices[i].next),
+                        Keyed::Partial if !input.dtmf.is_empty() => Verdict::Wait,
+                        Keyed::Partial | Keyed::None => Verdict::NoMatch,
+                    }
+                } else if input.speech.is_empty() {
+                    Verdict::NoInput
+                } else {
+                    match match_speech(&listeners, &input.speech()) {
+                        Some(i) => Verdict::Go(choices[i].next),
+                        None => Verdict::NoMatch,
+                    }
+                };
+                (verdict, prompt, retry)
+            }
+            Node::Capture {
+                prompt,
+                expect,
+                next,
+                retry,
+                ..
+            } => (self.capture(expect, *next, input), prompt, retry),
+            Node::Message {
+                prompt,
+                max,
+                next,
+                retry,
+                ..
+            } => {
+                let verdict = if !input.speech.is_empty() {
+                    let text = clean_text(&input.speech(), *max);
+                    if text.is_empty() {
+                        Verdict::NoMatch
+                    } else {
+                        Verdict::Fill(SlotValue::Text(text), *next)
+                    }
+                } else if !self.keyed.is_empty() {
+                    Verdict::NoMatch
+                } else {
+                    Verdict::NoInput
+                };
+                (verdict, prompt, retry)
+            }
+            _ => {
+                // Only listening nodes are ever listened at.
+                self.run(at, out);
+                return;
+            }
+        };
+        match verdict {
+            Verdict::Wait => self.state = State::Listen { node: at, failures },
+            Verdict::Go(next) => {
+                self.keyed.clear();
+                self.run(next, out);
+            }
+            Verdict::Fill(value, next) => {
+                self.keyed.clear();
+                if let Some(slot) = slot_of(node) {
+                    self.slots.insert(slot.to_owned(), value);
+                    self.captured = true;
+                }
+                self.run(next, out);
+            }
+            Verdict::NoInput | Verdict::NoMatch => {
+                self.keyed.clear();
+                let no_input = matches!(verdict, Verdict::NoInput);
+                self.failed(at, failures + 1, no_input, prompt, retry, out);
+            }
+        }
+    }
+
+    /// Asks again, or gives up once the retries are used.
+    fn failed(
+        &mut self,
+        at: usize,
+        failures: u32,
+        no_input: bool,
+        prompt: &Template,
+        retry: &Retry,
+        out: &mut Reply,
+    ) {
+        let handler = if no_input {
+            &retry.no_input
+        } else {
+            &retry.no_match
+        };
+        if failures > retry.retries {
+            self.run(handler.give_up, out);
+        } else {
+            out.say(self.speak(handler.reprompt.as_ref().unwrap_or(prompt)));
+            self.state = State::Listen { node: at, failures };
+        }
+    }
+
+    /// Keys for an entry of up to `max` digits: the digits once the entry
+    /// is complete (`#`, `max` keys, or a turn without new keys, which is
+    /// the pipeline's inter-digit timeout), else `None` to wait.
+    fn entry(&self, max: usize, input: &Input) -> Option<String> {
+        let ended = self.keyed.contains('#');
+        let keys: String = self.keyed.split('#').next().unwrap_or("").to_owned();
+        let complete = ended || keys.len() >= max || input.dtmf.is_empty();
+        complete.then(|| keys.chars().take(max).collect())
+    }
+
+    fn capture(&self, expect: &Capture, next: usize, input: &Input) -> Verdict {
+        let speech = input.speech();
+        let keyed = !self.keyed.is_empty();
+        if !keyed && input.speech.is_empty() {
+            return Verdict::NoInput;
+        }
+        let value = match expect {
+            Capture::Digits { min, max } => {
+                let digits = if keyed {
+                    match self.entry(*max, input) {
+                        Some(d) => d,
+                        None => return Verdict::Wait,
+                    }
+                } else {
+                    digit_string(&tokens(&speech)).1
+                };
+                let fits = (*min..=*max).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit());
+                fits.then_some(SlotValue::Digits(digits))
+            }
+            Capture::Number { min, max } => {
+                let n = if keyed {
+                    match self.entry(NUMBER_DIGITS, input) {
+                        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+                            d.parse::<i64>().ok()
+                        }
+                        Some(_) => None,
+                        None => return Verdict::Wait,
+                    }
+                } else {
+                    cardinal(&tokens(&speech))
+                };
+                n.filter(|n| min.is_none_or(|m| *n >= m) && max.is_none_or(|m| *n <= m))
+                    .map(SlotValue::Number)
+            }
+            Capture::Phone { country_code } => {
+                let cc = country_code
+                    .clone()
+                    .or_else(|| country_code_of(&self.call.from));
+                let (plus, digits) = if keyed {
+                    match self.entry(PHONE_DIGITS, input) {
+                        Some(d) => (false, d),
+                        None => return Verdict::Wait,
+                    }
+                } else {
+                    digit_string(&tokens(&speech))
+                };
+                if !keyed && digits.is_empty() && means_own_number(&words(&speech)) {
+                    e164(&self.call.from)
+                } else {
+                    phone_number(plus, &digits, cc.as_deref())
+                }
+                .map(SlotValue::Phone)
+            }
+            Capture::YesNo => {
+                if keyed {
+                    match self.keyed.chars().next() {
+                        Some('1') => Some(SlotValue::Bool(true)),
+                        Some('2') => Some(SlotValue::Bool(false)),
+                        _ => None,
+                    }
+                } else {
+                    yes_no(&speech).map(|a| SlotValue::Bool(a == YesNo::Yes))
+                }
+            }
+            Capture::Name => name(&speech).map(SlotValue::Text),
+            Capture::Text { max } => {
+                let text = clean_text(&speech, *max);
+                (!text.is_empty()).then_some(SlotValue::Text(text))
+            }
+        };
+        match value {
+            Some(v) => Verdict::Fill(v, next),
+            None => Verdict::NoMatch,
+        }
+    }
+}
+
+/// The slot a listening node fills.
+fn slot_of(node: &Node) -> Option<&str> {
+    match node {
+        Node::Capture { slot, .. } | Node::Message { slot, .. } => Some(slot),
+        _ => None,
+    }
+}
+
+/// Whether a tool result reports a failure: a JSON object with `ok` or
+/// `success` false, a non-null `error`, or a `status` of `failed`,
+/// `error`, `busy`, `no_answer` or `rejected`; `false`; or text starting
+/// with "error" or "fail".
+pub(super) fn tool_failed(content: &str) -> bool {
+    match serde_json::from_str::<Value>(content) {
+        Ok(Value::Object(m)) => {
+            let flag_false = |k: &str| m.get(k).and_then(Value::as_bool) == Some(false);
+            let error = m
+                .get("error")
+                .is_some_and(|e| !e.is_null() && *e != Value::Bool(false));
+            let status = m.get("status").and_then(Value::as_str).is_some_and(|s| {
+                matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "failed" | "error" | "busy" | "no_answer" | "rejected"
+                )
+            });
+            flag_false("ok") || flag_false("success") || error || status
+        }
+        Ok(Value::Bool(b)) => !b,
+        Ok(_) => false,
+        Err(_) => {
+            let t = content.trim_start().to_ascii_lowercase();
+            t.starts_with("error") || t.starts_with("fail")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_failures() {
+        for f in [
+            r#"{"ok": false}"#,
+            r#"{"error": "busy"}"#,
+            r#"{"status": "no_answer"}"#,
+            r#"{"success": false}"#,
+            "false",
+            "Error: no route",
+            "failed to transfer",
+        ] {
+            assert!(tool_failed(f), "{f}");
+        }
+        for ok in [
+            r#"{"ok": true}"#,
+            r#"{"status": "transferred"}"#,
+            r#"{"error": null}"#,
+            "ok",
+            "",
+            "true",
+        ] {
+            assert!(!tool_failed(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn replies_stream_sentence_by_sentence() {
+        let reply = Reply {
+            texts: vec!["Hello! Welcome.".into(), "Name?".into()],
+            tools: vec![ToolCall {
+                id: "t".into(),
+                name: "end_call".into(),
+                arguments: json!({}),
+            }],
+            error: None,
+        };
+        let ev = reply.into_events();
+        assert_eq!(
+            ev[..3],
+            [
+                BrainEvent::Text("Hello! ".into()),
+                BrainEvent::Text("Welcome. ".into()),
+                BrainEvent::Text("Name?".into()),
+            ]
+        );
+        assert!(matches!(&ev[3], BrainEvent::ToolCall(c) if c.name == "end_call"));
+        assert_eq!(ev[4], BrainEvent::Done);
+        assert_eq!(ev.len(), 5);
+    }
+}

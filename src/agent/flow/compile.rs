@@ -63,10 +63,11 @@ pub(super) enum Capture {
     Name,
 }
 
+/// An `ask` node's choices: what each listens for, and where it goes.
 #[derive(Debug, Clone)]
-pub(super) struct Choice {
-    pub listener: Listener,
-    pub next: usize,
+pub(super) struct Choices {
+    pub listeners: Vec<Listener>,
+    pub next: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +98,7 @@ pub(super) enum Node {
     },
     Ask {
         prompt: Template,
-        choices: Vec<Choice>,
+        choices: Choices,
         retry: Retry,
     },
     Capture {
@@ -782,7 +783,7 @@ fn valid_dtmf_string(d: &str) -> bool {
 }
 
 /// The choices of an `ask`.
-fn choices(cx: &mut Cx, i: usize, defs: &[ChoiceDef]) -> Option<Vec<Choice>> {
+fn choices(cx: &mut Cx, i: usize, defs: &[ChoiceDef]) -> Option<Choices> {
     let path = format!("flow.nodes.{i}.choices");
     if defs.is_empty() {
         cx.issue(&path, "must have at least one choice");
@@ -792,7 +793,10 @@ fn choices(cx: &mut Cx, i: usize, defs: &[ChoiceDef]) -> Option<Vec<Choice>> {
         cx.issue(&path, format!("must have at most {MAX_CHOICES} choices"));
         return None;
     }
-    let mut out = Vec::with_capacity(defs.len());
+    let mut out = Choices {
+        listeners: Vec::with_capacity(defs.len()),
+        next: Vec::with_capacity(defs.len()),
+    };
     let mut ok = true;
     let mut phrases: Vec<(Vec<String>, usize)> = Vec::new();
     let mut keys: Vec<(String, usize)> = Vec::new();
@@ -877,10 +881,9 @@ fn choices(cx: &mut Cx, i: usize, defs: &[ChoiceDef]) -> Option<Vec<Choice>> {
         }
         let next = cx.node_ref(&format!("{at}.next"), &c.next);
         if let Some(next) = next {
-            out.push(Choice {
-                listener: Listener::new(&c.keywords, c.dtmf.as_deref(), c.intent),
-                next,
-            });
+            out.listeners
+                .push(Listener::new(&c.keywords, c.dtmf.as_deref(), c.intent));
+            out.next.push(next);
         } else {
             ok = false;
         }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::compile::{Capture, Case, Flow, Node, Retry, SetValue};
 use super::def::{Outcome, YesNo};
 use super::matcher::{Keyed, match_dtmf, match_speech};
-use super::normalize::{clean_text, tokens, words};
+use super::normalize::{clean_text, has_words, strip_annotations, tokens, words};
 use super::numbers::{cardinal, digit_string};
 use super::sentences::sentences;
 use super::slots::{SlotValue, country_code_of, e164, means_own_number, name, phone_number};
@@ -120,8 +120,8 @@ impl Reply {
 /// What the turn's new messages hold.
 #[derive(Debug, Default)]
 struct Input<'a> {
-    /// Non-empty transcripts, in order.
-    speech: Vec<&'a str>,
+    /// Transcripts with words in them, in order, without annotations.
+    speech: Vec<String>,
     /// Keys pressed, in order.
     dtmf: String,
     /// The caller side did something: spoke (even nothing STT could
@@ -140,7 +140,8 @@ impl<'a> Input<'a> {
             match m {
                 Message::User { text } => {
                     input.caller = true;
-                    if !text.trim().is_empty() {
+                    let text = strip_annotations(text);
+                    if has_words(&text) {
                         input.speech.push(text);
                     }
                 }
@@ -607,18 +608,22 @@ impl Engine {
                 choices,
                 retry,
             } => {
-                let listeners: Vec<_> = choices.iter().map(|c| c.listener.clone()).collect();
                 let verdict = if !self.keyed.is_empty() {
-                    match match_dtmf(&listeners, &self.keyed) {
-                        Keyed::Choice(i) => Verdict::Go(choices[i].next),
+                    match match_dtmf(&choices.listeners, &self.keyed) {
+                        Keyed::Choice(i) => choices
+                            .next
+                            .get(i)
+                            .map_or(Verdict::NoMatch, |n| Verdict::Go(*n)),
                         Keyed::Partial if !input.dtmf.is_empty() => Verdict::Wait,
                         Keyed::Partial | Keyed::None => Verdict::NoMatch,
                     }
                 } else if input.speech.is_empty() {
                     Verdict::NoInput
                 } else {
-                    match match_speech(&listeners, &input.speech()) {
-                        Some(i) => Verdict::Go(choices[i].next),
+                    match match_speech(&choices.listeners, &input.speech())
+                        .and_then(|i| choices.next.get(i))
+                    {
+                        Some(n) => Verdict::Go(*n),
                         None => Verdict::NoMatch,
                     }
                 };

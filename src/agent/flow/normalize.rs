@@ -85,6 +85,39 @@ pub(super) fn clean_text(text: &str, max: usize) -> String {
     out.trim_end().to_owned()
 }
 
+/// `text` without the sound annotations STT engines write for what is
+/// not speech (`[BLANK_AUDIO]`, `(coughs)`, `*music*`); a group holding
+/// digits is kept, as in `(415) 555-0100`.
+pub(super) fn strip_annotations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['[', '(', '*']) {
+        let close = match rest.as_bytes()[i] {
+            b'[' => ']',
+            b'(' => ')',
+            _ => '*',
+        };
+        let after = &rest[i + 1..];
+        match after.find(close) {
+            Some(j) if !after[..j].contains(|c: char| c.is_ascii_digit()) => {
+                out.push_str(&rest[..i]);
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=i]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `text` holds any word or number.
+pub(super) fn has_words(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
+}
+
 /// A light stem, so that a keyword matches the forms STT writes for it:
 /// `acknowledge`, `acknowledged` and `acknowledging` all stem to
 /// `acknowledg`. Short words are left alone.
@@ -135,6 +168,18 @@ mod tests {
         assert_eq!(clean_text("Hello there", 5), "Hello");
         assert_eq!(clean_text("um", 100), "");
         assert_eq!(clean_text("\"Quoted\" text", 100), "\"Quoted\" text");
+    }
+
+    #[test]
+    fn annotations_are_not_speech() {
+        assert_eq!(strip_annotations("[BLANK_AUDIO]"), "");
+        assert_eq!(strip_annotations("Yes (coughs) please"), "Yes  please");
+        assert_eq!(strip_annotations("*music* hello"), " hello");
+        assert_eq!(strip_annotations("(415) 555-0100"), "(415) 555-0100");
+        assert_eq!(strip_annotations("a [b"), "a [b");
+        assert_eq!(strip_annotations("2 * 3"), "2 * 3");
+        assert!(!has_words(&strip_annotations(" [Music] ... ")));
+        assert!(has_words("é"));
     }
 
     #[test]

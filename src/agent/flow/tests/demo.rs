@@ -62,10 +62,11 @@ async fn silence_is_asked_again_then_the_flow_moves_on() {
     call.reply().await.says(NO_NAME_INPUT);
     call.silence();
     call.reply().await.says(ASK_MESSAGE);
-    for _ in 0..2 {
-        call.silence();
-        call.reply().await.says(NO_MESSAGE_INPUT);
-    }
+    // What STT writes for noise is no input either.
+    call.user(" [BLANK_AUDIO] ");
+    call.reply().await.says(NO_MESSAGE_INPUT);
+    call.silence();
+    call.reply().await.says(NO_MESSAGE_INPUT);
     call.silence();
     call.reply()
         .await

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Call, Turn};
 use crate::agent::flow::builtin::showcase;
-use crate::agent::flow::def::{CaseDef, Expect, FlowDef, HandlerDef, NodeDef, Outcome};
+use crate::agent::flow::def::{CaseDef, ChoiceDef, Expect, FlowDef, HandlerDef, NodeDef, Outcome};
 use crate::agent::flow::{FlowBrain, check_model};
 use crate::agent::provider::{Brain, CallInfo, Conversation, Message};
 
@@ -347,4 +347,126 @@ async fn each_menu_key_leads_where_it_says() {
         seen.into_iter().collect::<Vec<_>>(),
         ["ext", "order", "to_sales"]
     );
+}
+
+#[tokio::test]
+async fn a_longer_key_choice_waits_for_its_last_key() {
+    let def = FlowDef {
+        start: "menu".into(),
+        nodes: vec![
+            NodeDef::ask(
+                "menu",
+                "Extension?",
+                vec![ChoiceDef::to("a").dtmf("1"), ChoiceDef::to("b").dtmf("21")],
+            )
+            .retrying(
+                1,
+                HandlerDef::new(None, Some("bye")),
+                HandlerDef::new(Some("No such extension."), None),
+            ),
+            NodeDef::hangup("a", Some("One."), Outcome::Achieved),
+            NodeDef::hangup("b", Some("Twenty-one."), Outcome::Achieved),
+            NodeDef::hangup("bye", None, Outcome::NotAchieved),
+        ],
+    };
+    let mut call = Call::new(def.clone());
+    call.reply().await.says("Extension?");
+    call.dtmf("2");
+    call.reply().await.silent();
+    call.dtmf("1");
+    call.reply().await.hangs_up("Twenty-one.");
+
+    // Silence after the first key of a longer entry: no such choice.
+    let mut call = Call::new(def);
+    call.reply().await;
+    call.dtmf("2");
+    call.reply().await.silent();
+    call.silence();
+    call.reply().await.says("No such extension.");
+    // The same choice, said.
+    call.user("Twenty one.");
+    call.reply().await.hangs_up("Twenty-one.");
+}
+
+/// The example in `docs/flows.md`.
+fn documented_example() -> serde_json::Value {
+    let doc = include_str!("../../../../docs/flows.md");
+    let start = doc
+        .find("```json")
+        .expect("docs/flows.md has a JSON example")
+        + "```json".len();
+    let len = doc[start..]
+        .find("```")
+        .expect("the example block is closed");
+    serde_json::from_str(&doc[start..start + len]).expect("the example is JSON")
+}
+
+#[tokio::test]
+async fn the_documented_example_validates_and_runs() {
+    let model = documented_example();
+    assert_eq!(check_model(&model), []);
+    let def = crate::agent::flow::parse(&model["flow"]).unwrap();
+
+    let mut call = Call::new(def.clone());
+    call.reply().await.says(
+        "Thanks for calling Acme Dental. To book an appointment, press 1 or say appointment. \
+         To leave a message, press 2 or say message.",
+    );
+    call.user("I'd like to leave a message.");
+    call.reply().await.says("What's your name?");
+    call.user("Ada");
+    call.reply()
+        .await
+        .says("What number should we call you back on?");
+    call.user("415 555 0100");
+    call.reply().await.says("Go ahead with your message.");
+    call.user("Please call me.");
+    call.reply()
+        .await
+        .hangs_up("Thanks, Ada. We'll call you back. Goodbye!");
+    call.ends(
+        "achieved",
+        "bye_named",
+        json!({"name": "Ada", "callback": "+14155550100", "message": "Please call me."}),
+    );
+
+    let mut call = Call::new(def);
+    call.reply().await;
+    call.dtmf("1");
+    let t = call.reply().await;
+    assert_eq!(t.text(), "Putting you through to the front desk.");
+    assert_eq!(
+        t.calls(),
+        [("transfer_call", &json!({"number": "+14155550100"}))]
+    );
+    call.result(&t.tools[0].id, r#"{"status": "busy"}"#);
+    call.reply()
+        .await
+        .says("The front desk is busy, so let me take a message. What's your name?");
+}
+
+#[tokio::test]
+async fn the_fallback_flow_apologises_and_hangs_up() {
+    let flow = crate::agent::flow::Flow::hang_up("Sorry, {not} here.");
+    let brain = FlowBrain::new(flow);
+    let mut session = brain.start_call(&CallInfo::default());
+    let mut rx = session.respond(&Conversation::default());
+    let mut events = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        events.push(ev);
+    }
+    assert_eq!(
+        events[0],
+        crate::agent::provider::BrainEvent::Text("Sorry, {not} here.".into())
+    );
+    assert!(
+        matches!(&events[1], crate::agent::provider::BrainEvent::ToolCall(c) if c.name == "end_call")
+    );
+    assert_eq!(events.len(), 3);
+    let o = session.outcome().unwrap();
+    assert_eq!(
+        (o.outcome.as_str(), o.end_state.as_str()),
+        ("not_achieved", "bye")
+    );
+    assert_eq!(crate::agent::flow::validate(brain.flow().definition()), []);
 }

@@ -19,25 +19,17 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::compile::{Capture, Case, Flow, Node, Retry, SetValue};
-use super::def::{Outcome, YesNo};
+use super::capture::{Verdict, capture};
+use super::compile::Flow;
+use super::def::Outcome;
 use super::matcher::{Keyed, match_dtmf, match_speech};
-use super::normalize::{clean_text, has_words, strip_annotations, tokens, words};
-use super::numbers::{cardinal, digit_string};
-use super::sentences::sentences;
-use super::slots::{SlotValue, country_code_of, e164, means_own_number, name, phone_number};
+use super::nodes::{Case, Node, Retry, SetValue};
+use super::normalize::clean_text;
+use super::slots::{SlotValue, e164};
 use super::template::Template;
-use super::yesno::yes_no;
-use crate::agent::provider::{
-    BrainEvent, BrainOutcome, CallInfo, Conversation, Message, ProviderError, ToolCall,
-};
+use super::turn::{Input, MAX_KEYED, Reply, tool_failed};
+use crate::agent::provider::{BrainOutcome, CallInfo, Conversation, Message, ToolCall};
 
-/// Most keys held while waiting for the rest of an entry.
-const MAX_KEYED: usize = 64;
-/// Most digits of a number keyed for a `number` capture.
-const NUMBER_DIGITS: usize = 18;
-/// Most digits of a phone number (E.164).
-const PHONE_DIGITS: usize = 15;
 /// How many times a tool call cut off by barge-in is sent again before
 /// the flow stops insisting.
 const MAX_REISSUE: u32 = 2;
@@ -78,119 +70,6 @@ enum State {
         said: Vec<String>,
         settled: bool,
     },
-}
-
-/// What one turn says and does.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(super) struct Reply {
-    /// Texts to say, in order.
-    pub texts: Vec<String>,
-    /// Tool calls, after the texts.
-    pub tools: Vec<ToolCall>,
-    /// The flow could not go on.
-    pub error: Option<String>,
-}
-
-impl Reply {
-    fn say(&mut self, text: String) {
-        if !text.trim().is_empty() {
-            self.texts.push(text);
-        }
-    }
-
-    /// The events of a reply stream: one `Text` per sentence (with the
-    /// space before the next), the tool calls, then `Done`.
-    pub fn into_events(self) -> Vec<BrainEvent> {
-        let all: Vec<String> = self.texts.iter().flat_map(|t| sentences(t)).collect();
-        let n = all.len();
-        let mut events: Vec<BrainEvent> = all
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| BrainEvent::Text(if i + 1 < n { format!("{s} ") } else { s }))
-            .collect();
-        events.extend(self.tools.into_iter().map(BrainEvent::ToolCall));
-        events.push(match self.error {
-            Some(e) => BrainEvent::Error(ProviderError::new("flow", e, false)),
-            None => BrainEvent::Done,
-        });
-        events
-    }
-}
-
-/// What the turn's new messages hold.
-#[derive(Debug, Default)]
-struct Input<'a> {
-    /// Transcripts with words in them, in order, without annotations.
-    speech: Vec<String>,
-    /// Keys pressed, in order.
-    dtmf: String,
-    /// The caller side did something: spoke (even nothing STT could
-    /// read), keyed, or an event such as silence was reported.
-    caller: bool,
-    /// Tool results by call id.
-    results: Vec<(&'a str, &'a str)>,
-    /// Ids of tool calls the pipeline recorded as made.
-    issued: Vec<&'a str>,
-}
-
-impl<'a> Input<'a> {
-    fn read(messages: &'a [Message]) -> Self {
-        let mut input = Input::default();
-        for m in messages {
-            match m {
-                Message::User { text } => {
-                    input.caller = true;
-                    let text = strip_annotations(text);
-                    if has_words(&text) {
-                        input.speech.push(text);
-                    }
-                }
-                Message::Dtmf { digits } => {
-                    input.caller = true;
-                    let room = MAX_KEYED.saturating_sub(input.dtmf.len());
-                    input.dtmf.extend(
-                        digits
-                            .chars()
-                            .map(|c| c.to_ascii_uppercase())
-                            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
-                            .take(room),
-                    );
-                }
-                Message::Event { .. } => input.caller = true,
-                Message::Tool { call_id, content } => input.results.push((call_id, content)),
-                Message::Assistant { tool_calls, .. } => {
-                    input
-                        .issued
-                        .extend(tool_calls.iter().map(|c| c.id.as_str()));
-                }
-            }
-        }
-        input
-    }
-
-    fn speech(&self) -> String {
-        self.speech.join(" ")
-    }
-
-    fn result(&self, id: &str) -> Option<&'a str> {
-        self.results.iter().find(|(c, _)| *c == id).map(|(_, r)| *r)
-    }
-
-    fn issued(&self, id: &str) -> bool {
-        self.issued.contains(&id)
-    }
-}
-
-/// How a listening node takes the turn.
-enum Verdict {
-    /// Keys so far begin a longer entry: say nothing, keep listening.
-    Wait,
-    /// Go on to this node.
-    Go(usize),
-    /// Fill the node's slot and go on.
-    Fill(SlotValue, usize),
-    NoInput,
-    NoMatch,
 }
 
 /// One call's run through a flow.
@@ -635,7 +514,11 @@ impl Engine {
                 next,
                 retry,
                 ..
-            } => (self.capture(expect, *next, input), prompt, retry),
+            } => (
+                capture(&self.keyed, &self.call, expect, *next, input),
+                prompt,
+                retry,
+            ),
             Node::Message {
                 prompt,
                 max,
@@ -707,93 +590,6 @@ impl Engine {
             self.state = State::Listen { node: at, failures };
         }
     }
-
-    /// Keys for an entry of up to `max` digits: the digits once the entry
-    /// is complete (`#`, `max` keys, or a turn without new keys, which is
-    /// the pipeline's inter-digit timeout), else `None` to wait.
-    fn entry(&self, max: usize, input: &Input) -> Option<String> {
-        let ended = self.keyed.contains('#');
-        let keys: String = self.keyed.split('#').next().unwrap_or("").to_owned();
-        let complete = ended || keys.len() >= max || input.dtmf.is_empty();
-        complete.then(|| keys.chars().take(max).collect())
-    }
-
-    fn capture(&self, expect: &Capture, next: usize, input: &Input) -> Verdict {
-        let speech = input.speech();
-        let keyed = !self.keyed.is_empty();
-        if !keyed && input.speech.is_empty() {
-            return Verdict::NoInput;
-        }
-        let value = match expect {
-            Capture::Digits { min, max } => {
-                let digits = if keyed {
-                    match self.entry(*max, input) {
-                        Some(d) => d,
-                        None => return Verdict::Wait,
-                    }
-                } else {
-                    digit_string(&tokens(&speech)).1
-                };
-                let fits = (*min..=*max).contains(&digits.len())
-                    && digits.bytes().all(|b| b.is_ascii_digit());
-                fits.then_some(SlotValue::Digits(digits))
-            }
-            Capture::Number { min, max } => {
-                let n = if keyed {
-                    match self.entry(NUMBER_DIGITS, input) {
-                        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
-                            d.parse::<i64>().ok()
-                        }
-                        Some(_) => None,
-                        None => return Verdict::Wait,
-                    }
-                } else {
-                    cardinal(&tokens(&speech))
-                };
-                n.filter(|n| min.is_none_or(|m| *n >= m) && max.is_none_or(|m| *n <= m))
-                    .map(SlotValue::Number)
-            }
-            Capture::Phone { country_code } => {
-                let cc = country_code
-                    .clone()
-                    .or_else(|| country_code_of(&self.call.from));
-                let (plus, digits) = if keyed {
-                    match self.entry(PHONE_DIGITS, input) {
-                        Some(d) => (false, d),
-                        None => return Verdict::Wait,
-                    }
-                } else {
-                    digit_string(&tokens(&speech))
-                };
-                if !keyed && digits.is_empty() && means_own_number(&words(&speech)) {
-                    e164(&self.call.from)
-                } else {
-                    phone_number(plus, &digits, cc.as_deref())
-                }
-                .map(SlotValue::Phone)
-            }
-            Capture::YesNo => {
-                if keyed {
-                    match self.keyed.chars().next() {
-                        Some('1') => Some(SlotValue::Bool(true)),
-                        Some('2') => Some(SlotValue::Bool(false)),
-                        _ => None,
-                    }
-                } else {
-                    yes_no(&speech).map(|a| SlotValue::Bool(a == YesNo::Yes))
-                }
-            }
-            Capture::Name => name(&speech).map(SlotValue::Text),
-            Capture::Text { max } => {
-                let text = clean_text(&speech, *max);
-                (!text.is_empty()).then_some(SlotValue::Text(text))
-            }
-        };
-        match value {
-            Some(v) => Verdict::Fill(v, next),
-            None => Verdict::NoMatch,
-        }
-    }
 }
 
 /// The slot a listening node fills.
@@ -801,88 +597,5 @@ fn slot_of(node: &Node) -> Option<&str> {
     match node {
         Node::Capture { slot, .. } | Node::Message { slot, .. } => Some(slot),
         _ => None,
-    }
-}
-
-/// Whether a tool result reports a failure: a JSON object with `ok` or
-/// `success` false, a non-null `error`, or a `status` of `failed`,
-/// `error`, `busy`, `no_answer` or `rejected`; `false`; or text starting
-/// with "error" or "fail".
-pub(super) fn tool_failed(content: &str) -> bool {
-    match serde_json::from_str::<Value>(content) {
-        Ok(Value::Object(m)) => {
-            let flag_false = |k: &str| m.get(k).and_then(Value::as_bool) == Some(false);
-            let error = m
-                .get("error")
-                .is_some_and(|e| !e.is_null() && *e != Value::Bool(false));
-            let status = m.get("status").and_then(Value::as_str).is_some_and(|s| {
-                matches!(
-                    s.to_ascii_lowercase().as_str(),
-                    "failed" | "error" | "busy" | "no_answer" | "rejected"
-                )
-            });
-            flag_false("ok") || flag_false("success") || error || status
-        }
-        Ok(Value::Bool(b)) => !b,
-        Ok(_) => false,
-        Err(_) => {
-            let t = content.trim_start().to_ascii_lowercase();
-            t.starts_with("error") || t.starts_with("fail")
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_failures() {
-        for f in [
-            r#"{"ok": false}"#,
-            r#"{"error": "busy"}"#,
-            r#"{"status": "no_answer"}"#,
-            r#"{"success": false}"#,
-            "false",
-            "Error: no route",
-            "failed to transfer",
-        ] {
-            assert!(tool_failed(f), "{f}");
-        }
-        for ok in [
-            r#"{"ok": true}"#,
-            r#"{"status": "transferred"}"#,
-            r#"{"error": null}"#,
-            "ok",
-            "",
-            "true",
-        ] {
-            assert!(!tool_failed(ok), "{ok}");
-        }
-    }
-
-    #[test]
-    fn replies_stream_sentence_by_sentence() {
-        let reply = Reply {
-            texts: vec!["Hello! Welcome.".into(), "Name?".into()],
-            tools: vec![ToolCall {
-                id: "t".into(),
-                name: "end_call".into(),
-                arguments: json!({}),
-            }],
-            error: None,
-        };
-        let ev = reply.into_events();
-        assert_eq!(
-            ev[..3],
-            [
-                BrainEvent::Text("Hello! ".into()),
-                BrainEvent::Text("Welcome. ".into()),
-                BrainEvent::Text("Name?".into()),
-            ]
-        );
-        assert!(matches!(&ev[3], BrainEvent::ToolCall(c) if c.name == "end_call"));
-        assert_eq!(ev[4], BrainEvent::Done);
-        assert_eq!(ev.len(), 5);
     }
 }

@@ -20,22 +20,29 @@
 //! * [`validate`], [`Issue`]: the checks, with paths for API errors.
 //! * [`FlowBrain`]: the interpreter as a brain.
 //! * [`builtin`]: the demo agent, a receptionist and a phone alert.
+//! * [`limits`]: the bounds on a flow's size.
 //! * [`FlowConfig`]: the flow for agents that have none.
 
 mod brain;
 pub mod builtin;
+mod capture;
+mod checks;
 mod compile;
 mod config;
 pub mod def;
 mod engine;
+mod fields;
 mod graph;
 mod issue;
+pub mod limits;
 mod matcher;
+mod nodes;
 mod normalize;
 mod numbers;
 mod sentences;
 mod slots;
 mod template;
+mod turn;
 mod yesno;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::agent::flow::builtin::{alert, demo, receptionist, showcase};
-use crate::agent::flow::compile::{MAX_NODES, MAX_RETRIES};
+use crate::agent::flow::limits::{MAX_NODES, MAX_RETRIES};
 use crate::agent::flow::{Flow, FlowDef, parse, validate};
 
 /// A small valid flow: greet, ask a name, say goodbye.

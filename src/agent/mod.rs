@@ -7,7 +7,9 @@
 //! * [`scripted`]: deterministic providers for tests and benches.
 //! * [`pipeline`]: the per-call task (turn-taking, barge-in, echo guard,
 //!   streaming from the brain through TTS to the line).
+//! * [`flow`]: the offline brain, a flow engine (IVR scripts).
 
+pub mod flow;
 pub mod pipeline;
 pub mod provider;
 pub mod scripted;

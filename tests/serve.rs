@@ -228,8 +228,17 @@ fn events_command_follows_the_live_stream_until_the_server_closes_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give it a moment to connect (bounded: the server is already up).
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until the server counts it as a subscriber (bounded): on a busy
+    // machine the upgrade can take longer than any fixed pause, and a
+    // shutdown that starts first refuses it.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let metrics = http_get(server.port, "/metrics").unwrap_or_default();
+        if metrics.contains("hotline_ws_subscribers 1") || follower.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if let Some(status) = follower.try_wait().unwrap() {
         let mut err = String::new();
         follower

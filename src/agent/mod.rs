@@ -5,7 +5,9 @@
 //!
 //! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
 //! * [`scripted`]: deterministic providers for tests and benches.
+//! * [`openai`]: OpenAI-compatible cloud and self-hosted providers.
 
+pub mod openai;
 pub mod provider;
 pub mod scripted;
 

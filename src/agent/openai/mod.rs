@@ -1,0 +1,16 @@
+//! Cloud and self-hosted providers that speak OpenAI's wire protocols.
+//!
+//! * [`llm`]: [`OpenAiBrain`], streamed chat completions from OpenAI,
+//!   Ollama, vLLM or llama.cpp's server, with tool calls.
+//!
+//! Every provider takes its own `…Config` (base URL, model, key, timeouts,
+//! retries). Keys come from the config or `OPENAI_API_KEY`, and are never
+//! logged or serialized.
+
+mod http;
+pub mod llm;
+mod messages;
+mod tool_calls;
+
+pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
+pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};

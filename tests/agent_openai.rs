@@ -1,0 +1,632 @@
+//! The OpenAI-compatible providers against a local server that speaks the
+//! real wire protocols: SSE `chat.completion.chunk` streams, error statuses,
+//! streamed PCM speech, multipart transcription and the realtime
+//! transcription WebSocket. Nothing leaves 127.0.0.1.
+
+use std::time::Duration;
+
+use hotline::agent::openai::{OpenAiBrain, OpenAiConfig};
+use hotline::agent::{Brain, BrainEvent, CallInfo, Conversation, Message, ToolCall, ToolSpec};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use mock::{Reply, Server};
+
+/// Generous bound for anything that should happen promptly; a test that
+/// hits it has failed, it never measures speed.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+mod mock {
+    //! A scripted HTTP + WebSocket server on 127.0.0.1.
+
+    use std::collections::VecDeque;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::extract::{Request, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use tokio::sync::mpsc;
+
+    /// A request as the server received it.
+    #[derive(Debug, Clone)]
+    pub struct Recorded {
+        pub method: String,
+        pub path: String,
+        pub query: Option<String>,
+        pub headers: HeaderMap,
+        pub body: Bytes,
+    }
+
+    impl Recorded {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).expect("request body is JSON")
+        }
+
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+    }
+
+    /// What the next request gets.
+    pub enum Reply {
+        /// 200 with `pieces` written one by one, `gap` apart; with `stall`
+        /// the body then stays open and silent until the client leaves.
+        Stream {
+            content_type: &'static str,
+            pieces: Vec<Vec<u8>>,
+            gap: Duration,
+            stall: bool,
+        },
+        /// A complete response.
+        Status {
+            status: u16,
+            headers: Vec<(&'static str, String)>,
+            body: String,
+        },
+    }
+
+    impl Reply {
+        pub fn json(body: serde_json::Value) -> Reply {
+            Reply::Status {
+                status: 200,
+                headers: vec![("content-type", "application/json".into())],
+                body: body.to_string(),
+            }
+        }
+
+        pub fn error(status: u16, body: serde_json::Value) -> Reply {
+            Reply::Status {
+                status,
+                headers: vec![("content-type", "application/json".into())],
+                body: body.to_string(),
+            }
+        }
+    }
+
+    #[derive(Clone)]
+    struct Shared {
+        requests: Arc<Mutex<Vec<Recorded>>>,
+        script: Arc<Mutex<VecDeque<Reply>>>,
+        closed: mpsc::UnboundedSender<()>,
+    }
+
+    pub struct Server {
+        pub addr: SocketAddr,
+        shared: Shared,
+        closed: tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
+    }
+
+    impl Server {
+        /// Serves scripted replies on every path, plus whatever `extra`
+        /// routes (tried first).
+        pub async fn start_with(extra: Router) -> Server {
+            let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+            let shared = Shared {
+                requests: Arc::default(),
+                script: Arc::default(),
+                closed: closed_tx,
+            };
+            let app = extra.merge(Router::new().fallback(handle).with_state(shared.clone()));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Server {
+                addr,
+                shared,
+                closed: tokio::sync::Mutex::new(closed_rx),
+            }
+        }
+
+        pub async fn start() -> Server {
+            Server::start_with(Router::new()).await
+        }
+
+        /// The API base to configure (`http://127.0.0.1:port/v1`).
+        pub fn base(&self) -> String {
+            format!("http://{}/v1", self.addr)
+        }
+
+        pub fn push(&self, reply: Reply) {
+            self.shared.script.lock().unwrap().push_back(reply);
+        }
+
+        pub fn requests(&self) -> Vec<Recorded> {
+            self.shared.requests.lock().unwrap().clone()
+        }
+
+        /// Waits until a streamed response's client went away.
+        pub async fn wait_closed(&self) {
+            tokio::time::timeout(super::PATIENCE, self.closed.lock().await.recv())
+                .await
+                .expect("the client never closed the streamed response")
+                .unwrap();
+        }
+    }
+
+    async fn handle(State(shared): State<Shared>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+        shared.requests.lock().unwrap().push(Recorded {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            body,
+        });
+        let reply = shared.script.lock().unwrap().pop_front();
+        match reply {
+            None => (StatusCode::INTERNAL_SERVER_ERROR, "script ran out").into_response(),
+            Some(Reply::Status {
+                status,
+                headers,
+                body,
+            }) => {
+                let mut response = Response::builder().status(status);
+                for (k, v) in headers {
+                    response = response.header(k, v);
+                }
+                response.body(Body::from(body)).unwrap()
+            }
+            Some(Reply::Stream {
+                content_type,
+                pieces,
+                gap,
+                stall,
+            }) => {
+                let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+                let closed = shared.closed.clone();
+                tokio::spawn(async move {
+                    for piece in pieces {
+                        tokio::time::sleep(gap).await;
+                        if tx.send(Ok(Bytes::from(piece))).await.is_err() {
+                            let _ = closed.send(());
+                            return;
+                        }
+                    }
+                    if stall {
+                        tx.closed().await;
+                        let _ = closed.send(());
+                    }
+                });
+                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
+                Response::builder()
+                    .status(200)
+                    .header("content-type", content_type)
+                    .body(Body::from_stream(stream))
+                    .unwrap()
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------- brain ---
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "test-model", "system_fingerprint": null,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+    })
+}
+
+/// An SSE body of `events` and `[DONE]`, cut into `piece`-byte writes so
+/// that events straddle reads.
+fn sse(events: &[Value], piece: usize) -> Vec<Vec<u8>> {
+    let mut body = String::new();
+    for e in events {
+        body.push_str(&format!("data: {e}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    body.into_bytes()
+        .chunks(piece)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn sse_reply(events: &[Value]) -> Reply {
+    Reply::Stream {
+        content_type: "text/event-stream",
+        pieces: sse(events, 37),
+        gap: Duration::ZERO,
+        stall: false,
+    }
+}
+
+fn brain_config(server: &Server) -> OpenAiConfig {
+    OpenAiConfig {
+        base_url: server.base(),
+        api_key: Some("sk-test-123".into()),
+        model: "test-model".into(),
+        temperature: Some(0.3),
+        max_tokens: Some(150),
+        connect_timeout_ms: 2_000,
+        first_token_timeout_ms: 5_000,
+        idle_timeout_ms: 5_000,
+        total_timeout_ms: 15_000,
+        max_retries: 2,
+        max_retry_delay_ms: 2_000,
+        ..Default::default()
+    }
+}
+
+async fn collect(mut rx: mpsc::Receiver<BrainEvent>) -> Vec<BrainEvent> {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(PATIENCE, rx.recv()).await {
+            Ok(Some(ev)) => out.push(ev),
+            Ok(None) => return out,
+            Err(_) => panic!("reply stream neither ended nor progressed; so far {out:?}"),
+        }
+    }
+}
+
+fn hello() -> Conversation {
+    Conversation {
+        system: "You are a phone agent.".into(),
+        messages: vec![Message::User {
+            text: "Hello?".into(),
+        }],
+        tools: vec![],
+    }
+}
+
+fn assert_error(events: &[BrainEvent], retryable: bool, needle: &str) {
+    match events {
+        [BrainEvent::Error(e)] => {
+            assert_eq!(e.provider, "openai");
+            assert_eq!(e.retryable, retryable, "{e}");
+            assert!(e.message.contains(needle), "{e}");
+            assert!(!e.message.contains("sk-test-123"), "{e}");
+        }
+        other => panic!("expected one error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn brain_streams_text_and_reassembles_tool_calls() {
+    let server = Server::start().await;
+    server.push(sse_reply(&[
+        chunk(json!({"role": "assistant", "content": ""}), None),
+        chunk(json!({"content": "Let me "}), None),
+        chunk(json!({"content": "check that."}), None),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
+                    "function": {"name": "lookup_booking", "arguments": ""}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"name\": \"Ad"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 1, "id": "call_def", "type": "function",
+                    "function": {"name": "note", "arguments": "{\"text\":"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "a\", \"day\": 3}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 1, "function": {"arguments": "\"vip\"}"}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("tool_calls")),
+        // The usage chunk some servers send last: no choices.
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+               "model": "test-model", "choices": [],
+               "usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}}),
+    ]));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    assert_eq!(brain.name(), "openai");
+    let mut session = brain.start_call(&CallInfo::default());
+    let conversation = Conversation {
+        system: "You are a booking agent.".into(),
+        messages: vec![
+            Message::User {
+                text: "I booked for Ada.".into(),
+            },
+            Message::Assistant {
+                text: "Great, which".into(),
+                interrupted: true,
+                tool_calls: vec![],
+            },
+            Message::User {
+                text: "Check it please.".into(),
+            },
+            Message::Assistant {
+                text: String::new(),
+                interrupted: false,
+                tool_calls: vec![ToolCall {
+                    id: "call_0".into(),
+                    name: "lookup_booking".into(),
+                    arguments: json!({"name": "Ada"}),
+                }],
+            },
+            Message::Tool {
+                call_id: "call_0".into(),
+                content: "{\"found\":false}".into(),
+            },
+            Message::Dtmf {
+                digits: "12#".into(),
+            },
+        ],
+        tools: vec![ToolSpec {
+            name: "lookup_booking".into(),
+            description: "Finds a booking".into(),
+            parameters: json!({"type": "object", "properties": {"name": {"type": "string"}},
+                               "required": ["name"]}),
+        }],
+    };
+    let events = collect(session.respond(&conversation)).await;
+    assert_eq!(
+        events,
+        vec![
+            BrainEvent::Text("Let me ".into()),
+            BrainEvent::Text("check that.".into()),
+            BrainEvent::ToolCall(ToolCall {
+                id: "call_abc".into(),
+                name: "lookup_booking".into(),
+                arguments: json!({"name": "Ada", "day": 3}),
+            }),
+            BrainEvent::ToolCall(ToolCall {
+                id: "call_def".into(),
+                name: "note".into(),
+                arguments: json!({"text": "vip"}),
+            }),
+            BrainEvent::Done,
+        ]
+    );
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer sk-test-123"));
+    let body = r.json();
+    assert_eq!(body["model"], "test-model");
+    assert_eq!(body["stream"], true);
+    assert!((body["temperature"].as_f64().unwrap() - 0.3).abs() < 1e-6);
+    // Not OpenAI's own API: the limit goes in the field everyone reads.
+    assert_eq!(body["max_tokens"], 150);
+    assert!(body.get("max_completion_tokens").is_none());
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "system", "content": "You are a booking agent."},
+            {"role": "user", "content": "I booked for Ada."},
+            {"role": "assistant", "content": "Great, which"},
+            {"role": "user", "content": "Check it please."},
+            {"role": "assistant", "tool_calls": [{"id": "call_0", "type": "function",
+                "function": {"name": "lookup_booking", "arguments": "{\"name\":\"Ada\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_0", "content": "{\"found\":false}"},
+            {"role": "user", "content": "[The caller pressed on the keypad: 12#]"}
+        ])
+    );
+    assert_eq!(
+        body["tools"],
+        json!([{"type": "function", "function": {
+            "name": "lookup_booking", "description": "Finds a booking",
+            "parameters": {"type": "object", "properties": {"name": {"type": "string"}},
+                           "required": ["name"]}}}])
+    );
+}
+
+#[tokio::test]
+async fn brain_retries_rate_limits_and_server_errors_before_the_first_token() {
+    let server = Server::start().await;
+    server.push(Reply::Status {
+        status: 429,
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("retry-after", "1".into()),
+        ],
+        body: json!({"error": {"message": "Rate limit reached", "type": "requests",
+                                "code": "rate_limit_exceeded", "param": null}})
+        .to_string(),
+    });
+    server.push(Reply::Status {
+        status: 500,
+        headers: vec![],
+        body: "<html>oops</html>".into(),
+    });
+    server.push(sse_reply(&[chunk(json!({"content": "Hi!"}), Some("stop"))]));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let started = tokio::time::Instant::now();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_eq!(
+        events,
+        vec![BrainEvent::Text("Hi!".into()), BrainEvent::Done]
+    );
+    assert_eq!(server.requests().len(), 3);
+    // The 429's Retry-After was honoured.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn brain_gives_up_on_retries_it_cannot_afford() {
+    let server = Server::start().await;
+    // Asked to wait longer than the ceiling: no retry, a retryable error.
+    server.push(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after", "30".into())],
+        body: json!({"error": {"message": "Slow down", "type": "requests", "code": null,
+                                "param": null}})
+        .to_string(),
+    });
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, true, "rate limited (HTTP 429): Slow down");
+    assert_eq!(server.requests().len(), 1);
+
+    // Out of quota is a 429 that no wait fixes.
+    server.push(Reply::error(
+        429,
+        json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                         "code": "insufficient_quota", "param": null}}),
+    ));
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, false, "out of quota");
+    assert_eq!(server.requests().len(), 2);
+
+    // Server errors until the retries run out.
+    for _ in 0..3 {
+        server.push(Reply::error(503, json!({"error": "overloaded"})));
+    }
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, true, "server error (HTTP 503): overloaded");
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn brain_reports_auth_and_not_found_clearly_without_retrying() {
+    let server = Server::start().await;
+    server.push(Reply::error(
+        401,
+        json!({"error": {"message": "Incorrect API key provided: sk-tes***123.",
+                         "type": "invalid_request_error", "code": "invalid_api_key", "param": null}}),
+    ));
+    // Ollama's error shape.
+    server.push(Reply::error(
+        404,
+        json!({"error": "model \"test-model\" not found, try pulling it first"}),
+    ));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, false, "authentication failed");
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(
+        &events,
+        false,
+        "not found (check base_url and model) (HTTP 404): model \"test-model\" not found",
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn brain_retries_connection_failures_then_reports_them() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = OpenAiConfig {
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        max_retries: 1,
+        ..OpenAiConfig::default()
+    };
+    let brain = OpenAiBrain::new(config).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, true, "could not connect");
+}
+
+#[tokio::test]
+async fn brain_times_out_a_stalled_stream() {
+    let server = Server::start().await;
+    let config = OpenAiConfig {
+        first_token_timeout_ms: 400,
+        idle_timeout_ms: 400,
+        ..brain_config(&server)
+    };
+    let brain = OpenAiBrain::new(config).unwrap();
+
+    // Headers and a role-only chunk, then nothing: no first token.
+    server.push(Reply::Stream {
+        content_type: "text/event-stream",
+        pieces: vec![
+            format!("data: {}\n\n", chunk(json!({"role": "assistant"}), None)).into_bytes(),
+        ],
+        gap: Duration::ZERO,
+        stall: true,
+    });
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, true, "first token timed out after 400 ms");
+    server.wait_closed().await;
+
+    // Text, then silence: reported, never retried (the caller heard it).
+    server.push(Reply::Stream {
+        content_type: "text/event-stream",
+        pieces: vec![
+            format!("data: {}\n\n", chunk(json!({"content": "Well,"}), None)).into_bytes(),
+        ],
+        gap: Duration::ZERO,
+        stall: true,
+    });
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_eq!(events[0], BrainEvent::Text("Well,".into()));
+    assert_error(&events[1..], true, "no data");
+    server.wait_closed().await;
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn brain_retries_a_stream_that_fails_before_its_first_token() {
+    let server = Server::start().await;
+    server.push(sse_reply(&[
+        json!({"error": {"message": "The server had an error", "type": "server_error"}}),
+    ]));
+    server.push(sse_reply(&[chunk(
+        json!({"content": "Recovered."}),
+        Some("stop"),
+    )]));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_eq!(
+        events,
+        vec![BrainEvent::Text("Recovered.".into()), BrainEvent::Done]
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn dropping_the_reply_receiver_closes_the_connection() {
+    let server = Server::start().await;
+    server.push(Reply::Stream {
+        content_type: "text/event-stream",
+        pieces: vec![
+            format!(
+                "data: {}\n\n",
+                chunk(json!({"content": "A long story"}), None)
+            )
+            .into_bytes(),
+        ],
+        gap: Duration::ZERO,
+        stall: true,
+    });
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let mut rx = brain.start_call(&CallInfo::default()).respond(&hello());
+    assert_eq!(
+        rx.recv().await,
+        Some(BrainEvent::Text("A long story".into()))
+    );
+    drop(rx);
+    server.wait_closed().await;
+}
+
+#[tokio::test]
+async fn brain_speaks_bad_tool_arguments_as_an_error() {
+    let server = Server::start().await;
+    server.push(sse_reply(&[
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{\"a\": "}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("length")),
+    ]));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(
+        &events,
+        true,
+        "tool call 0 (f): arguments are not valid JSON",
+    );
+}

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use hotline::agent::openai::{OpenAiBrain, OpenAiConfig};
+use hotline::agent::openai::{
+    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiSummarizer, Outcome, SummaryRequest,
+};
 use hotline::agent::{Brain, BrainEvent, CallInfo, Conversation, Message, ToolCall, ToolSpec};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -629,4 +631,108 @@ async fn brain_speaks_bad_tool_arguments_as_an_error() {
         true,
         "tool call 0 (f): arguments are not valid JSON",
     );
+}
+
+// ----------------------------------------------------------- summary ---
+
+fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-2", "object": "chat.completion", "created": 1_700_000_000,
+        "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                     "message": {"role": "assistant", "content": content, "refusal": null}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130}
+    })
+}
+
+#[tokio::test]
+async fn summary_asks_for_a_json_schema_and_checks_the_answer() {
+    let server = Server::start().await;
+    let summarizer = OpenAiSummarizer::new(brain_config(&server)).unwrap();
+    let data_schema = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "party": {"type": "integer"}},
+        "required": ["name", "party"]
+    });
+    let transcript = [
+        Message::User {
+            text: "A table for four, name of Ada.".into(),
+        },
+        Message::Assistant {
+            text: "Booked for four, Ada.".into(),
+            interrupted: false,
+            tool_calls: vec![],
+        },
+    ];
+    let request = SummaryRequest {
+        transcript: &transcript,
+        objective: Some("Book a table"),
+        schema: Some(&data_schema),
+    };
+    server.push(Reply::json(completion(
+        &json!({"summary": "Ada booked a table for four.", "outcome": "achieved",
+                "structured_data": {"name": "Ada", "party": 4}})
+        .to_string(),
+    )));
+    let summary = summarizer.summarize(&request).await.unwrap();
+    assert_eq!(
+        summary,
+        CallSummary {
+            summary: "Ada booked a table for four.".into(),
+            outcome: Some(Outcome::Achieved),
+            structured_data: Some(json!({"name": "Ada", "party": 4})),
+        }
+    );
+    let r = &server.requests()[0];
+    assert_eq!(r.path, "/v1/chat/completions");
+    assert_eq!(r.header("authorization"), Some("Bearer sk-test-123"));
+    let body = r.json();
+    assert_eq!(body["model"], "test-model");
+    assert_eq!(body["stream"], false);
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    assert_eq!(schema["properties"]["structured_data"], data_schema);
+    assert_eq!(
+        schema["properties"]["outcome"]["enum"],
+        json!(["achieved", "partial", "not_achieved"])
+    );
+    assert!(
+        body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Book a table")
+    );
+    assert_eq!(
+        body["messages"][1]["content"],
+        "Caller: A table for four, name of Ada.\nAgent: Booked for four, Ada.\n"
+    );
+
+    // A model that ignored the shape: a clear error, no record.
+    server.push(Reply::json(completion(
+        &json!({"summary": "Booked.", "outcome": "achieved", "structured_data": {"name": "Ada"}})
+            .to_string(),
+    )));
+    let e = summarizer.summarize(&request).await.unwrap_err();
+    assert!(
+        e.message
+            .contains("does not fit its schema: $: missing required field \"party\""),
+        "{e}"
+    );
+
+    // Failures before an answer are retried like the brain's.
+    server.push(Reply::error(502, json!({"error": "bad gateway"})));
+    server.push(Reply::json(completion(r#"{"summary": "Short call."}"#)));
+    let bare = SummaryRequest {
+        transcript: &transcript,
+        ..Default::default()
+    };
+    let summary = summarizer.summarize(&bare).await.unwrap();
+    assert_eq!(summary.summary, "Short call.");
+    assert_eq!((summary.outcome, summary.structured_data), (None, None));
+    let body = server.requests()[3].json();
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"],
+        json!(["summary"])
+    );
+    assert_eq!(server.requests().len(), 4);
 }

@@ -2,6 +2,8 @@
 //!
 //! * [`llm`]: [`OpenAiBrain`], streamed chat completions from OpenAI,
 //!   Ollama, vLLM or llama.cpp's server, with tool calls.
+//! * [`summary`]: [`OpenAiSummarizer`], the after-call summary, outcome
+//!   and extracted data, checked against the schema asked for.
 //!
 //! Every provider takes its own `…Config` (base URL, model, key, timeouts,
 //! retries). Keys come from the config or `OPENAI_API_KEY`, and are never
@@ -10,7 +12,10 @@
 mod http;
 pub mod llm;
 mod messages;
+mod schema;
+pub mod summary;
 mod tool_calls;
 
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
+pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};

@@ -6,9 +6,13 @@
 use std::time::Duration;
 
 use hotline::agent::openai::{
-    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiSummarizer, Outcome, SummaryRequest,
+    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiSummarizer, OpenAiTts, OpenAiTtsConfig, Outcome,
+    SummaryRequest,
 };
-use hotline::agent::{Brain, BrainEvent, CallInfo, Conversation, Message, ToolCall, ToolSpec};
+use hotline::agent::{
+    Brain, BrainEvent, CallInfo, Conversation, Message, ToolCall, ToolSpec, Tts, TtsEvent,
+    TtsOptions, TtsStream,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -735,4 +739,184 @@ async fn summary_asks_for_a_json_schema_and_checks_the_answer() {
         json!(["summary"])
     );
     assert_eq!(server.requests().len(), 4);
+}
+
+// --------------------------------------------------------------- TTS ---
+
+fn tts_config(server: &Server) -> OpenAiTtsConfig {
+    OpenAiTtsConfig {
+        base_url: server.base(),
+        api_key: Some("sk-tts".into()),
+        model: "gpt-4o-mini-tts".into(),
+        voice: "coral".into(),
+        max_retry_delay_ms: 1_000,
+        ..Default::default()
+    }
+}
+
+/// `n` samples of a ramp that starts at `from`, as little-endian bytes cut
+/// into the odd sizes of `cuts` (cycled).
+fn pcm_pieces(from: i16, n: usize, cuts: &[usize]) -> (Vec<i16>, Vec<Vec<u8>>) {
+    let samples: Vec<i16> = (0..n).map(|i| from.wrapping_add((i * 37) as i16)).collect();
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for cut in cuts.iter().cycle() {
+        if at >= bytes.len() {
+            break;
+        }
+        let end = (at + cut).min(bytes.len());
+        pieces.push(bytes[at..end].to_vec());
+        at = end;
+    }
+    (samples, pieces)
+}
+
+fn pcm_reply(pieces: Vec<Vec<u8>>, gap: Duration, stall: bool) -> Reply {
+    Reply::Stream {
+        content_type: "application/octet-stream",
+        pieces,
+        gap,
+        stall,
+    }
+}
+
+async fn next_tts(audio: &mut mpsc::Receiver<TtsEvent>) -> Option<TtsEvent> {
+    tokio::time::timeout(PATIENCE, audio.recv())
+        .await
+        .expect("TTS stream stalled")
+}
+
+#[tokio::test]
+async fn tts_streams_pcm_in_segment_order_across_odd_chunk_boundaries() {
+    let server = Server::start().await;
+    let (first, first_pieces) = pcm_pieces(-1000, 2_400, &[333, 1, 1001, 7, 64]);
+    let (second, second_pieces) = pcm_pieces(500, 1_201, &[999, 2, 5]);
+    server.push(pcm_reply(first_pieces, Duration::from_millis(5), false));
+    server.push(pcm_reply(second_pieces, Duration::ZERO, false));
+    let tts = OpenAiTts::new(OpenAiTtsConfig {
+        instructions: Some("Warm and calm.".into()),
+        ..tts_config(&server)
+    })
+    .unwrap();
+    assert_eq!(tts.name(), "openai");
+    let TtsStream { text, mut audio } = tts.start(&TtsOptions::default());
+    text.send("Hello there.".into()).await.unwrap();
+    text.send("   ".into()).await.unwrap();
+    text.send("How can I help?".into()).await.unwrap();
+    drop(text);
+
+    let mut got: [Vec<i16>; 3] = Default::default();
+    let mut order = Vec::new();
+    while let Some(ev) = next_tts(&mut audio).await {
+        match ev {
+            TtsEvent::Audio { segment, chunk } => {
+                assert_eq!(chunk.rate, 24_000);
+                assert!(!chunk.samples.is_empty());
+                assert!(
+                    !order.contains(&("done", segment)),
+                    "audio after its SegmentDone"
+                );
+                got[segment].extend(chunk.samples);
+            }
+            TtsEvent::SegmentDone { segment } => order.push(("done", segment)),
+            TtsEvent::Error(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(order, [("done", 0), ("done", 1), ("done", 2)]);
+    assert_eq!(got[0], first);
+    assert!(got[1].is_empty());
+    assert_eq!(got[2], second);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "the blank segment needs no request");
+    assert_eq!(requests[0].path, "/v1/audio/speech");
+    assert_eq!(requests[0].header("authorization"), Some("Bearer sk-tts"));
+    assert_eq!(
+        requests[0].json(),
+        json!({"model": "gpt-4o-mini-tts", "input": "Hello there.", "voice": "coral",
+               "response_format": "pcm", "instructions": "Warm and calm."})
+    );
+    assert_eq!(requests[1].json()["input"], "How can I help?");
+}
+
+#[tokio::test]
+async fn tts_fetches_a_bounded_lookahead_and_cancels_on_drop() {
+    let server = Server::start().await;
+    let (_, pieces) = pcm_pieces(0, 480, &[960]);
+    // Segment 0 plays one chunk, then its stream hangs open.
+    server.push(pcm_reply(pieces.clone(), Duration::ZERO, true));
+    server.push(pcm_reply(pieces.clone(), Duration::ZERO, true));
+    server.push(pcm_reply(pieces, Duration::ZERO, true));
+    let tts = OpenAiTts::new(tts_config(&server)).unwrap();
+    let TtsStream { text, mut audio } = tts.start(&TtsOptions {
+        voice: Some("verse".into()),
+        language: None,
+    });
+    for s in ["One.", "Two.", "Three."] {
+        text.send(s.into()).await.unwrap();
+    }
+    match next_tts(&mut audio).await {
+        Some(TtsEvent::Audio { segment: 0, chunk }) => assert_eq!(chunk.samples.len(), 480),
+        other => panic!("{other:?}"),
+    }
+    // The next segment's request runs while segment 0 plays…
+    let waited = tokio::time::Instant::now();
+    while server.requests().len() < 2 {
+        assert!(waited.elapsed() < PATIENCE, "segment 1 was never requested");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // …but not the one after it (lookahead 1).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.requests()[1].json()["voice"], "verse");
+    drop(audio);
+    // Both open responses are abandoned.
+    server.wait_closed().await;
+    server.wait_closed().await;
+}
+
+#[tokio::test]
+async fn tts_retries_before_audio_and_reports_what_it_cannot_fix() {
+    let server = Server::start().await;
+    let (samples, pieces) = pcm_pieces(7, 100, &[51]);
+    server.push(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after-ms", "50".into())],
+        body: json!({"error": {"message": "busy", "type": "requests", "code": null}}).to_string(),
+    });
+    server.push(pcm_reply(pieces, Duration::ZERO, false));
+    server.push(Reply::error(
+        400,
+        json!({"error": {"message": "Invalid voice 'nope'", "type": "invalid_request_error",
+                         "code": null}}),
+    ));
+    let tts = OpenAiTts::new(tts_config(&server)).unwrap();
+    let TtsStream { text, mut audio } = tts.start(&TtsOptions::default());
+    text.send("First.".into()).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        match next_tts(&mut audio).await {
+            Some(TtsEvent::Audio { segment: 0, chunk }) => got.extend(chunk.samples),
+            Some(TtsEvent::SegmentDone { segment: 0 }) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, samples);
+    // Sent only now, so that the script's replies go to the right segment.
+    text.send("Second.".into()).await.unwrap();
+    drop(text);
+    match next_tts(&mut audio).await {
+        Some(TtsEvent::Error(e)) => {
+            assert!(!e.retryable);
+            assert!(
+                e.message
+                    .contains("request rejected (HTTP 400): Invalid voice 'nope'"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(next_tts(&mut audio).await, None);
+    assert_eq!(server.requests().len(), 3);
 }

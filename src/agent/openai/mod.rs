@@ -4,6 +4,8 @@
 //!   Ollama, vLLM or llama.cpp's server, with tool calls.
 //! * [`summary`]: [`OpenAiSummarizer`], the after-call summary, outcome
 //!   and extracted data, checked against the schema asked for.
+//! * [`tts`]: [`OpenAiTts`], speech streamed as raw PCM, one request per
+//!   sentence with the next one fetched while this one plays.
 //!
 //! Every provider takes its own `…Config` (base URL, model, key, timeouts,
 //! retries). Keys come from the config or `OPENAI_API_KEY`, and are never
@@ -15,7 +17,9 @@ mod messages;
 mod schema;
 pub mod summary;
 mod tool_calls;
+pub mod tts;
 
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
 pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};
+pub use tts::{OpenAiTts, OpenAiTtsConfig};

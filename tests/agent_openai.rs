@@ -3,15 +3,16 @@
 //! streamed PCM speech, multipart transcription and the realtime
 //! transcription WebSocket. Nothing leaves 127.0.0.1.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hotline::agent::openai::{
-    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiSummarizer, OpenAiTts, OpenAiTtsConfig, Outcome,
-    SummaryRequest,
+    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiStt, OpenAiSttConfig, OpenAiSummarizer,
+    OpenAiTts, OpenAiTtsConfig, Outcome, RealtimeProtocol, SttTransport, SummaryRequest,
 };
 use hotline::agent::{
-    Brain, BrainEvent, CallInfo, Conversation, Message, ToolCall, ToolSpec, Tts, TtsEvent,
-    TtsOptions, TtsStream,
+    Brain, BrainEvent, CallInfo, Conversation, Message, Stt, SttEvent, SttOptions, SttStream,
+    ToolCall, ToolSpec, Transcript, Tts, TtsEvent, TtsOptions, TtsStream,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -42,7 +43,6 @@ mod mock {
     pub struct Recorded {
         pub method: String,
         pub path: String,
-        pub query: Option<String>,
         pub headers: HeaderMap,
         pub body: Bytes,
     }
@@ -159,7 +159,6 @@ mod mock {
         shared.requests.lock().unwrap().push(Recorded {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
             headers: parts.headers,
             body,
         });
@@ -919,4 +918,487 @@ async fn tts_retries_before_audio_and_reports_what_it_cannot_fix() {
     }
     assert_eq!(next_tts(&mut audio).await, None);
     assert_eq!(server.requests().len(), 3);
+}
+
+// --------------------------------------------------------------- STT ---
+
+fn stt_config(base: String) -> OpenAiSttConfig {
+    OpenAiSttConfig {
+        base_url: base,
+        api_key: Some("sk-stt".into()),
+        model: "gpt-4o-mini-transcribe".into(),
+        language: Some("en".into()),
+        max_retry_delay_ms: 1_000,
+        ..Default::default()
+    }
+}
+
+/// A 440 Hz tone at 16 kHz.
+fn tone(samples: usize) -> Vec<i16> {
+    (0..samples)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 16_000.0).sin()) as i16)
+        .collect()
+}
+
+async fn send_utterance(audio: mpsc::Sender<Vec<i16>>, samples: &[i16]) {
+    for frame in samples.chunks(320) {
+        audio.send(frame.to_vec()).await.unwrap();
+    }
+}
+
+async fn next_stt(events: &mut mpsc::Receiver<SttEvent>) -> Option<SttEvent> {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("STT stream stalled")
+}
+
+/// A form part: filename, content type, bytes.
+type Part = (Option<String>, Option<String>, Vec<u8>);
+
+/// The parts of a multipart/form-data body: name → (filename, content
+/// type, bytes).
+fn multipart(content_type: &str, body: &[u8]) -> HashMap<String, Part> {
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .expect("multipart boundary")
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = HashMap::new();
+    let mut rest = body;
+    while let Some(at) = find(rest, &delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let head_end = find(rest, b"\r\n\r\n").expect("part headers");
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        let content = &rest[head_end + 4..];
+        let end = find(content, &delimiter).expect("part end");
+        let value = content[..end - 2].to_vec(); // the CRLF before the delimiter
+        let field = |key: &str| {
+            head.split(';')
+                .find_map(|p| p.trim().strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.split('"').next().unwrap().to_owned())
+        };
+        let ctype = head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        });
+        parts.insert(
+            field("name").expect("part name"),
+            (field("filename"), ctype, value),
+        );
+        rest = &content[end..];
+    }
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn stt_posts_each_utterance_as_wav_and_returns_the_text() {
+    let server = Server::start().await;
+    server.push(Reply::json(
+        json!({"text": " Hello there. ", "usage": {"type": "duration", "seconds": 1}}),
+    ));
+    let stt = OpenAiStt::new(stt_config(server.base())).unwrap();
+    assert_eq!(stt.name(), "openai");
+    let utterance = tone(16_000);
+    let SttStream { audio, mut events } = stt.start(&SttOptions {
+        language: Some("en-GB".into()),
+        partials: true,
+    });
+    send_utterance(audio, &utterance).await;
+    assert_eq!(
+        next_stt(&mut events).await,
+        Some(SttEvent::Final(Transcript {
+            text: "Hello there.".into(),
+            start_ms: 0,
+            end_ms: 1000,
+        }))
+    );
+    assert_eq!(next_stt(&mut events).await, None);
+
+    let r = &server.requests()[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/audio/transcriptions")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer sk-stt"));
+    let parts = multipart(r.header("content-type").unwrap(), &r.body);
+    assert_eq!(parts["model"].2, b"gpt-4o-mini-transcribe");
+    assert_eq!(parts["language"].2, b"en");
+    assert_eq!(parts["response_format"].2, b"json");
+    let (filename, ctype, wav) = &parts["file"];
+    assert_eq!(filename.as_deref(), Some("utterance.wav"));
+    assert_eq!(ctype.as_deref(), Some("audio/wav"));
+    let wav = hotline_media::wav::read_wav(wav).unwrap();
+    assert_eq!((wav.format.sample_rate, wav.format.channels), (16_000, 1));
+    assert_eq!(wav.to_mono(), utterance);
+
+    // Too short to hold a word: no request at all.
+    let SttStream { audio, mut events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(800)).await;
+    match next_stt(&mut events).await {
+        Some(SttEvent::Final(t)) => assert_eq!((t.text.as_str(), t.end_ms), ("", 50)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn stt_retries_server_errors_and_reports_rejections() {
+    let server = Server::start().await;
+    server.push(Reply::error(
+        503,
+        json!({"error": {"message": "overloaded", "type": "server_error"}}),
+    ));
+    server.push(Reply::json(json!({"text": "Second time lucky."})));
+    server.push(Reply::error(
+        400,
+        json!({"error": {"message": "Audio file might be corrupted", "type": "invalid_request_error",
+                         "code": "invalid_value"}}),
+    ));
+    let stt = OpenAiStt::new(stt_config(server.base())).unwrap();
+    let SttStream { audio, mut events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(8_000)).await;
+    match next_stt(&mut events).await {
+        Some(SttEvent::Final(t)) => assert_eq!(t.text, "Second time lucky."),
+        other => panic!("{other:?}"),
+    }
+    let SttStream { audio, mut events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(8_000)).await;
+    match next_stt(&mut events).await {
+        Some(SttEvent::Error(e)) => {
+            assert!(!e.retryable);
+            assert!(
+                e.message
+                    .contains("HTTP 400): Audio file might be corrupted"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests().len(), 3);
+}
+
+mod realtime {
+    //! A fake realtime transcription server. Each committed piece is
+    //! "transcribed" as `heard N` (N = 24 kHz samples in it), streamed as
+    //! two deltas and a completion. With voice detection asked for, the
+    //! first 0.5 s is committed on its own, as a pause would.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    use axum::extract::{RawQuery, State};
+    use axum::http::HeaderMap;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Default, Clone)]
+    pub struct Seen {
+        pub query: Option<String>,
+        pub authorization: Option<String>,
+        pub beta: Option<String>,
+        pub updates: Vec<Value>,
+        pub samples: Vec<i16>,
+        pub commits: usize,
+        pub closed: bool,
+    }
+
+    pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+    pub fn router(log: Log) -> Router {
+        Router::new()
+            .route("/v1/realtime", get(upgrade))
+            .with_state(log)
+    }
+
+    async fn upgrade(
+        ws: WebSocketUpgrade,
+        headers: HeaderMap,
+        RawQuery(query): RawQuery,
+        State(log): State<Log>,
+    ) -> Response {
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if header("authorization").as_deref() != Some("Bearer sk-stt") {
+            let body = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                        "code": "invalid_api_key"}});
+            return (axum::http::StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+        }
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(Seen {
+                query,
+                authorization: header("authorization"),
+                beta: header("openai-beta"),
+                ..Default::default()
+            });
+            log.len() - 1
+        };
+        ws.on_upgrade(move |socket| session(socket, log, index))
+    }
+
+    async fn send(socket: &mut WebSocket, v: Value) -> bool {
+        socket
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .is_ok()
+    }
+
+    /// Commits `buffered` as item `n`, then transcribes it.
+    async fn transcribe(socket: &mut WebSocket, n: usize, buffered: usize) -> bool {
+        let item = format!("item_{n}");
+        let text = format!("heard {buffered}");
+        let (a, b) = text.split_at(3);
+        send(
+            socket,
+            json!({"type": "input_audio_buffer.committed", "item_id": item,
+                            "previous_item_id": null}),
+        )
+        .await
+            && send(
+                socket,
+                json!({"type": "conversation.item.input_audio_transcription.delta",
+                                   "item_id": item, "content_index": 0, "delta": a}),
+            )
+            .await
+            && send(
+                socket,
+                json!({"type": "conversation.item.input_audio_transcription.delta",
+                                   "item_id": item, "content_index": 0, "delta": b}),
+            )
+            .await
+            && send(
+                socket,
+                json!({"type": "conversation.item.input_audio_transcription.completed",
+                                   "item_id": item, "content_index": 0, "transcript": text}),
+            )
+            .await
+    }
+
+    async fn session(mut socket: WebSocket, log: Log, index: usize) {
+        let _ = send(&mut socket, json!({"type": "session.created"})).await;
+        let mut vad = false;
+        let mut buffered = 0usize;
+        let mut items = 0usize;
+        while let Some(Ok(message)) = socket.recv().await {
+            let Message::Text(text) = message else {
+                if let Message::Close(_) = message {
+                    break;
+                }
+                continue;
+            };
+            let event: Value = serde_json::from_str(text.as_str()).unwrap();
+            match event["type"].as_str().unwrap() {
+                "session.update" | "transcription_session.update" => {
+                    vad = !event
+                        .pointer("/session/turn_detection")
+                        .unwrap_or(&Value::Null)
+                        .is_null()
+                        || !event
+                            .pointer("/session/audio/input/turn_detection")
+                            .unwrap_or(&Value::Null)
+                            .is_null();
+                    log.lock().unwrap()[index].updates.push(event.clone());
+                    let _ = send(&mut socket, json!({"type": "session.updated"})).await;
+                }
+                "input_audio_buffer.append" => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(event["audio"].as_str().unwrap())
+                        .unwrap();
+                    let samples: Vec<i16> = bytes
+                        .chunks_exact(2)
+                        .map(|p| i16::from_le_bytes([p[0], p[1]]))
+                        .collect();
+                    buffered += samples.len();
+                    log.lock().unwrap()[index].samples.extend(samples);
+                    if vad && items == 0 && buffered >= 12_000 {
+                        if !transcribe(&mut socket, items, buffered).await {
+                            return;
+                        }
+                        items += 1;
+                        buffered = 0;
+                    }
+                }
+                "input_audio_buffer.commit" => {
+                    log.lock().unwrap()[index].commits += 1;
+                    if buffered == 0 {
+                        let _ = send(&mut socket, json!({"type": "error", "event_id": "e1", "error": {
+                            "type": "invalid_request_error", "code": "input_audio_buffer_commit_empty",
+                            "message": "Error committing input audio buffer: buffer too small."}})).await;
+                        continue;
+                    }
+                    if !transcribe(&mut socket, items, buffered).await {
+                        return;
+                    }
+                    items += 1;
+                    buffered = 0;
+                }
+                other => panic!("unexpected client event {other}"),
+            }
+        }
+        log.lock().unwrap()[index].closed = true;
+    }
+}
+
+fn realtime_stt(server: &Server, protocol: RealtimeProtocol) -> OpenAiStt {
+    OpenAiStt::new(OpenAiSttConfig {
+        transport: SttTransport::Realtime,
+        realtime_protocol: protocol,
+        model: "gpt-4o-transcribe".into(),
+        ..stt_config(server.base())
+    })
+    .unwrap()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn realtime_stt_streams_24k_audio_and_commits_at_the_end() {
+    let log = realtime::Log::default();
+    let server = Server::start_with(realtime::router(log.clone())).await;
+    let stt = realtime_stt(&server, RealtimeProtocol::Ga);
+    let SttStream { audio, mut events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(16_000)).await;
+    // One second at 16 kHz: 50 frames, the resampler's flushed frame.
+    let sent = 51 * 480;
+    assert_eq!(
+        next_stt(&mut events).await,
+        Some(SttEvent::Final(Transcript {
+            text: format!("heard {sent}"),
+            start_ms: 0,
+            end_ms: 1000,
+        }))
+    );
+    assert_eq!(next_stt(&mut events).await, None);
+    wait_for("the socket to close", || log.lock().unwrap()[0].closed).await;
+
+    let seen = log.lock().unwrap()[0].clone();
+    assert_eq!(seen.query.as_deref(), Some("intent=transcription"));
+    assert_eq!(seen.authorization.as_deref(), Some("Bearer sk-stt"));
+    assert_eq!(seen.beta, None);
+    assert_eq!(seen.updates.len(), 1);
+    assert_eq!(
+        seen.updates[0],
+        json!({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+            "format": {"type": "audio/pcm", "rate": 24000},
+            "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+            "turn_detection": null}}}})
+    );
+    assert_eq!(seen.commits, 1);
+    assert_eq!(seen.samples.len(), sent);
+    // Still a 440 Hz tone at the new rate: 880 zero crossings a second.
+    let mut last = 0i16;
+    let mut crossings = 0;
+    for &s in seen.samples.iter().filter(|s| s.unsigned_abs() > 1000) {
+        crossings += usize::from(last != 0 && (s < 0) != (last < 0));
+        last = s;
+    }
+    assert!((870..=890).contains(&crossings), "{crossings}");
+}
+
+#[tokio::test]
+async fn realtime_stt_beta_protocol_with_partials_at_pauses() {
+    let log = realtime::Log::default();
+    let server = Server::start_with(realtime::router(log.clone())).await;
+    let stt = realtime_stt(&server, RealtimeProtocol::Beta);
+    let SttStream { audio, mut events } = stt.start(&SttOptions {
+        language: None,
+        partials: true,
+    });
+    let feeder = tokio::spawn(async move { send_utterance(audio, &tone(24_000)).await });
+    let mut partials = Vec::new();
+    let last = loop {
+        match next_stt(&mut events).await {
+            Some(SttEvent::Partial(t)) => partials.push(t.text),
+            Some(SttEvent::Final(t)) => break t,
+            other => panic!("{other:?}"),
+        }
+    };
+    feeder.await.unwrap();
+    // The server committed 0.5 s on its own (12,000 samples, sent in
+    // 100 ms appends), the rest at the end: 76 frames at 24 kHz in all.
+    let rest = 76 * 480 - 12_000;
+    assert_eq!(last.text, format!("heard 12000 heard {rest}"));
+    assert_eq!(last.end_ms, 1500);
+    assert_eq!(partials[..3], ["hea", "heard 12000", "heard 12000"]);
+    assert_eq!(partials.last().unwrap(), &last.text);
+
+    let seen = log.lock().unwrap()[0].clone();
+    assert_eq!(seen.beta.as_deref(), Some("realtime=v1"));
+    let update = &seen.updates[0];
+    assert_eq!(update["type"], "transcription_session.update");
+    assert_eq!(update["session"]["input_audio_format"], "pcm16");
+    assert_eq!(
+        update["session"]["input_audio_transcription"],
+        json!({"model": "gpt-4o-transcribe", "language": "en"})
+    );
+    assert_eq!(update["session"]["turn_detection"]["type"], "server_vad");
+    assert_eq!(
+        update["session"]["turn_detection"]["silence_duration_ms"],
+        400
+    );
+    // Voice detection goes off before the final commit, so that the
+    // commit's answer cannot be mistaken for a pause's.
+    assert_eq!(seen.updates.len(), 2);
+    assert_eq!(seen.updates[1]["session"]["turn_detection"], Value::Null);
+    assert_eq!(seen.commits, 1);
+}
+
+#[tokio::test]
+async fn realtime_stt_reports_a_refused_handshake_and_closes_on_drop() {
+    let log = realtime::Log::default();
+    let server = Server::start_with(realtime::router(log.clone())).await;
+    let stt = OpenAiStt::new(OpenAiSttConfig {
+        api_key: Some("sk-wrong".into()),
+        transport: SttTransport::Realtime,
+        ..stt_config(server.base())
+    })
+    .unwrap();
+    let SttStream { audio, mut events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(3_200)).await;
+    match next_stt(&mut events).await {
+        Some(SttEvent::Error(e)) => {
+            assert!(!e.retryable);
+            assert!(e.message.contains("authentication failed"), "{e}");
+            assert!(!e.message.contains("sk-wrong"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Dropping the events ends the session and its socket mid-utterance.
+    let stt = realtime_stt(&server, RealtimeProtocol::Ga);
+    let SttStream { audio, events } = stt.start(&SttOptions::default());
+    send_utterance(audio.clone(), &tone(3_200)).await;
+    wait_for("audio to reach the server", || {
+        log.lock()
+            .unwrap()
+            .first()
+            .is_some_and(|s| !s.samples.is_empty())
+    })
+    .await;
+    drop(events);
+    wait_for("the socket to close", || log.lock().unwrap()[0].closed).await;
+    assert_eq!(log.lock().unwrap()[0].commits, 0);
+    drop(audio);
 }

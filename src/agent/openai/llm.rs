@@ -210,14 +210,17 @@ impl ChatEndpoint {
 
 /// The status and `Retry-After` of the last error response of one attempt.
 #[derive(Clone, Default)]
-pub(crate) struct ErrorNote(Arc<Mutex<Option<(u16, Option<Duration>)>>>);
+pub(crate) struct ErrorNote(Arc<Mutex<Option<Noted>>>);
+
+/// An error response's status and `Retry-After`.
+type Noted = (u16, Option<Duration>);
 
 impl ErrorNote {
     fn set(&self, status: u16, retry_after: Option<Duration>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((status, retry_after));
     }
 
-    fn get(&self) -> Option<(u16, Option<Duration>)> {
+    fn get(&self) -> Option<Noted> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -6,6 +6,8 @@
 //!   and extracted data, checked against the schema asked for.
 //! * [`tts`]: [`OpenAiTts`], speech streamed as raw PCM, one request per
 //!   sentence with the next one fetched while this one plays.
+//! * [`stt`]: [`OpenAiStt`], one `/audio/transcriptions` request per
+//!   utterance, or the realtime transcription WebSocket with partials.
 //!
 //! Every provider takes its own `…Config` (base URL, model, key, timeouts,
 //! retries). Keys come from the config or `OPENAI_API_KEY`, and are never
@@ -14,12 +16,15 @@
 mod http;
 pub mod llm;
 mod messages;
+mod realtime_stt;
 mod schema;
+pub mod stt;
 pub mod summary;
 mod tool_calls;
 pub mod tts;
 
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
+pub use stt::{OpenAiStt, OpenAiSttConfig, RealtimeProtocol, SttTransport};
 pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};
 pub use tts::{OpenAiTts, OpenAiTtsConfig};

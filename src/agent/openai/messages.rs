@@ -7,6 +7,12 @@
 //! one merged turn the same way. An assistant turn carries exactly what the
 //! caller heard, so after a barge-in the model knows where it was cut off;
 //! a turn the caller heard nothing of, and that called no tool, is left out.
+//!
+//! OpenAI rejects a tool call with no result after it, and a result with no
+//! call before it (a turn cut short between the two can leave either). Such
+//! halves are left out rather than failing the whole reply.
+
+use std::collections::HashSet;
 
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
@@ -18,7 +24,7 @@ use async_openai::types::chat::{
     FunctionObject,
 };
 
-use crate::agent::provider::{Conversation, Message, ToolSpec};
+use crate::agent::provider::{Conversation, Message, ToolCall, ToolSpec};
 
 /// How keypad input reads to the model.
 pub(crate) fn dtmf_line(digits: &str) -> String {
@@ -43,6 +49,15 @@ pub(crate) fn chat_messages(conversation: &Conversation) -> Vec<ChatCompletionRe
             },
         ));
     }
+    let answered: HashSet<&str> = conversation
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Tool { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut called: HashSet<&str> = HashSet::new();
     // Caller lines waiting to become one user message.
     let mut pending: Vec<String> = Vec::new();
     let flush = |pending: &mut Vec<String>, out: &mut Vec<ChatCompletionRequestMessage>| {
@@ -68,11 +83,19 @@ pub(crate) fn chat_messages(conversation: &Conversation) -> Vec<ChatCompletionRe
             Message::Assistant {
                 text, tool_calls, ..
             } => {
+                let tool_calls: Vec<&ToolCall> = tool_calls
+                    .iter()
+                    .filter(|c| answered.contains(c.id.as_str()))
+                    .collect();
                 if text.trim().is_empty() && tool_calls.is_empty() {
                     continue;
                 }
+                called.extend(tool_calls.iter().map(|c| c.id.as_str()));
                 flush(&mut pending, &mut out);
-                out.push(assistant_message(text, tool_calls));
+                out.push(assistant_message(text, &tool_calls));
+            }
+            Message::Tool { call_id, .. } if !called.contains(call_id.as_str()) => {
+                tracing::debug!(call_id, "tool result without its call left out");
             }
             Message::Tool { call_id, content } => {
                 flush(&mut pending, &mut out);
@@ -90,10 +113,7 @@ pub(crate) fn chat_messages(conversation: &Conversation) -> Vec<ChatCompletionRe
 }
 
 #[allow(deprecated)] // `function_call`, which the struct literal must name.
-fn assistant_message(
-    text: &str,
-    tool_calls: &[crate::agent::provider::ToolCall],
-) -> ChatCompletionRequestMessage {
+fn assistant_message(text: &str, tool_calls: &[&ToolCall]) -> ChatCompletionRequestMessage {
     let content = (!text.trim().is_empty())
         .then(|| ChatCompletionRequestAssistantMessageContent::Text(text.to_owned()));
     let tool_calls = (!tool_calls.is_empty()).then(|| {
@@ -148,7 +168,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::agent::provider::ToolCall;
 
     #[test]
     fn conversation_maps_onto_chat_roles() {
@@ -207,6 +226,53 @@ mod tests {
                 ]},
                 {"role": "tool", "tool_call_id": "call_1", "content": "{\"ok\":true}"},
                 {"role": "user", "content": "[Call event: the caller has been silent for 8 s]"}
+            ])
+        );
+    }
+
+    #[test]
+    fn unmatched_tool_calls_and_results_are_left_out() {
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: json!({}),
+        };
+        let conversation = Conversation {
+            system: String::new(),
+            messages: vec![
+                Message::Tool {
+                    call_id: "early".into(),
+                    content: "x".into(),
+                },
+                Message::Assistant {
+                    text: "One moment.".into(),
+                    interrupted: true,
+                    tool_calls: vec![call("a"), call("b")],
+                },
+                Message::Tool {
+                    call_id: "a".into(),
+                    content: "ok".into(),
+                },
+                Message::Assistant {
+                    text: String::new(),
+                    interrupted: true,
+                    tool_calls: vec![call("c")],
+                },
+                Message::Tool {
+                    call_id: "early".into(),
+                    content: "y".into(),
+                },
+            ],
+            tools: vec![],
+        };
+        let v = serde_json::to_value(chat_messages(&conversation)).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"role": "assistant", "content": "One moment.", "tool_calls": [
+                    {"type": "function", "id": "a", "function": {"name": "f", "arguments": "{}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "a", "content": "ok"}
             ])
         );
     }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hotline::agent::openai::{
-    CallSummary, OpenAiBrain, OpenAiConfig, OpenAiStt, OpenAiSttConfig, OpenAiSummarizer,
-    OpenAiTts, OpenAiTtsConfig, Outcome, RealtimeProtocol, SttTransport, SummaryRequest,
+    CallSummary, DeepgramConfig, DeepgramStt, OpenAiBrain, OpenAiConfig, OpenAiStt,
+    OpenAiSttConfig, OpenAiSummarizer, OpenAiTts, OpenAiTtsConfig, Outcome, RealtimeProtocol,
+    SttTransport, SummaryRequest,
 };
 use hotline::agent::{
     Brain, BrainEvent, CallInfo, Conversation, Message, Stt, SttEvent, SttOptions, SttStream,
@@ -1400,5 +1401,203 @@ async fn realtime_stt_reports_a_refused_handshake_and_closes_on_drop() {
     drop(events);
     wait_for("the socket to close", || log.lock().unwrap()[0].closed).await;
     assert_eq!(log.lock().unwrap()[0].commits, 0);
+    drop(audio);
+}
+
+// ---------------------------------------------------------- Deepgram ---
+
+mod deepgram {
+    //! A fake Deepgram `listen` endpoint: for each full second of audio an
+    //! interim then a final result `second N`; on `CloseStream` a final
+    //! `tail M` (M = samples left), metadata, and a normal close.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+    use axum::extract::{RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Default, Clone)]
+    pub struct Seen {
+        pub query: Option<String>,
+        pub samples: usize,
+        pub close_stream: bool,
+        pub closed: bool,
+    }
+
+    pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+    pub fn router(log: Log) -> Router {
+        Router::new()
+            .route("/v1/listen", get(upgrade))
+            .with_state(log)
+    }
+
+    async fn upgrade(
+        ws: WebSocketUpgrade,
+        headers: HeaderMap,
+        RawQuery(query): RawQuery,
+        State(log): State<Log>,
+    ) -> Response {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Token dg-key") {
+            let body = json!({"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials.",
+                              "request_id": "r1"});
+            return (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+        }
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(Seen {
+                query,
+                ..Default::default()
+            });
+            log.len() - 1
+        };
+        ws.on_upgrade(move |socket| session(socket, log, index))
+    }
+
+    fn result(text: &str, is_final: bool) -> Message {
+        let v = json!({"type": "Results", "channel_index": [0, 1], "duration": 1.0, "start": 0.0,
+                       "is_final": is_final, "speech_final": is_final,
+                       "channel": {"alternatives": [{"transcript": text, "confidence": 0.98,
+                                                     "words": []}]}});
+        Message::Text(v.to_string().into())
+    }
+
+    async fn session(mut socket: WebSocket, log: Log, index: usize) {
+        let mut second = 0;
+        let mut left = 0usize;
+        while let Some(Ok(message)) = socket.recv().await {
+            match message {
+                Message::Binary(bytes) => {
+                    assert_eq!(bytes.len() % 2, 0);
+                    left += bytes.len() / 2;
+                    log.lock().unwrap()[index].samples += bytes.len() / 2;
+                    if left >= 16_000 {
+                        left -= 16_000;
+                        second += 1;
+                        let _ = socket.send(result("sec", false)).await;
+                        let _ = socket.send(result(&format!("second {second}"), true)).await;
+                    }
+                }
+                Message::Text(text) => {
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                    assert_eq!(v["type"], "CloseStream");
+                    log.lock().unwrap()[index].close_stream = true;
+                    let _ = socket.send(result(&format!("tail {left}"), true)).await;
+                    let metadata = json!({"type": "Metadata", "request_id": "r1", "duration": 2.5});
+                    let _ = socket
+                        .send(Message::Text(metadata.to_string().into()))
+                        .await;
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 1000,
+                            reason: "".into(),
+                        })))
+                        .await;
+                    break;
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        log.lock().unwrap()[index].closed = true;
+    }
+}
+
+fn deepgram_stt(server: &Server, key: &str) -> DeepgramStt {
+    DeepgramStt::new(DeepgramConfig {
+        url: format!("ws://{}/v1/listen", server.addr),
+        api_key: Some(key.into()),
+        language: Some("en".into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn deepgram_streams_pcm_and_joins_its_final_results() {
+    let log = deepgram::Log::default();
+    let server = Server::start_with(deepgram::router(log.clone())).await;
+    let stt = deepgram_stt(&server, "dg-key");
+    assert_eq!(stt.name(), "deepgram");
+    let SttStream { audio, mut events } = stt.start(&SttOptions {
+        language: None,
+        partials: true,
+    });
+    let feeder = tokio::spawn(async move { send_utterance(audio, &tone(40_000)).await });
+    let mut partials = Vec::new();
+    let last = loop {
+        match next_stt(&mut events).await {
+            Some(SttEvent::Partial(t)) => partials.push(t.text),
+            Some(SttEvent::Final(t)) => break t,
+            other => panic!("{other:?}"),
+        }
+    };
+    feeder.await.unwrap();
+    assert_eq!(
+        last,
+        Transcript {
+            text: "second 1 second 2 tail 8000".into(),
+            start_ms: 0,
+            end_ms: 2500,
+        }
+    );
+    assert_eq!(
+        partials,
+        [
+            "sec",
+            "second 1",
+            "second 1 sec",
+            "second 1 second 2",
+            "second 1 second 2 tail 8000"
+        ]
+    );
+    assert_eq!(next_stt(&mut events).await, None);
+    let seen = log.lock().unwrap()[0].clone();
+    assert_eq!(
+        seen.query.as_deref(),
+        Some(
+            "model=nova-3&encoding=linear16&sample_rate=16000&channels=1&interim_results=true\
+             &punctuate=true&smart_format=true&language=en"
+        )
+    );
+    assert_eq!(seen.samples, 40_000);
+    assert!(seen.close_stream);
+}
+
+#[tokio::test]
+async fn deepgram_reports_bad_credentials_and_closes_on_drop() {
+    let log = deepgram::Log::default();
+    let server = Server::start_with(deepgram::router(log.clone())).await;
+    let SttStream { audio, mut events } =
+        deepgram_stt(&server, "wrong").start(&SttOptions::default());
+    send_utterance(audio, &tone(1_600)).await;
+    match next_stt(&mut events).await {
+        Some(SttEvent::Error(e)) => {
+            assert_eq!(e.provider, "deepgram");
+            assert!(!e.retryable);
+            assert!(
+                e.message.contains(
+                    "authentication failed (check the API key) (HTTP 401): Invalid credentials."
+                ),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let SttStream { audio, events } = deepgram_stt(&server, "dg-key").start(&SttOptions::default());
+    send_utterance(audio.clone(), &tone(3_200)).await;
+    wait_for("audio to reach the server", || {
+        log.lock().unwrap().first().is_some_and(|s| s.samples > 0)
+    })
+    .await;
+    drop(events);
+    wait_for("the socket to close", || log.lock().unwrap()[0].closed).await;
+    assert!(!log.lock().unwrap()[0].close_stream);
     drop(audio);
 }

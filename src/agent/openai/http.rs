@@ -30,10 +30,15 @@ const MAX_QUOTED: usize = 300;
 /// The key from the config, else from [`API_KEY_ENV`]; `None` when
 /// neither is set (self-hosted servers usually need none).
 pub(crate) fn resolve_api_key(configured: Option<&str>) -> Option<String> {
+    resolve_key(configured, API_KEY_ENV)
+}
+
+/// The key from the config, else from the environment variable `env`.
+pub(crate) fn resolve_key(configured: Option<&str>, env: &str) -> Option<String> {
     let configured = configured.map(str::trim).filter(|k| !k.is_empty());
     match configured {
         Some(k) => Some(k.to_owned()),
-        None => std::env::var(API_KEY_ENV)
+        None => std::env::var(env)
             .ok()
             .map(|k| k.trim().to_owned())
             .filter(|k| !k.is_empty()),
@@ -113,13 +118,15 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The provider's own explanation from an error body: OpenAI's
 /// `{"error":{"message"}}`, Ollama's `{"error":"…"}`, FastAPI's
-/// `{"detail":…}`, or the text itself, shortened.
+/// `{"detail":…}`, Deepgram's `{"err_msg":…}`, or the text itself,
+/// shortened.
 pub(crate) fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let found = v
             .pointer("/error/message")
             .or_else(|| v.get("error"))
             .or_else(|| v.get("detail"))
+            .or_else(|| v.get("err_msg"))
             .or_else(|| v.get("message"));
         if let Some(m) = found {
             return shorten(&match m {

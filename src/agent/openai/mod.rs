@@ -8,11 +8,14 @@
 //!   sentence with the next one fetched while this one plays.
 //! * [`stt`]: [`OpenAiStt`], one `/audio/transcriptions` request per
 //!   utterance, or the realtime transcription WebSocket with partials.
+//! * [`deepgram`]: [`DeepgramStt`], Deepgram's streaming recognition,
+//!   here because it shares the plumbing (keys, retries, WebSocket).
 //!
 //! Every provider takes its own `…Config` (base URL, model, key, timeouts,
 //! retries). Keys come from the config or `OPENAI_API_KEY`, and are never
 //! logged or serialized.
 
+pub mod deepgram;
 mod http;
 pub mod llm;
 mod messages;
@@ -22,7 +25,9 @@ pub mod stt;
 pub mod summary;
 mod tool_calls;
 pub mod tts;
+mod ws;
 
+pub use deepgram::{DeepgramConfig, DeepgramStt};
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
 pub use stt::{OpenAiStt, OpenAiSttConfig, RealtimeProtocol, SttTransport};

@@ -27,11 +27,13 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
-use super::http::{self, Failure, error_code, error_message, status_failure, timeout_failure};
+use super::http::{self, timeout_failure};
 use super::stt::{NAME, RealtimeProtocol, Shared};
+use super::ws::{self, Ws};
 use crate::agent::provider::{ProviderError, STT_RATE, SttEvent, SttOptions, Transcript};
 
 /// The API's input rate.
@@ -203,9 +205,6 @@ impl Pieces {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Runs one utterance's recognition.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -213,33 +212,22 @@ pub(crate) async fn run(
     mut audio_rx: mpsc::Receiver<Vec<i16>>,
     tx: mpsc::Sender<SttEvent>,
 ) {
-    let mut pending: Vec<i16> = Vec::new();
-    let mut audio_done = false;
-    let max = shared.max_samples();
-    let connect_budget =
-        Duration::from_millis(shared.config.connect_timeout_ms) * (shared.config.max_retries + 1);
-    let connect = connect_with_retries(&shared, Instant::now() + connect_budget);
-    tokio::pin!(connect);
-    let ws = loop {
-        tokio::select! {
-            _ = tx.closed() => return,
-            ws = &mut connect => break ws,
-            frame = audio_rx.recv(), if !audio_done => match frame {
-                Some(f) if pending.len() + f.len() > max => {
-                    let _ = tx.send(SttEvent::Error(shared.too_long())).await;
-                    return;
-                }
-                Some(f) => pending.extend_from_slice(&f),
-                None => audio_done = true,
-            },
-        }
-    };
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(f) => {
-            let _ = tx.send(SttEvent::Error(f.error)).await;
+    let request = match realtime_request(&shared) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(SttEvent::Error(e)).await;
             return;
         }
+    };
+    let config = &shared.config;
+    let timeout = Duration::from_millis(config.connect_timeout_ms);
+    let deadline = Instant::now() + timeout * (config.max_retries + 1);
+    let connect = ws::connect(NAME, &request, timeout, shared.policy(), deadline);
+    let max = shared.max_samples();
+    let Some(opened) =
+        ws::open_while_buffering(connect, &mut audio_rx, &tx, max, || shared.too_long()).await
+    else {
+        return;
     };
     let mut session = Session {
         shared: &shared,
@@ -248,91 +236,39 @@ pub(crate) async fn run(
         samples: 0,
         pieces: Pieces::default(),
     };
-    if let Err(Some(e)) = session
-        .drive(ws, &options, pending, audio_done, audio_rx)
-        .await
-    {
+    let result = session
+        .drive(
+            opened.ws,
+            &options,
+            opened.pending,
+            opened.audio_done,
+            audio_rx,
+        )
+        .await;
+    if let Err(Some(e)) = result {
         let _ = tx.send(SttEvent::Error(e)).await;
     }
 }
 
-async fn connect_with_retries(shared: &Shared, deadline: Instant) -> Result<Ws, Failure> {
-    http::prepare_tls();
-    let policy = shared.policy();
-    let mut retries = 0;
-    loop {
-        let failure = match connect_once(shared).await {
-            Ok(ws) => return Ok(ws),
-            Err(f) => f,
-        };
-        match policy.delay(&failure, retries, deadline) {
-            Some(wait) => {
-                tracing::debug!(provider = NAME, error = %failure.error, "retrying realtime connection");
-                tokio::time::sleep(wait).await;
-                retries += 1;
-            }
-            None => return Err(failure),
-        }
-    }
-}
-
-async fn connect_once(shared: &Shared) -> Result<Ws, Failure> {
+/// The handshake request: the URL, the key, and the beta header when the
+/// beta protocol is spoken.
+fn realtime_request(shared: &Shared) -> Result<Request, ProviderError> {
     let mut request = shared
         .realtime_url
         .as_str()
         .into_client_request()
-        .map_err(|e| {
-            Failure::fatal(ProviderError::new(
-                NAME,
-                format!("realtime URL: {e}"),
-                false,
-            ))
-        })?;
+        .map_err(|e| ProviderError::new(NAME, format!("realtime URL: {e}"), false))?;
     let headers = request.headers_mut();
     if let Some(key) = &shared.key {
         let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            Failure::fatal(ProviderError::new(
-                NAME,
-                "the API key is not a valid header value",
-                false,
-            ))
+            ProviderError::new(NAME, "the API key is not a valid header value", false)
         })?;
         headers.insert("authorization", value);
     }
     if shared.config.realtime_protocol == RealtimeProtocol::Beta {
         headers.insert("openai-beta", HeaderValue::from_static("realtime=v1"));
     }
-    let timeout = Duration::from_millis(shared.config.connect_timeout_ms);
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
-        Err(_) => Err(Failure {
-            auto_retry: true,
-            ..timeout_failure(NAME, "realtime connection", timeout)
-        }),
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let status = response.status().as_u16();
-            let body = response.body().as_deref().unwrap_or_default();
-            let retry_after = http::retry_after(response.headers());
-            let code = error_code(body);
-            Err(status_failure(
-                NAME,
-                status,
-                &error_message(body),
-                code.as_deref(),
-                retry_after,
-            ))
-        }
-        Ok(Err(tungstenite::Error::Io(e))) => Err(Failure {
-            error: ProviderError::new(NAME, format!("realtime: could not connect: {e}"), true),
-            auto_retry: true,
-            retry_after: None,
-        }),
-        Ok(Err(e)) => Err(Failure::fatal(ProviderError::new(
-            NAME,
-            format!("realtime: handshake failed: {e}"),
-            true,
-        ))),
-    }
+    Ok(request)
 }
 
 /// Where the final commit stands.
@@ -486,10 +422,10 @@ impl Session<'_> {
                         self.on_event(&event, &mut commit).await?;
                     }
                     Some(Ok(WsMessage::Close(frame))) => {
-                        let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                        let why = ws::close_reason(frame);
                         return Err(Some(ProviderError::new(
                             NAME,
-                            format!("realtime: the server closed the connection {why}").trim_end().to_owned(),
+                            format!("realtime: the server closed the connection{why}"),
                             true,
                         )));
                     }

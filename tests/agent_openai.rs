@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hotline::agent::openai::{
-    CallSummary, DeepgramConfig, DeepgramStt, OpenAiBrain, OpenAiConfig, OpenAiStt,
-    OpenAiSttConfig, OpenAiSummarizer, OpenAiTts, OpenAiTtsConfig, Outcome, RealtimeProtocol,
-    SttTransport, SummaryRequest,
+    CallSummary, DeepgramConfig, DeepgramStt, ElevenLabsConfig, ElevenLabsTts, OpenAiBrain,
+    OpenAiConfig, OpenAiStt, OpenAiSttConfig, OpenAiSummarizer, OpenAiTts, OpenAiTtsConfig,
+    Outcome, RealtimeProtocol, SttTransport, SummaryRequest,
 };
 use hotline::agent::{
     Brain, BrainEvent, CallInfo, Conversation, Message, Stt, SttEvent, SttOptions, SttStream,
@@ -1600,4 +1600,183 @@ async fn deepgram_reports_bad_credentials_and_closes_on_drop() {
     wait_for("the socket to close", || log.lock().unwrap()[0].closed).await;
     assert!(!log.lock().unwrap()[0].close_stream);
     drop(audio);
+}
+
+// -------------------------------------------------------- ElevenLabs ---
+
+mod elevenlabs {
+    //! A fake ElevenLabs `stream-input` endpoint: after the end-of-input
+    //! message it speaks the text as `100 × characters` samples of a ramp,
+    //! in three base64 chunks cut at odd byte counts, then `isFinal`.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    use axum::extract::{Path, RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Default, Clone)]
+    pub struct Seen {
+        pub voice: String,
+        pub query: Option<String>,
+        pub messages: Vec<Value>,
+    }
+
+    pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+    pub fn router(log: Log) -> Router {
+        Router::new()
+            .route("/v1/text-to-speech/{voice}/stream-input", get(upgrade))
+            .with_state(log)
+    }
+
+    /// What the fake speaks for `text`.
+    pub fn speech(text: &str) -> Vec<i16> {
+        (0..text.chars().count() * 100)
+            .map(|i| (i as i16).wrapping_mul(97))
+            .collect()
+    }
+
+    async fn upgrade(
+        ws: WebSocketUpgrade,
+        Path(voice): Path<String>,
+        headers: HeaderMap,
+        RawQuery(query): RawQuery,
+        State(log): State<Log>,
+    ) -> Response {
+        if headers.get("xi-api-key").and_then(|v| v.to_str().ok()) != Some("xi-key") {
+            let body =
+                json!({"detail": {"status": "invalid_api_key", "message": "Invalid API key"}});
+            return (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+        }
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(Seen {
+                voice,
+                query,
+                ..Default::default()
+            });
+            log.len() - 1
+        };
+        ws.on_upgrade(move |socket| session(socket, log, index))
+    }
+
+    async fn session(mut socket: WebSocket, log: Log, index: usize) {
+        let mut text = String::new();
+        while let Some(Ok(Message::Text(t))) = socket.recv().await {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            log.lock().unwrap()[index].messages.push(v.clone());
+            let chunk = v["text"].as_str().unwrap().to_owned();
+            if !chunk.is_empty() {
+                text.push_str(&chunk);
+                continue;
+            }
+            let bytes: Vec<u8> = speech(text.trim())
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect();
+            let cuts = [(bytes.len() / 3) | 1, bytes.len() / 3 * 2 + 1, bytes.len()];
+            let mut at = 0;
+            for cut in cuts {
+                let audio = base64::engine::general_purpose::STANDARD.encode(&bytes[at..cut]);
+                at = cut;
+                let m = json!({"audio": audio, "isFinal": false, "normalizedAlignment": null});
+                if socket
+                    .send(Message::Text(m.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = socket
+                .send(Message::Text(json!({"isFinal": true}).to_string().into()))
+                .await;
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn elevenlabs_speaks_each_segment_over_its_own_socket() {
+    let log = elevenlabs::Log::default();
+    let server = Server::start_with(elevenlabs::router(log.clone())).await;
+    let tts = ElevenLabsTts::new(ElevenLabsConfig {
+        url: format!("ws://{}/v1", server.addr),
+        api_key: Some("xi-key".into()),
+        speed: Some(1.1),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(tts.name(), "elevenlabs");
+    let TtsStream { text, mut audio } = tts.start(&TtsOptions {
+        voice: Some("voice-x".into()),
+        language: None,
+    });
+    let segments = ["Hello there.", "How can I help?"];
+    for s in segments {
+        text.send(s.into()).await.unwrap();
+    }
+    drop(text);
+    let mut got: [Vec<i16>; 2] = Default::default();
+    let mut done = Vec::new();
+    while let Some(ev) = next_tts(&mut audio).await {
+        match ev {
+            TtsEvent::Audio { segment, chunk } => {
+                assert_eq!(chunk.rate, 16_000);
+                assert!(!done.contains(&segment));
+                got[segment].extend(chunk.samples);
+            }
+            TtsEvent::SegmentDone { segment } => done.push(segment),
+            TtsEvent::Error(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(done, [0, 1]);
+    assert_eq!(got[0], elevenlabs::speech(segments[0]));
+    assert_eq!(got[1], elevenlabs::speech(segments[1]));
+
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].voice, "voice-x");
+    assert_eq!(
+        seen[0].query.as_deref(),
+        Some("model_id=eleven_flash_v2_5&output_format=pcm_16000")
+    );
+    assert_eq!(
+        seen[0].messages,
+        [
+            json!({"text": " ", "voice_settings": {"speed": 1.100000023841858}}),
+            json!({"text": "Hello there. "}),
+            json!({"text": ""}),
+        ]
+    );
+    assert_eq!(seen[1].messages[1], json!({"text": "How can I help? "}));
+}
+
+#[tokio::test]
+async fn elevenlabs_reports_a_refused_key() {
+    let log = elevenlabs::Log::default();
+    let server = Server::start_with(elevenlabs::router(log)).await;
+    let tts = ElevenLabsTts::new(ElevenLabsConfig {
+        url: format!("ws://{}/v1", server.addr),
+        api_key: Some("nope".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let TtsStream { text, mut audio } = tts.start(&TtsOptions::default());
+    text.send("Hi.".into()).await.unwrap();
+    match next_tts(&mut audio).await {
+        Some(TtsEvent::Error(e)) => {
+            assert_eq!(e.provider, "elevenlabs");
+            assert!(!e.retryable);
+            assert!(e.message.contains("HTTP 401"), "{e}");
+            assert!(e.message.contains("Invalid API key"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

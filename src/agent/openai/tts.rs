@@ -14,22 +14,16 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
 use super::http::{
     self, Failure, OPENAI_BASE_URL, RetryPolicy, error_code, error_message, status_failure,
     timeout_failure, transport_failure,
 };
-use crate::agent::provider::{
-    PcmChunk, ProviderError, STREAM_CAPACITY, Tts, TtsEvent, TtsOptions, TtsStream,
-};
+use super::segments::{self, PcmDecoder, SegmentTx};
+use crate::agent::provider::{ProviderError, Tts, TtsOptions, TtsStream};
 
 const NAME: &str = "openai";
-
-/// Chunks buffered per segment ahead of playback: with HTTP chunks of a
-/// few kilobytes, a couple of seconds of audio.
-const SEGMENT_BUFFER: usize = 16;
 
 /// Longest error body read.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -156,27 +150,16 @@ impl OpenAiTts {
 
 impl Tts for OpenAiTts {
     fn start(&self, options: &TtsOptions) -> TtsStream {
-        let (text_tx, text_rx) = mpsc::channel::<String>(STREAM_CAPACITY);
-        let (out_tx, out_rx) = mpsc::channel(STREAM_CAPACITY);
-        // The queue's capacity is the lookahead: a segment's request starts
-        // only once it has a place in the queue.
-        let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.lookahead.max(1));
         let voice = options
             .voice
             .clone()
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| self.shared.config.voice.clone());
-        tokio::spawn(fetch_segments(
-            self.shared.clone(),
-            voice,
-            text_rx,
-            queue_tx,
-        ));
-        tokio::spawn(play(self.shared.config.sample_rate, queue_rx, out_tx));
-        TtsStream {
-            text: text_tx,
-            audio: out_rx,
-        }
+        let shared = self.shared.clone();
+        let config = &self.shared.config;
+        segments::start(config.sample_rate, config.lookahead, move |text, tx| {
+            fetch(shared.clone(), text, voice.clone(), tx)
+        })
     }
 
     fn name(&self) -> &str {
@@ -184,119 +167,8 @@ impl Tts for OpenAiTts {
     }
 }
 
-type SegmentAudio = mpsc::Receiver<Result<Vec<i16>, ProviderError>>;
-
-/// Starts each segment's request as soon as the queue has room for it.
-async fn fetch_segments(
-    shared: Arc<Shared>,
-    voice: String,
-    mut text_rx: mpsc::Receiver<String>,
-    queue_tx: mpsc::Sender<(usize, SegmentAudio)>,
-) {
-    let mut segment = 0;
-    loop {
-        let text = tokio::select! {
-            _ = queue_tx.closed() => return,
-            text = text_rx.recv() => match text {
-                Some(t) => t,
-                None => return,
-            },
-        };
-        let Ok(permit) = queue_tx.reserve().await else {
-            return;
-        };
-        let (seg_tx, seg_rx) = mpsc::channel(SEGMENT_BUFFER);
-        // Nothing to say: the segment is done at once, with no request.
-        if !text.trim().is_empty() {
-            tokio::spawn(fetch(shared.clone(), text, voice.clone(), seg_tx));
-        }
-        permit.send((segment, seg_rx));
-        segment += 1;
-    }
-}
-
-/// Forwards the segments' audio in order.
-async fn play(
-    rate: u32,
-    mut queue_rx: mpsc::Receiver<(usize, SegmentAudio)>,
-    out: mpsc::Sender<TtsEvent>,
-) {
-    loop {
-        let next = tokio::select! {
-            _ = out.closed() => return,
-            next = queue_rx.recv() => next,
-        };
-        let Some((segment, mut audio)) = next else {
-            return;
-        };
-        loop {
-            let item = tokio::select! {
-                _ = out.closed() => return,
-                item = audio.recv() => item,
-            };
-            let event = match item {
-                Some(Ok(samples)) => TtsEvent::Audio {
-                    segment,
-                    chunk: PcmChunk { rate, samples },
-                },
-                Some(Err(e)) => {
-                    let _ = out.send(TtsEvent::Error(e)).await;
-                    return;
-                }
-                None => break,
-            };
-            if out.send(event).await.is_err() {
-                return;
-            }
-        }
-        if out.send(TtsEvent::SegmentDone { segment }).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Little-endian 16-bit samples from a byte stream cut anywhere: an odd
-/// byte waits for its partner in the next chunk.
-#[derive(Debug, Default)]
-pub(crate) struct PcmDecoder {
-    carry: Option<u8>,
-}
-
-impl PcmDecoder {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<i16> {
-        let mut out = Vec::with_capacity(bytes.len() / 2 + 1);
-        let mut rest = bytes;
-        if let Some(low) = self.carry.take() {
-            match rest.split_first() {
-                Some((&high, tail)) => {
-                    out.push(i16::from_le_bytes([low, high]));
-                    rest = tail;
-                }
-                None => {
-                    self.carry = Some(low);
-                    return out;
-                }
-            }
-        }
-        let mut pairs = rest.chunks_exact(2);
-        out.extend(pairs.by_ref().map(|p| i16::from_le_bytes([p[0], p[1]])));
-        self.carry = pairs.remainder().first().copied();
-        out
-    }
-
-    /// True when a byte is left over (the stream ended mid-sample).
-    pub fn has_carry(&self) -> bool {
-        self.carry.is_some()
-    }
-}
-
 /// One segment: request, retries before the first audio, then the stream.
-async fn fetch(
-    shared: Arc<Shared>,
-    text: String,
-    voice: String,
-    tx: mpsc::Sender<Result<Vec<i16>, ProviderError>>,
-) {
+async fn fetch(shared: Arc<Shared>, text: String, voice: String, tx: SegmentTx) {
     let config = &shared.config;
     let policy = RetryPolicy {
         max_retries: config.max_retries,
@@ -353,7 +225,7 @@ async fn fetch(
 async fn stream_once(
     shared: &Shared,
     body: &serde_json::Value,
-    tx: &mpsc::Sender<Result<Vec<i16>, ProviderError>>,
+    tx: &SegmentTx,
 ) -> Result<(), Option<(Failure, bool)>> {
     let config = &shared.config;
     let first_audio = Duration::from_millis(config.first_audio_timeout_ms);
@@ -457,23 +329,6 @@ pub(crate) async fn read_error(response: reqwest::Response, deadline: Instant) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn samples_survive_any_cut_of_the_byte_stream() {
-        let samples: Vec<i16> = (0..500).map(|i| (i * 131 - 30_000) as i16).collect();
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        for cut in [1, 2, 3, 7, 333, 1000] {
-            let mut d = PcmDecoder::default();
-            let got: Vec<i16> = bytes.chunks(cut).flat_map(|c| d.push(c)).collect();
-            assert_eq!(got, samples, "cut {cut}");
-            assert!(!d.has_carry());
-        }
-        let mut d = PcmDecoder::default();
-        assert!(d.push(&[1]).is_empty());
-        assert!(d.push(&[]).is_empty());
-        assert_eq!(d.push(&[2, 3]), vec![0x0201]);
-        assert!(d.has_carry());
-    }
 
     #[test]
     fn config_rejects_what_cannot_work() {

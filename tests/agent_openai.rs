@@ -1780,3 +1780,13 @@ async fn elevenlabs_reports_a_refused_key() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn brain_says_so_when_the_server_does_not_stream() {
+    let server = Server::start().await;
+    // A full completion where a stream was asked for.
+    server.push(Reply::json(completion("Hello.")));
+    let brain = OpenAiBrain::new(brain_config(&server)).unwrap();
+    let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
+    assert_error(&events, false, "no stream chunks");
+}

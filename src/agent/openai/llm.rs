@@ -441,6 +441,7 @@ async fn attempt(
 
     let mut forwarded = false;
     let mut started = false;
+    let mut chunks = 0usize;
     let mut calls = ToolCallAccumulator::default();
     loop {
         let wait_until = if started {
@@ -471,6 +472,7 @@ async fn attempt(
             }
             Err(_) => return fail(timeout_failure(NAME, "stream (no data)", idle), forwarded),
         };
+        chunks += 1;
         if let Some(error) = chunk.error {
             let message = error_message(error.to_string().as_bytes());
             let failure = Failure {
@@ -503,6 +505,19 @@ async fn attempt(
         }
     }
     drop(stream);
+    if chunks == 0 {
+        // A server that ignored `"stream": true` answers with one JSON body,
+        // which holds no SSE events: say so rather than reply with silence.
+        let e = ProviderError::new(
+            NAME,
+            "the response held no stream chunks (does the server support \"stream\": true?)",
+            false,
+        );
+        return Err(Stop::Failed {
+            failure: Failure::fatal(e),
+            forwarded: false,
+        });
+    }
 
     let calls = calls.finish().map_err(|m| Stop::Failed {
         failure: Failure::fatal(ProviderError::new(NAME, m, true)),

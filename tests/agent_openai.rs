@@ -1214,8 +1214,16 @@ mod realtime {
                             .pointer("/session/audio/input/turn_detection")
                             .unwrap_or(&Value::Null)
                             .is_null();
-                    log.lock().unwrap()[index].updates.push(event.clone());
-                    let _ = send(&mut socket, json!({"type": "session.updated"})).await;
+                    let first = {
+                        let mut log = log.lock().unwrap();
+                        log[index].updates.push(event.clone());
+                        log[index].updates.len() == 1
+                    };
+                    // Like some compatible servers, no acknowledgement of a
+                    // plain first update (no voice detection to switch).
+                    if vad || !first {
+                        let _ = send(&mut socket, json!({"type": "session.updated"})).await;
+                    }
                 }
                 "input_audio_buffer.append" => {
                     let bytes = base64::engine::general_purpose::STANDARD

@@ -274,6 +274,10 @@ fn realtime_request(shared: &Shared) -> Result<Request, ProviderError> {
 /// Where the final commit stands.
 #[derive(Debug, Default)]
 struct CommitState {
+    /// Voice detection was on, so `committed` events of its own may come
+    /// before our commit's: only those after the last update's
+    /// acknowledgement count.
+    needs_ack: bool,
     updates_sent: u32,
     updates_acked: u32,
     /// The commit went out.
@@ -285,7 +289,7 @@ struct CommitState {
 impl CommitState {
     /// The next `committed` event is the answer to our commit.
     fn armed(&self) -> bool {
-        self.sent && self.updates_acked >= self.updates_sent
+        self.sent && (!self.needs_ack || self.updates_acked >= self.updates_sent)
     }
 }
 
@@ -379,6 +383,7 @@ impl Session<'_> {
                         .await
                         .map_err(ws_error)?;
                     commit.updates_sent += 1;
+                    commit.needs_ack = true;
                 }
                 let message = json!({"type": "input_audio_buffer.commit"}).to_string();
                 sink.send(WsMessage::text(message))

@@ -132,3 +132,38 @@ pub(crate) fn close_reason(frame: Option<tungstenite::protocol::CloseFrame>) -> 
         .map(|f| format!(" ({} {})", u16::from(f.code), f.reason))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::*;
+
+    /// `wss://` goes through rustls (the build has TLS for WebSockets):
+    /// against a server that hangs up, the failure is a connection one,
+    /// never "TLS support not compiled in".
+    #[tokio::test]
+    async fn wss_urls_use_the_tls_stack() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        let request = format!("wss://127.0.0.1:{port}/v1/realtime")
+            .into_client_request()
+            .unwrap();
+        let policy = RetryPolicy {
+            max_retries: 0,
+            max_delay: Duration::ZERO,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = connect("p", &request, Duration::from_secs(5), policy, deadline)
+            .await
+            .err()
+            .expect("a hung-up handshake cannot succeed");
+        assert!(err.error.retryable, "{}", err.error);
+        assert!(!err.error.message.contains("not compiled"), "{}", err.error);
+    }
+}

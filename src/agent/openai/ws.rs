@@ -159,10 +159,10 @@ mod tests {
             max_delay: Duration::ZERO,
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        let err = connect("p", &request, Duration::from_secs(5), policy, deadline)
-            .await
-            .err()
-            .expect("a hung-up handshake cannot succeed");
+        let Err(err) = connect("p", &request, Duration::from_secs(5), policy, deadline).await
+        else {
+            panic!("a hung-up handshake cannot succeed");
+        };
         assert!(err.error.retryable, "{}", err.error);
         assert!(!err.error.message.contains("not compiled"), "{}", err.error);
     }

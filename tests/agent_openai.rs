@@ -1798,3 +1798,21 @@ async fn brain_says_so_when_the_server_does_not_stream() {
     let events = collect(brain.start_call(&CallInfo::default()).respond(&hello())).await;
     assert_error(&events, false, "no stream chunks");
 }
+
+#[tokio::test]
+async fn stt_abandons_its_request_when_the_events_are_dropped() {
+    let server = Server::start().await;
+    // Headers, then a body that never comes.
+    server.push(Reply::Stream {
+        content_type: "application/json",
+        pieces: vec![b"{\"text\":".to_vec()],
+        gap: Duration::ZERO,
+        stall: true,
+    });
+    let stt = OpenAiStt::new(stt_config(server.base())).unwrap();
+    let SttStream { audio, events } = stt.start(&SttOptions::default());
+    send_utterance(audio, &tone(8_000)).await;
+    wait_for("the request", || server.requests().len() == 1).await;
+    drop(events);
+    server.wait_closed().await;
+}

@@ -6,8 +6,9 @@
 //! and an end-of-stream, the audio comes back as base64 PCM chunks until
 //! `isFinal`. A socket per segment keeps the mapping from audio to segment
 //! exact (which the pipeline needs to know what the caller heard), and the
-//! lookahead of [`super::segments`] opens the next segment's socket while
-//! this one plays, so the handshake costs nothing after the first.
+//! segment lookahead (shared with [`super::tts`]) opens the next segment's
+//! socket while this one plays, so the handshake costs nothing after the
+//! first.
 
 use std::sync::Arc;
 use std::time::Duration;

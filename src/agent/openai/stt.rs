@@ -6,9 +6,8 @@
 //!   (multipart). Simple, and served by OpenAI and by self-hosted
 //!   Whisper servers alike; no partials.
 //! * `realtime`: the audio streams over the realtime transcription
-//!   WebSocket while the caller speaks ([`super::realtime_stt`]), so the
-//!   text is ready sooner after the utterance ends, and partials arrive on
-//!   the way.
+//!   WebSocket while the caller speaks, so the text is ready sooner after
+//!   the utterance ends, and partials arrive on the way.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //! requests are already running, each into a small bounded buffer, so the
 //! next sentence is ready when this one ends without fetching the whole
 //! reply ahead (a barge-in would waste it).
+//!
+//! The endpoint takes no language: the model speaks the text's own, so
+//! [`TtsOptions::language`] is not used.
 
 use std::sync::Arc;
 use std::time::Duration;

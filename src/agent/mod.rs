@@ -8,8 +8,11 @@
 //! * [`pipeline`]: the per-call task (turn-taking, barge-in, echo guard,
 //!   streaming from the brain through TTS to the line).
 //! * [`flow`]: the offline brain, a flow engine (IVR scripts).
+//! * [`openai`]: OpenAI-compatible cloud and self-hosted providers (and
+//!   Deepgram STT, ElevenLabs TTS).
 
 pub mod flow;
+pub mod openai;
 pub mod pipeline;
 pub mod provider;
 pub mod scripted;

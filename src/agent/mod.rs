@@ -5,7 +5,12 @@
 //!
 //! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
 //! * [`scripted`]: deterministic providers for tests and benches.
+//! * [`piper`]: offline TTS with a natural Piper voice (sherpa-onnx).
+//! * [`espeak`]: offline TTS with espeak-ng, and [`espeak::local_tts`],
+//!   which picks Piper or falls back to espeak-ng.
 
+pub mod espeak;
+pub mod piper;
 pub mod provider;
 pub mod scripted;
 

@@ -154,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn espeak_gives_piper_style_phonemes() {
-        let unit = &units("Hello there, how are you?", 200)[0];
+        let unit = &units("Hello there, how are you?", 200, 200)[0];
         let p = phonemize(Path::new("espeak-ng"), "en-us", unit)
             .await
             .unwrap();
@@ -166,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_espeak_is_a_clear_error() {
-        let unit = &units("Hello.", 200)[0];
+        let unit = &units("Hello.", 200, 200)[0];
         let err = phonemize(Path::new("/nonexistent/espeak-ng"), "en-us", unit)
             .await
             .unwrap_err();

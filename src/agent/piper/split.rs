@@ -115,7 +115,10 @@ pub(super) fn sentences(text: &str) -> Vec<Vec<Clause>> {
 
 /// Cuts `text` into units of at most about `max_chars` characters:
 /// whole sentences when they fit, else runs of clauses, else runs of words.
-pub(super) fn units(text: &str, max_chars: usize) -> Vec<Unit> {
+/// The first unit is held to `first_chars` by cutting at clause boundaries
+/// only: nothing plays until it is synthesized, while later units are
+/// synthesized as earlier ones play.
+pub(super) fn units(text: &str, first_chars: usize, max_chars: usize) -> Vec<Unit> {
     let max_chars = max_chars.max(1);
     let mut units = Vec::new();
     for sentence in sentences(text) {
@@ -132,7 +135,12 @@ pub(super) fn units(text: &str, max_chars: usize) -> Vec<Unit> {
         let mut len = 0;
         for piece in pieces {
             let n = piece.text.chars().count();
-            if !current.is_empty() && len + 1 + n > max_chars {
+            let limit = if units.is_empty() {
+                first_chars.min(max_chars)
+            } else {
+                max_chars
+            };
+            if !current.is_empty() && len + 1 + n > limit {
                 units.push(Unit {
                     clauses: std::mem::take(&mut current),
                     starts_sentence: first,
@@ -276,7 +284,7 @@ mod tests {
     fn nothing_to_say_gives_no_sentence() {
         for text in ["", "   ", "...", "?!", " -- ", "\n\n", "\0\u{7}"] {
             assert!(sentences(text).is_empty(), "{text:?}");
-            assert!(units(text, 100).is_empty(), "{text:?}");
+            assert!(units(text, 100, 100).is_empty(), "{text:?}");
         }
         // Punctuation alone after a clause lends it its terminator.
         let s = sentences("Okay, ?");
@@ -298,7 +306,7 @@ mod tests {
 
     #[test]
     fn short_sentences_are_one_unit_each() {
-        let u = units("One, two. Three!", 100);
+        let u = units("One, two. Three!", 100, 100);
         assert_eq!(
             texts(&u),
             vec![
@@ -312,7 +320,7 @@ mod tests {
     #[test]
     fn long_sentences_split_at_clauses_then_words() {
         let text = "alpha beta gamma, delta epsilon zeta, eta theta iota kappa lambda mu.";
-        let u = units(text, 20);
+        let u = units(text, 20, 20);
         assert_eq!(
             texts(&u),
             vec![
@@ -337,9 +345,31 @@ mod tests {
     }
 
     #[test]
+    fn the_first_unit_is_cut_shorter_at_a_clause_boundary() {
+        let text = "Thank you for calling Acme Dental, I can help you book, \
+                    move or cancel an appointment. Anything else?";
+        let u = units(text, 60, 160);
+        assert_eq!(
+            texts(&u),
+            vec![
+                vec![
+                    ("Thank you for calling Acme Dental,", Some(',')),
+                    ("I can help you book,", Some(','))
+                ],
+                vec![("move or cancel an appointment.", Some('.'))],
+                vec![("Anything else?", Some('?'))],
+            ]
+        );
+        // A first clause longer than the limit is not cut between words.
+        let u = units("one two three four five six, seven.", 10, 100);
+        assert_eq!(u[0].clauses[0].text, "one two three four five six,");
+        assert_eq!(u.len(), 2);
+    }
+
+    #[test]
     fn a_word_longer_than_a_unit_is_cut() {
         let word = "a".repeat(45);
-        let u = units(&format!("{word}!"), 20);
+        let u = units(&format!("{word}!"), 20, 20);
         let lens: Vec<usize> = u
             .iter()
             .map(|u| u.clauses[0].text.chars().count())
@@ -347,7 +377,7 @@ mod tests {
         assert_eq!(lens, [20, 20, 6]);
         assert_eq!(u[2].clauses[0].end, Some('!'));
         // Multi-byte characters are cut on character boundaries.
-        let u = units(&"é".repeat(30), 7);
+        let u = units(&"é".repeat(30), 7, 7);
         assert_eq!(u.len(), 5);
     }
 }

@@ -17,7 +17,7 @@ mod split;
 mod voice;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,9 @@ struct Shared {
     first_piece_chars: usize,
     max_piece_chars: usize,
     stats: Stats,
+    /// Set once a stream asked for another voice and was told so in the
+    /// log: every turn of every call would repeat it.
+    warned_voice: AtomicBool,
 }
 
 /// Text-to-speech with a Piper voice. Cheap to clone; every clone (and
@@ -233,6 +236,7 @@ impl PiperTts {
                 first_piece_chars: config.first_piece_chars,
                 max_piece_chars: config.max_piece_chars,
                 stats: Stats::default(),
+                warned_voice: AtomicBool::new(false),
                 voice,
             }),
         })
@@ -284,6 +288,7 @@ impl Tts for PiperTts {
     fn start(&self, options: &TtsOptions) -> TtsStream {
         if let Some(v) = &options.voice
             && *v != self.shared.voice.name
+            && !self.shared.warned_voice.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
                 requested = %v,

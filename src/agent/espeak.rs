@@ -227,10 +227,14 @@ impl Drop for Reaper {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
             let _ = child.start_kill();
-            // Reap in the background so no zombie is left behind.
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
+            // Reap it now rather than whenever tokio's orphan queue is next
+            // drained. (Without a runtime, as at shutdown, dropping the
+            // child leaves it to that queue.)
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = child.wait().await;
+                });
+            }
         }
     }
 }

@@ -532,6 +532,44 @@ mod tests {
         }
     }
 
+    /// Every phoneme espeak-ng writes for English text must be one the
+    /// voice was trained on; anything else would be dropped silently.
+    #[tokio::test]
+    async fn espeak_phonemes_map_onto_the_voice_tokens() {
+        let dir = std::env::var_os("HOTLINE_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/models")));
+        let tokens = dir.join("piper/en_US-joe-medium/tokens.txt");
+        assert!(
+            tokens.is_file(),
+            "{} is missing: run scripts/models",
+            tokens.display()
+        );
+        let known = voice::read_tokens(&tokens).unwrap();
+        let text = "Hello there, how are you? I'm fine; thanks! The café's naïve résumé \
+                    costs 1,234.56 euros on 3/4/2025 at 10:30 am: Zürich, São Paulo, \
+                    Kraków and Reykjavík. Why? Because (mostly) it's thorough, rhythmic \
+                    and measured... Queue, quay, key; judge, church, sing, vision, \
+                    yes, whether, loch, bottle, button, hour, lure, air, ire, oil.";
+        let mut seen = std::collections::BTreeSet::new();
+        for unit in split::units(text, 60, 160) {
+            let p = phonemize::phonemize(Path::new("espeak-ng"), "en-us", &unit)
+                .await
+                .unwrap();
+            seen.extend(p.chars());
+        }
+        let unknown: Vec<char> = seen
+            .iter()
+            .copied()
+            .filter(|c| !known.contains(c))
+            .collect();
+        assert!(unknown.is_empty(), "phonemes without a token: {unknown:?}");
+        // Stress, length and the clause terminators all reach the model.
+        for c in ['ˈ', 'ˌ', 'ː', ',', '.', '?', '!', ';', ':', ' '] {
+            assert!(seen.contains(&c), "{c:?} never produced");
+        }
+    }
+
     #[test]
     fn a_missing_model_names_scripts_models() {
         let dir = tempfile::tempdir().unwrap();

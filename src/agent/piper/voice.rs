@@ -246,7 +246,7 @@ fn path_str(path: &Path) -> Result<String, PiperError> {
 
 /// The symbols of `tokens.txt` ("symbol id" per line; the space token's
 /// line is " 3").
-fn read_tokens(path: &Path) -> Result<HashSet<char>, PiperError> {
+pub(super) fn read_tokens(path: &Path) -> Result<HashSet<char>, PiperError> {
     let text = fs::read_to_string(path).map_err(|e| PiperError::Io(path.to_path_buf(), e))?;
     let mut set = HashSet::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -245,6 +245,32 @@ async fn piper_stops_synthesizing_when_the_receiver_is_dropped() {
     assert!(closed.is_ok(), "the stream task is still running");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piper_runs_at_most_max_concurrent_syntheses() {
+    let tts = PiperTts::new(&PiperConfig {
+        max_concurrent: 1,
+        ..piper_config()
+    })
+    .unwrap();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let tts = tts.clone();
+            tokio::spawn(async move { speak(&tts, &[&paragraph(2)]).await })
+        })
+        .collect();
+    let mut peak = 0;
+    while !calls.iter().all(|c| c.is_finished()) {
+        peak = peak.max(tts.in_flight());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(peak, 1, "syntheses ran side by side");
+    for call in calls {
+        let audio = per_segment(&call.await.unwrap(), 1);
+        assert_speech(&audio[0], 5.0, 20.0);
+    }
+    assert_eq!(tts.pieces_synthesized(), 6);
+}
+
 /// An espeak-ng wrapper that records each process id, so the test can see
 /// the process it kills.
 fn espeak_recording_pids(dir: &Path) -> (PathBuf, PathBuf) {

@@ -10,10 +10,15 @@
 //! * [`flow`]: the offline brain, a flow engine (IVR scripts).
 //! * [`openai`]: OpenAI-compatible cloud and self-hosted providers (and
 //!   Deepgram STT, ElevenLabs TTS).
+//! * [`piper`]: offline TTS with a natural Piper voice (sherpa-onnx).
+//! * [`espeak`]: offline TTS with espeak-ng, and [`espeak::local_tts`],
+//!   which picks Piper or falls back to espeak-ng.
 
+pub mod espeak;
 pub mod flow;
 pub mod openai;
 pub mod pipeline;
+pub mod piper;
 pub mod provider;
 pub mod scripted;
 

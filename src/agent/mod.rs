@@ -5,9 +5,13 @@
 //!
 //! * [`provider`]: the three provider traits ([`Stt`], [`Brain`], [`Tts`]).
 //! * [`scripted`]: deterministic providers for tests and benches.
+//! * [`silero`]: Silero VAD, which confirms that an onset is speech.
+//! * [`whisper`]: embedded offline speech-to-text (Whisper through whisper.cpp).
 
 pub mod provider;
 pub mod scripted;
+pub mod silero;
+pub mod whisper;
 
 pub use provider::{
     Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, PcmChunk,

@@ -30,6 +30,24 @@ use super::NAME;
 /// utterances ("yes") are padded with silence up to this.
 const MIN_SAMPLES: usize = STT_RATE as usize * 11 / 10;
 
+/// Audio samples per encoder position (whisper's 1500 positions are 30 s).
+const SAMPLES_PER_FRAME: usize = 320;
+const FRAMES_PER_SEC: usize = 50;
+/// whisper's full window, in encoder positions.
+const FULL_AUDIO_CTX: usize = 1500;
+/// A fitted window is never shorter than this (about 5 s): below it tiny
+/// misheard one-word answers ("Yes." as "S.").
+const MIN_AUDIO_CTX: usize = 256;
+/// Room after the audio in a fitted window (about 1.3 s).
+const AUDIO_CTX_MARGIN: usize = 64;
+const MIN_TOKENS: usize = 32;
+const TOKENS_PER_SEC: usize = 10;
+
+/// The encoder window for `frames` positions of audio.
+fn fitted_audio_ctx(frames: usize) -> usize {
+    (frames + AUDIO_CTX_MARGIN).clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+}
+
 /// Which kind of inference a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pass {
@@ -104,6 +122,8 @@ impl Drop for Pending {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DecodeSettings {
     pub threads: usize,
+    /// Size the encoder to the audio instead of whisper's 30 s.
+    pub fit_audio_ctx: bool,
     pub no_speech_threshold: f32,
 }
 
@@ -329,9 +349,8 @@ fn worker(
             run_job(&job, &mut state, vad.as_mut(), params, settings, stats)
         }));
         CURRENT_CANCEL.with(|c| c.borrow_mut().take());
-        let result = run.unwrap_or_else(|_| {
-            Err(ProviderError::new(NAME, "whisper inference panicked", true))
-        });
+        let result = run
+            .unwrap_or_else(|_| Err(ProviderError::new(NAME, "whisper inference panicked", true)));
         let counter = match &result {
             Ok(Outcome::Text { .. }) => &stats.completed,
             Ok(Outcome::Cancelled) => &stats.cancelled,
@@ -358,7 +377,11 @@ thread_local! {
 /// zero-sized closure survives (a capturing one crashed). Being built once
 /// per worker also keeps the box whisper-rs leaks per call to two.
 fn aborted() -> bool {
-    CURRENT_CANCEL.with(|c| c.borrow().as_ref().is_some_and(|f| f.load(Ordering::Relaxed)))
+    CURRENT_CANCEL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    })
 }
 
 fn decode_params(pass: Pass, threads: usize) -> FullParams<'static, 'static> {
@@ -433,7 +456,16 @@ fn run_job(
     CURRENT_CANCEL.with(|c| *c.borrow_mut() = Some(job.cancel.clone()));
     stats.runs.fetch_add(1, Ordering::Relaxed);
     stats.running.fetch_add(1, Ordering::Relaxed);
-    let result = state.full(params.clone(), samples);
+    let mut p = params.clone();
+    let frames = samples.len().div_ceil(SAMPLES_PER_FRAME);
+    if settings.fit_audio_ctx {
+        p.set_audio_ctx(i32::try_from(fitted_audio_ctx(frames)).unwrap_or(0));
+    }
+    // Bounds a repetition loop (whisper's failure mode on odd audio) to
+    // what the utterance could hold; ample for speech at any rate.
+    let max_tokens = MIN_TOKENS + TOKENS_PER_SEC * frames / FRAMES_PER_SEC;
+    p.set_max_tokens(i32::try_from(max_tokens).unwrap_or(0));
+    let result = state.full(p, samples);
     stats.running.fetch_sub(1, Ordering::Relaxed);
     CURRENT_CANCEL.with(|c| c.borrow_mut().take());
     if job.cancel.load(Ordering::Relaxed) {
@@ -460,4 +492,18 @@ fn run_job(
         start_ms,
         end_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fitted_window_covers_the_audio_within_whisper_limits() {
+        assert_eq!(fitted_audio_ctx(0), MIN_AUDIO_CTX);
+        // 4 s of audio: 200 positions and the margin.
+        assert_eq!(fitted_audio_ctx(200), MIN_AUDIO_CTX.max(264));
+        assert_eq!(fitted_audio_ctx(400), 464);
+        assert_eq!(fitted_audio_ctx(1500), FULL_AUDIO_CTX);
+    }
 }

@@ -146,4 +146,3 @@ pub(crate) async fn run(
     };
     let _ = events.send(event).await;
 }
-

@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn text_with_brackets_inside_is_kept() {
         let s = [seg("[Pause] and then (maybe) more", 0, 1000, 0.0)];
-        assert_eq!(join(&s, 0.6, 1000, Pass::Final).0, "[Pause] and then (maybe) more");
+        assert_eq!(
+            join(&s, 0.6, 1000, Pass::Final).0,
+            "[Pause] and then (maybe) more"
+        );
         assert!(is_annotation("[Laughter]"));
         assert!(!is_annotation("[a] b [c]"));
     }
@@ -117,6 +120,9 @@ mod tests {
     #[test]
     fn partials_cover_the_audio_so_far() {
         let s = [seg("Hello", 300, 900, 0.0)];
-        assert_eq!(join(&s, 0.6, 2000, Pass::Partial), ("Hello".into(), 0, 2000));
+        assert_eq!(
+            join(&s, 0.6, 2000, Pass::Partial),
+            ("Hello".into(), 0, 2000)
+        );
     }
 }

@@ -20,6 +20,11 @@
 //! no-speech probability is above [`WhisperConfig::no_speech_threshold`]
 //! are dropped.
 //!
+//! By default the encoder runs on a window fitted to the utterance (at
+//! least about 5 s) rather than whisper's fixed 30 s
+//! ([`WhisperConfig::fit_audio_ctx`]): the encoder is most of the cost, so
+//! a short turn is transcribed several times faster.
+//!
 //! Dropping a stream's events receiver cancels it: a final that has not
 //! started is never started, and a running inference stops at its next
 //! step.
@@ -55,11 +60,13 @@ pub struct WhisperConfig {
     /// Language when a stream asks for none (BCP 47; only the primary
     /// subtag is used). English-only models accept only `en`.
     pub language: String,
-    /// Inferences that may run at once. Each holds a thread and a whisper
-    /// state (about 30 MB for tiny); streams beyond it wait for their final.
+    /// Inferences that may run at once (0 counts as 1). Each has a thread
+    /// and a whisper state of its own; streams beyond it wait for their
+    /// final, and their partials are skipped.
     pub concurrency: usize,
-    /// whisper.cpp threads per inference. One was the stable choice on a
-    /// 2-core host; raise it only with idle cores to spare.
+    /// whisper.cpp threads per inference (0 counts as 1). One was the
+    /// stable choice on a 2-core host; raise it only with idle cores to
+    /// spare.
     pub threads: usize,
     /// Longest utterance transcribed, in seconds; audio beyond it is
     /// dropped (and logged) and the final covers the first part only.

@@ -108,7 +108,7 @@ async fn whisper_rtf(rounds: usize) {
             "8 s",
             speak(
                 "Hello, my name is John Smith and I would like to leave a message \
-                 about my order, it has not arrived yet.",
+                 about my order, it has not arrived yet and I have been waiting for two weeks.",
             ),
         ),
     ];
@@ -157,7 +157,10 @@ async fn silero_cost(calls: usize) {
         ..SileroConfig::default()
     })
     .unwrap();
-    let speech = speak("Hello, I would like to speak to someone about my bill, please.");
+    let speech = speak(
+        "Hello, my name is John Smith and I would like to leave a message \
+         about my order, it has not arrived yet and I have been waiting for two weeks.",
+    );
     for ms in [300, 500, 8000] {
         let n = (RATE * ms / 1000).min(speech.len());
         let pcm = &speech[..n];

@@ -375,7 +375,8 @@ thread_local! {
 /// `set_abort_callback_safe` hands whisper.cpp a pointer to its boxed
 /// closure where the trampoline expects the closure itself, which only a
 /// zero-sized closure survives (a capturing one crashed). Being built once
-/// per worker also keeps the box whisper-rs leaks per call to two.
+/// per worker also keeps the box whisper-rs leaks per parameter set to
+/// two per worker, instead of one per inference.
 fn aborted() -> bool {
     CURRENT_CANCEL.with(|c| {
         c.borrow()

@@ -13,6 +13,8 @@
 //! * [`piper`]: offline TTS with a natural Piper voice (sherpa-onnx).
 //! * [`espeak`]: offline TTS with espeak-ng, and [`espeak::local_tts`],
 //!   which picks Piper or falls back to espeak-ng.
+//! * [`silero`]: Silero VAD, which confirms that an onset is speech.
+//! * [`whisper`]: embedded offline speech-to-text (Whisper through whisper.cpp).
 
 pub mod espeak;
 pub mod flow;
@@ -21,6 +23,8 @@ pub mod pipeline;
 pub mod piper;
 pub mod provider;
 pub mod scripted;
+pub mod silero;
+pub mod whisper;
 
 pub use pipeline::{AgentSpec, TurnMetrics};
 

@@ -573,7 +573,7 @@ async fn calls_are_isolated_listed_and_read_with_transcripts_and_recordings(env:
     assert_eq!(q["data"], json!([]));
 
     let id = ids[0].as_str();
-    for (speaker, text) in [("agent", "Hello"), ("caller", "Hi there")] {
+    for (speaker, text, interrupted) in [("agent", "Hello", true), ("caller", "Hi there", false)] {
         store
             .append_transcript(
                 &env.org_id,
@@ -583,7 +583,7 @@ async fn calls_are_isolated_listed_and_read_with_transcripts_and_recordings(env:
                     text: text.into(),
                     start_ms: Some(0),
                     end_ms: Some(500),
-                    interrupted: false,
+                    interrupted,
                 },
             )
             .await
@@ -593,8 +593,11 @@ async fn calls_are_isolated_listed_and_read_with_transcripts_and_recordings(env:
     assert_eq!(s, StatusCode::OK);
     assert_eq!(t["transcript"][1]["speaker"], "caller");
     assert_eq!(t["transcript"][1]["seq"], 2);
+    assert_eq!(t["transcript"][0]["interrupted"], true);
+    assert_eq!(t["transcript"][1]["interrupted"], false);
     let (_, call) = env.get(&format!("/v1/calls/{id}")).await;
     assert_eq!(call["transcript"][0]["text"], "Hello");
+    assert_eq!(call["transcript"][0]["interrupted"], true);
     assert_eq!(call["recording_url"], Value::Null);
 
     // Recording: 404 until there is one, then the WAV.

@@ -104,6 +104,9 @@ pub struct TranscriptLine {
     pub start_ms: Option<i64>,
     /// End offset in the call, ms.
     pub end_ms: Option<i64>,
+    /// The speaker (the agent) was cut off by the caller; `text` is what
+    /// was heard.
+    pub interrupted: bool,
 }
 
 impl From<TranscriptEntry> for TranscriptLine {
@@ -114,6 +117,7 @@ impl From<TranscriptEntry> for TranscriptLine {
             text: e.text,
             start_ms: e.start_ms,
             end_ms: e.end_ms,
+            interrupted: e.interrupted,
         }
     }
 }

@@ -455,7 +455,7 @@ pub async fn run<L: Line, C: CallControl>(
                     s.started = true;
                     s.first_audio_at = Some(now);
                     s.start_ms = ms(now);
-                    turns.agent_started(now.into_std(), s.interruptible);
+                    turns.agent_started(s.interruptible);
                     control.publish(CallEvent::AgentSpeaking { speaking: true });
                     if let Some((eos_at, final_at)) = s.eos {
                         report.turns.push(metrics(s, eos_at, final_at, now));
@@ -658,7 +658,6 @@ pub async fn run<L: Line, C: CallControl>(
                     }
                 }
                 Produced::Tts(ev) => {
-                    let now = Instant::now();
                     let s = speech.as_mut().expect("produced by it");
                     match ev {
                         Some(TtsEvent::Audio { segment, chunk }) => {
@@ -666,11 +665,7 @@ pub async fn run<L: Line, C: CallControl>(
                             if let Err(e) = s.maker.push(segment, &chunk, &mut out) {
                                 warn!(call = %call.call_id, error = %e, "agent: unusable TTS audio");
                             }
-                            if !out.is_empty() && s.pending.is_empty() && s.queued == 0 {
-                                debug!(call = %call.call_id, "agent: first audio of a reply");
-                            }
                             s.pending.extend(out);
-                            let _ = now;
                         }
                         Some(TtsEvent::SegmentDone { .. }) => {}
                         Some(TtsEvent::Error(e)) => {

@@ -174,10 +174,9 @@ impl TurnManager {
         self.echo.agent_frame(plays_at, rms);
     }
 
-    /// The agent started speaking at `at`; `interruptible` is false for a
-    /// greeting that must be heard out.
-    pub fn agent_started(&mut self, at: Instant, interruptible: bool) {
-        let _ = at;
+    /// The agent started speaking; `interruptible` is false for a greeting
+    /// that must be heard out.
+    pub fn agent_started(&mut self, interruptible: bool) {
         self.agent_speaking = true;
         self.interruptible = interruptible;
         self.barge_run = None;
@@ -348,7 +347,7 @@ mod tests {
     #[test]
     fn the_caller_interrupts_the_agent_after_the_minimum() {
         let mut l = Line::new();
-        l.tm.agent_started(l.now(), true);
+        l.tm.agent_started(true);
         l.frames(50, 6000.0, 20.0, false);
         let speech_from = l.frame;
         l.frames(10, 6000.0, 5000.0, true);
@@ -369,7 +368,7 @@ mod tests {
     #[test]
     fn the_agents_own_echo_never_interrupts_it() {
         let mut l = Line::new();
-        l.tm.agent_started(l.now(), true);
+        l.tm.agent_started(true);
         // The line returns the agent's audio at -10 dB, 100 ms later, and
         // the VAD takes it for speech (it is speech) and even starts an
         // utterance.
@@ -388,7 +387,7 @@ mod tests {
     #[test]
     fn a_greeting_that_must_be_heard_out_is_not_interrupted() {
         let mut l = Line::new();
-        l.tm.agent_started(l.now(), false);
+        l.tm.agent_started(false);
         l.frames(50, 6000.0, 9000.0, true);
         assert!(l.kinds().is_empty());
         l.tm.agent_finished(l.now());
@@ -399,7 +398,7 @@ mod tests {
     #[test]
     fn silence_after_the_agent_reprompts_and_counts() {
         let mut l = Line::new();
-        l.tm.agent_started(l.now(), true);
+        l.tm.agent_started(true);
         l.frames(10, 6000.0, 10.0, false);
         l.tm.agent_finished(l.now());
         let finished = l.frame;
@@ -407,7 +406,7 @@ mod tests {
         assert_eq!(l.kinds(), ["silence"]);
         // 8 s = 400 frames after the agent finished.
         assert_eq!(l.actions[0].0, finished + 400);
-        l.tm.agent_started(l.now(), true);
+        l.tm.agent_started(true);
         l.frames(10, 6000.0, 10.0, false);
         l.tm.agent_finished(l.now());
         l.frames(401, 0.0, 10.0, false);

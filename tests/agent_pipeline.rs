@@ -472,3 +472,94 @@ async fn the_time_limit_ends_the_call_politely() {
     let first = loud(&run.played.frames)[0];
     assert!(first - run.t0 >= Duration::from_secs(3));
 }
+
+/// The demo flow as the brain: it speaks first, takes a name and a
+/// message, says goodbye and hangs up; its outcome is the flow's.
+fn flow_spec(stt: &[&str]) -> AgentSpec {
+    let mut s = spec(stt, ScriptedBrain::saying("unused", FRAME, FRAME));
+    s.brain = Arc::new(hotline::agent::flow::FlowBrain::demo());
+    s.brain_leads = true;
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flow_speaks_first_and_runs_to_its_end() {
+    let run = converse(
+        flow_spec(&["My name is Alice", "Please call me back about the invoice"]),
+        vec![
+            Say::Silence(Duration::from_secs(6)),
+            Say::Speech("My name is Alice"),
+            Say::Silence(Duration::from_secs(4)),
+            Say::Speech("Please call me back about the invoice"),
+        ],
+        Duration::from_secs(40),
+        0.0,
+        vec![],
+    )
+    .await;
+    let said: Vec<(&str, String)> = run
+        .recorder
+        .transcript()
+        .into_iter()
+        .map(|l| (l.speaker, l.text))
+        .collect();
+    assert_eq!(said.len(), 5, "{said:?}");
+    assert_eq!(said[0].0, "agent");
+    assert!(said[0].1.contains("Hotline demo agent"), "{said:?}");
+    assert!(said[0].1.contains("your name"), "{said:?}");
+    assert_eq!(said[1], ("caller", "My name is Alice".into()));
+    assert!(said[2].1.contains("What message"), "{said:?}");
+    assert!(said[4].1.starts_with("Thank you, Alice"), "{said:?}");
+    assert_eq!(*run.recorder.commands.lock().unwrap(), ["hangup"]);
+    // It spoke before the caller did.
+    let loud = loud(&run.played.frames);
+    assert!(loud[0] < run.played.speech_starts[0]);
+    let outcome = run.report.outcome.expect("a flow reports its outcome");
+    assert_eq!(outcome.outcome, "achieved");
+    assert_eq!(outcome.data["name"], "Alice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_flow_opening_plays_without_waiting_for_tts() {
+    let call = CallInfo::default();
+    let uncached = converse(flow_spec(&[]), vec![], Duration::from_secs(2), 0.0, vec![]).await;
+    let spec = flow_spec(&[]);
+    let text = pipeline::ready_opening(spec.brain.as_ref(), &call).expect("a flow opens at once");
+    assert!(text.contains("Hotline demo agent"));
+    spec.greetings
+        .warm(spec.tts.as_ref(), None, None, &text)
+        .await
+        .unwrap();
+    let cached = converse(spec, vec![], Duration::from_secs(2), 0.0, vec![]).await;
+    // The scripted TTS takes 80 ms to its first audio; the cached opening
+    // is on the line from the first tick.
+    let first = |r: &Run| loud(&r.played.frames)[0] - r.t0;
+    assert!(first(&cached) <= FRAME * 2, "{:?}", first(&cached));
+    assert!(
+        first(&uncached) >= Duration::from_millis(80),
+        "{:?}",
+        first(&uncached)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flow_handles_the_callers_silence_itself() {
+    let run = converse(flow_spec(&[]), vec![], Duration::from_secs(90), 0.0, vec![]).await;
+    let said: Vec<String> = run
+        .recorder
+        .transcript()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    // The flow's own no-input prompts, not the generic reprompt.
+    assert!(
+        said.iter().any(|t| t.contains("didn't hear anything")),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|t| t.contains("Are you still there")),
+        "{said:?}"
+    );
+    assert_eq!(*run.recorder.commands.lock().unwrap(), ["hangup"]);
+    assert_eq!(run.report.outcome.unwrap().outcome, "not_achieved");
+}

@@ -40,6 +40,9 @@ const PREROLL: Duration = Duration::from_millis(400);
 const MAX_PENDING_FRAMES: usize = 25;
 /// Digits end a keypad turn after this long without another (or at `#`).
 const DIGIT_GAP: Duration = Duration::from_millis(1500);
+/// Silences a leading brain (a flow) may answer beyond `reprompts` before
+/// the pipeline says goodbye itself.
+const MAX_BRAIN_REPROMPTS: usize = 3;
 
 /// Everything an agent call needs besides the call itself.
 #[derive(Clone)]
@@ -55,6 +58,11 @@ pub struct AgentSpec {
     /// Said as soon as the call is answered; the agent waits for the caller
     /// when unset.
     pub first_message: Option<String>,
+    /// Whether the brain leads the conversation (a flow): without a first
+    /// message it speaks first, as soon as the call is answered, and the
+    /// caller's silences go to it (a flow has its own no-input prompts)
+    /// rather than to `reprompts`.
+    pub brain_leads: bool,
     /// Whether the caller can interrupt the greeting.
     pub greeting_interruptible: bool,
     /// Tools offered to the brain (the built-in call tools are added).
@@ -99,6 +107,7 @@ impl AgentSpec {
             tts,
             system_prompt: String::new(),
             first_message: None,
+            brain_leads: false,
             greeting_interruptible: true,
             tools: Vec::new(),
             turns: TurnConfig::default(),
@@ -189,6 +198,25 @@ impl GreetingCache {
         entries.push_back((key, frames.clone()));
         Ok(frames)
     }
+}
+
+/// The opening words of a brain that answers at once (a flow), so they
+/// can be synthesized into the [`GreetingCache`] ahead of calls; `None`
+/// for a brain that takes time to answer (an LLM) or opens with a tool.
+/// Must be called inside a tokio runtime.
+pub fn ready_opening(brain: &dyn Brain, call: &CallInfo) -> Option<String> {
+    let mut session = brain.start_call(call);
+    let mut rx = session.respond(&Conversation::default());
+    let mut text = String::new();
+    loop {
+        match rx.try_recv() {
+            Ok(BrainEvent::Text(t)) => text.push_str(&t),
+            Ok(BrainEvent::Done) | Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Ok(BrainEvent::ToolCall(_) | BrainEvent::Error(_))
+            | Err(mpsc::error::TryRecvError::Empty) => return None,
+        }
+    }
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// One turn's timings, in ms (`None` when the step did not happen).
@@ -431,6 +459,14 @@ pub async fn run<L: Line, C: CallControl>(
         };
         s.interruptible = spec.greeting_interruptible;
         speech = Some(s);
+    } else if spec.brain_leads {
+        let now = Instant::now();
+        let mut s = opening(&spec, session.respond(&conversation), &tts_options, now);
+        for tc in std::mem::take(&mut s.tool_calls) {
+            on_tool_call(&mut s, tc, &control, &call);
+        }
+        s.interruptible = spec.greeting_interruptible;
+        speech = Some(s);
     } else {
         // Waiting for the caller: silence counts from the answer.
         turns.set_reply_pending(false, start.into_std());
@@ -625,22 +661,7 @@ pub async fn run<L: Line, C: CallControl>(
                         }
                         Some(BrainEvent::ToolCall(tc)) => {
                             s.first_text_at.get_or_insert(now);
-                            match tc.name.as_str() {
-                                "end_call" => s.after = After::Hangup,
-                                "transfer_call" => {
-                                    match tc.arguments.get("number").and_then(|v| v.as_str()) {
-                                        Some(n) => s.after = After::Transfer(n.to_owned()),
-                                        None => warn!(call = %call.call_id, "agent: transfer_call without a number"),
-                                    }
-                                }
-                                "send_dtmf" => {
-                                    if let Some(d) = tc.arguments.get("digits").and_then(|v| v.as_str()) {
-                                        control.send_dtmf(d);
-                                    }
-                                }
-                                other => warn!(call = %call.call_id, tool = other, "agent: the brain called an unknown tool"),
-                            }
-                            s.tool_calls.push(tc);
+                            on_tool_call(s, tc, &control, &call);
                         }
                         Some(BrainEvent::Done) | None => {
                             s.brain = None;
@@ -722,7 +743,14 @@ pub async fn run<L: Line, C: CallControl>(
                 if let Some(TurnAction::Silence { count }) = turns.poll(now.into_std()) {
                     let n = count as usize;
                     if speech.is_none() {
-                        if n <= spec.reprompts.len() {
+                        // A leading brain gets the silence as an event, with
+                        // the fixed goodbye as a backstop should it never end
+                        // the call.
+                        if spec.brain_leads && n <= spec.reprompts.len() + MAX_BRAIN_REPROMPTS {
+                            conversation.messages.push(Message::Event { text: format!("the caller has been silent for {} s", spec.turns.silence_reprompt.as_secs()) });
+                            turns.set_reply_pending(true, now.into_std());
+                            speech = Some(Speech::new(Some(session.respond(&conversation)), spec.tts.as_ref(), &tts_options, now));
+                        } else if !spec.brain_leads && n <= spec.reprompts.len() {
                             conversation.messages.push(Message::Event { text: format!("the caller has been silent for {} s", spec.turns.silence_reprompt.as_secs()) });
                             speech = Some(fixed(&spec, &tts_options, &spec.reprompts[n - 1], now, After::Listen));
                         } else {
@@ -755,6 +783,105 @@ fn fixed(spec: &AgentSpec, options: &TtsOptions, text: &str, now: Instant, after
     s.end_text(now);
     s.after = after;
     s
+}
+
+/// Acts on a tool call of the brain: `end_call` and `transfer_call` wait
+/// for the speech to play out, `send_dtmf` goes at once.
+fn on_tool_call<C: CallControl>(s: &mut Speech, tc: ToolCall, control: &C, call: &CallInfo) {
+    match tc.name.as_str() {
+        "end_call" => s.after = After::Hangup,
+        "transfer_call" => match tc.arguments.get("number").and_then(|v| v.as_str()) {
+            Some(n) => s.after = After::Transfer(n.to_owned()),
+            None => warn!(call = %call.call_id, "agent: transfer_call without a number"),
+        },
+        "send_dtmf" => {
+            if let Some(d) = tc.arguments.get("digits").and_then(|v| v.as_str()) {
+                control.send_dtmf(d);
+            }
+        }
+        other => {
+            warn!(call = %call.call_id, tool = other, "agent: the brain called an unknown tool");
+        }
+    }
+    s.tool_calls.push(tc);
+}
+
+/// The brain's opening reply. A brain that answers at once (a flow)
+/// has all of it ready: when its words are in the greeting cache the
+/// pre-synthesized frames play and TTS is skipped. Otherwise the reply
+/// streams like any other; tool calls already read are left in
+/// `tool_calls` for the caller to act on.
+fn opening(
+    spec: &AgentSpec,
+    mut rx: mpsc::Receiver<BrainEvent>,
+    options: &TtsOptions,
+    now: Instant,
+) -> Speech {
+    let mut ready = Vec::new();
+    let mut complete = false;
+    loop {
+        match rx.try_recv() {
+            Ok(ev) => {
+                let last = matches!(ev, BrainEvent::Done | BrainEvent::Error(_));
+                ready.push(ev);
+                if last {
+                    complete = true;
+                    break;
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                complete = true;
+                break;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+        }
+    }
+    if complete && !ready.iter().any(|e| matches!(e, BrainEvent::Error(_))) {
+        let text: String = ready
+            .iter()
+            .filter_map(|e| match e {
+                BrainEvent::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        let cached = spec
+            .greetings
+            .get(spec.tts.as_ref(), spec.voice.as_deref(), &text);
+        let mut s = match cached {
+            Some(frames) => Speech::cached(&text, &frames, now),
+            None => {
+                let mut s = Speech::new(None, spec.tts.as_ref(), options, now);
+                s.say(&text, now);
+                s.end_text(now);
+                s
+            }
+        };
+        s.first_text_at = Some(now);
+        s.tool_calls = ready
+            .into_iter()
+            .filter_map(|e| match e {
+                BrainEvent::ToolCall(tc) => Some(tc),
+                _ => None,
+            })
+            .collect();
+        return s;
+    }
+    // Still streaming: what was read goes first, then the rest, through a
+    // channel of the same kind the brain gave.
+    let (tx, replay) = mpsc::channel(ready.len() + 16);
+    for ev in ready {
+        let _ = tx.try_send(ev);
+    }
+    if !complete {
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Speech::new(Some(replay), spec.tts.as_ref(), options, now)
 }
 
 fn metrics(s: &Speech, eos: Instant, final_at: Instant, first_frame: Instant) -> TurnMetrics {

@@ -12,5 +12,7 @@ pub mod playout;
 pub mod sentences;
 pub mod turns;
 
-pub use call::{AgentReport, AgentSpec, CallControl, GreetingCache, Line, TurnMetrics, run};
+pub use call::{
+    AgentReport, AgentSpec, CallControl, GreetingCache, Line, TurnMetrics, ready_opening, run,
+};
 pub use turns::{TurnAction, TurnConfig, TurnManager};

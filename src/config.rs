@@ -46,6 +46,8 @@ pub struct Config {
     pub numbers: Vec<NumberConfig>,
     /// Speech and language engines.
     pub providers: ProvidersConfig,
+    /// The voice agent: conversation defaults and engine settings.
+    pub agent: crate::agent::settings::AgentConfig,
 }
 
 impl Default for Config {
@@ -59,8 +61,9 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             database: DatabaseConfig::default(),
             trunks: Vec::new(),
-            numbers: vec![NumberConfig::echo_demo()],
+            numbers: vec![NumberConfig::echo_demo(), NumberConfig::agent_demo()],
             providers: ProvidersConfig::default(),
+            agent: crate::agent::settings::AgentConfig::default(),
         }
     }
 }
@@ -79,7 +82,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            level: "info".into(),
+            level: "info,whisper_rs=warn".into(),
             format: LogFormat::Text,
         }
     }
@@ -459,6 +462,8 @@ pub enum NumberMode {
     Echo,
     /// Plays a prompt, then collects DTMF digits and logs them.
     Play,
+    /// Runs the voice agent.
+    Agent,
 }
 
 /// A number Hotline answers.
@@ -491,6 +496,20 @@ pub struct NumberConfig {
     /// Only calls arriving from this trunk reach the number.
     #[serde(default, deserialize_with = "opt_text")]
     pub trunk: Option<String>,
+    /// `agent`: the stored agent (`agt_…`) of the number's organization;
+    /// the server's default agent when unset. Numbers of the configuration
+    /// file belong to no organization and always run the default agent.
+    #[serde(skip)]
+    pub agent: Option<NumberAgent>,
+}
+
+/// Whose agent a number from the database runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberAgent {
+    /// The number's organization.
+    pub org_id: String,
+    /// Its agent; the default agent when unset.
+    pub agent_id: Option<String>,
 }
 
 fn default_max_digits() -> usize {
@@ -513,6 +532,16 @@ impl NumberConfig {
             max_digits: default_max_digits(),
             digit_timeout_secs: default_digit_timeout(),
             trunk: None,
+            agent: None,
+        }
+    }
+
+    /// The AI demo number every fresh install answers: `sip:agent@host`.
+    pub fn agent_demo() -> Self {
+        NumberConfig {
+            number: "agent".into(),
+            mode: NumberMode::Agent,
+            ..Self::echo_demo()
         }
     }
 }
@@ -541,7 +570,7 @@ impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
             stt: ProviderConfig::local("whisper"),
-            llm: ProviderConfig::local("flow"),
+            llm: ProviderConfig::local("auto"),
             tts: ProviderConfig::local("piper"),
         }
     }
@@ -552,7 +581,12 @@ impl Default for ProvidersConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Implementation name, e.g. `whisper`, `openai`, `flow`, `piper`.
+    /// Implementation name. STT: `whisper` (embedded), `openai`,
+    /// `openai-realtime`, `deepgram`. LLM: `auto` (an LLM when a key or a
+    /// base URL is configured, else the offline flow engine), `flow`,
+    /// `openai` (any OpenAI-compatible server). TTS: `piper` (embedded,
+    /// espeak-ng when the voice is missing), `espeak`, `openai`,
+    /// `elevenlabs`.
     pub kind: String,
     /// Model or voice name, where the implementation has a choice.
     #[serde(default, deserialize_with = "opt_text")]
@@ -688,6 +722,32 @@ impl Config {
                 "sip.listen",
                 "at least one listener is needed".into(),
             ));
+        }
+        if let Err((field, message)) = self.agent.check() {
+            return Err(invalid(&field, message));
+        }
+        use crate::agent::model::{BrainKind, SttKind, TtsKind, kind};
+        let kinds = [
+            (
+                "providers.stt.kind",
+                kind::<SttKind>(&self.providers.stt.kind).is_some(),
+                "whisper, openai, openai-realtime, deepgram",
+            ),
+            (
+                "providers.llm.kind",
+                kind::<BrainKind>(&self.providers.llm.kind).is_some(),
+                "auto, flow, openai",
+            ),
+            (
+                "providers.tts.kind",
+                kind::<TtsKind>(&self.providers.tts.kind).is_some(),
+                "piper, espeak, openai, elevenlabs",
+            ),
+        ];
+        for (field, known, choices) in kinds {
+            if !known {
+                return Err(invalid(field, format!("unknown engine; one of {choices}")));
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", e.to_string()));
@@ -1034,9 +1094,13 @@ mod tests {
     }
 
     #[test]
-    fn numbers_default_to_the_echo_demo_and_are_checked() {
+    fn numbers_default_to_the_echo_and_agent_demos_and_are_checked() {
         let c = Config::default();
-        assert_eq!(c.numbers, vec![NumberConfig::echo_demo()]);
+        assert_eq!(
+            c.numbers,
+            vec![NumberConfig::echo_demo(), NumberConfig::agent_demo()]
+        );
+        assert_eq!(c.numbers[1].number, "agent");
         assert!(
             c.sip
                 .local_networks

@@ -30,6 +30,10 @@ pub async fn run(
         .await
         .context("cannot open the database")?;
     let engine = Engine::start(config.clone(), registry.clone()).await?;
+    // The voice agent: its local models load in the background, so the
+    // server answers at once; the first agent call waits for them.
+    let agents = crate::agent::service::AgentService::new(&config, Some(store.clone()));
+    engine.set_agents(agents.clone());
     let numbers = crate::api::calls::numbers::load_all(&store, &engine)
         .await
         .context("cannot load numbers from the database")?;
@@ -66,6 +70,7 @@ pub async fn run(
         version = crate::VERSION,
         "hotline listening"
     );
+    tokio::spawn(async move { agents.warm_up().await });
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(async {
         let _ = http_stopped.await;

@@ -302,7 +302,7 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     let body = json!({
         "to": format!("sip:test@{}", uas.sip_addr()),
         "from": "+14155550100",
-        "first_message": "Hello",
+        "voice": "alloy",
         "metadata": {"crm_id": "42"},
         "webhook_url": hook_url,
         "client_id": "order-1",
@@ -361,7 +361,7 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert!(call["duration_ms"].as_i64().unwrap() >= 900, "{call}");
     assert_eq!(call["duration_ms"].as_i64(), Some(ended - answered));
     assert!(call["sip_call_id"].as_str().is_some_and(|s| !s.is_empty()));
-    assert_eq!(call["first_message"], "Hello");
+    assert_eq!(call["voice"], "alloy");
     assert_eq!(call["transcript"], json!([]));
     assert!(
         call.get("webhook_secret").is_none(),

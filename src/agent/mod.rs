@@ -18,11 +18,14 @@
 
 pub mod espeak;
 pub mod flow;
+pub mod model;
 pub mod openai;
 pub mod pipeline;
 pub mod piper;
 pub mod provider;
 pub mod scripted;
+pub mod service;
+pub mod settings;
 pub mod silero;
 pub mod whisper;
 

@@ -143,10 +143,26 @@ pub enum CallEvent {
         /// True when it started.
         speaking: bool,
     },
+    /// The voice agent took the call, with these engines.
+    AgentStarted {
+        /// Speech-to-text.
+        stt: String,
+        /// The brain.
+        brain: String,
+        /// Text-to-speech.
+        tts: String,
+    },
     /// The voice agent's timings for one turn.
     AgentTurn(crate::agent::TurnMetrics),
-    /// The call ended; the last event of every call.
+    /// The call ended; the last event of every call, except for the
+    /// registry-wide stream of an agent call, where [`AgentResult`]
+    /// follows once the call has been concluded.
+    ///
+    /// [`AgentResult`]: CallEvent::AgentResult
     Ended(Box<CallRecord>),
+    /// What the voice agent concluded (summary, outcome, captured data),
+    /// after the call ended.
+    AgentResult(Box<crate::agent::service::AgentResult>),
 }
 
 /// One utterance of a call's transcript.

@@ -1,7 +1,7 @@
 //! What a call does once it is answered. Each application is a task of
 //! its own that reads the caller's audio and events and plays audio back,
 //! so a slow application can never hold up the call's signalling or its
-//! RTP clock. The voice agent will be one more variant here.
+//! RTP clock.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use super::Ctx;
+use crate::agent::service::AgentRequest;
 use crate::call::{CallCommand, CallEvent, CallHandle, DigitCollector};
 use crate::config::{NumberConfig, NumberMode};
 use crate::rtp::{FRAME_SAMPLES, MediaHandle, PCM_RATE};
@@ -28,6 +29,8 @@ pub enum CallApp {
     /// once it is answered: the way in for anything that is not built in
     /// (a voice agent, a bridge, a recorder).
     Stream(mpsc::Sender<CallAudio>),
+    /// Run the voice agent.
+    Agent(Box<AgentRequest>),
 }
 
 /// An answered call's audio, for a [`CallApp::Stream`] consumer.
@@ -69,6 +72,11 @@ impl CallApp {
                 digit_timeout: Duration::from_secs(n.digit_timeout_secs),
                 rounds: 3,
             }),
+            NumberMode::Agent => CallApp::Agent(Box::new(AgentRequest {
+                org_id: n.agent.as_ref().map(|a| a.org_id.clone()),
+                agent_id: n.agent.as_ref().and_then(|a| a.agent_id.clone()),
+                ..AgentRequest::default()
+            })),
         }
     }
 }
@@ -88,6 +96,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
     match app {
         CallApp::Echo => echo(io).await,
         CallApp::Play(spec) => play(ctx, spec, io).await,
+        CallApp::Agent(request) => super::agent_app::run(ctx, *request, io).await,
         CallApp::Stream(to) => {
             let audio = CallAudio {
                 handle: io.handle.clone(),

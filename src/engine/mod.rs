@@ -16,6 +16,7 @@
 //! which only signalling uses; audio never passes through here.
 
 mod admit;
+mod agent_app;
 pub mod app;
 mod core;
 mod leg;
@@ -123,6 +124,9 @@ pub(crate) struct Ctx {
     pub engine: mpsc::Sender<ToEngine>,
     /// Decoded prompt files, by path: decoding happens once per file.
     pub prompts: DashMap<PathBuf, Arc<[i16]>>,
+    /// The voice agent, once the server installed it
+    /// ([`Engine::set_agents`]); agent calls hang up without it.
+    pub agents: std::sync::OnceLock<Arc<crate::agent::service::AgentService>>,
 }
 
 /// A running call engine.
@@ -174,6 +178,7 @@ impl Engine {
             transport,
             engine: tx,
             prompts: DashMap::new(),
+            agents: std::sync::OnceLock::new(),
             config,
         });
         let core = core::Core::new(ctx.clone(), rx, incoming);
@@ -186,6 +191,17 @@ impl Engine {
             unregister: Arc::new(unregister),
             registrations: Arc::new(std::sync::Mutex::new(registrations)),
         })
+    }
+
+    /// Installs the voice agent that `agent` numbers and API calls with an
+    /// agent run; the first one installed stays.
+    pub fn set_agents(&self, agents: Arc<crate::agent::service::AgentService>) {
+        let _ = self.ctx.agents.set(agents);
+    }
+
+    /// The voice agent, if installed.
+    pub fn agents(&self) -> Option<Arc<crate::agent::service::AgentService>> {
+        self.ctx.agents.get().cloned()
     }
 
     /// The bound SIP address of a transport.

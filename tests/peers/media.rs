@@ -145,3 +145,26 @@ pub fn padded_wav(wav: &Path, pad_secs: u32, out: &Path) -> anyhow::Result<()> {
     std::fs::write(out, encode_wav(WavSpec::mono(8000), &pcm)?)?;
     Ok(())
 }
+
+/// A caller's side of a conversation for baresip's `aufile`: each part is
+/// a pause (seconds) and then `text` spoken, as 8 kHz mono S16.
+pub fn script_wav(parts: &[(f64, &str)]) -> anyhow::Result<PathBuf> {
+    let name = format!(
+        "script-{}.wav",
+        key(&parts
+            .iter()
+            .map(|(p, t)| (p.to_bits(), *t))
+            .collect::<Vec<_>>())
+    );
+    cached(&name, |out| {
+        let mut pcm = Vec::new();
+        for (pause, text) in parts {
+            pcm.resize(pcm.len() + (pause * 8000.0) as usize, 0);
+            let (rate, speech) = read_pcm(&speech_wav(text, 8000)?)?;
+            anyhow::ensure!(rate == 8000, "espeak-ng speech is resampled to 8 kHz");
+            pcm.extend_from_slice(&speech);
+        }
+        std::fs::write(out, encode_wav(WavSpec::mono(8000), &pcm)?)?;
+        Ok(())
+    })
+}

@@ -83,6 +83,9 @@ pub struct AgentSpec {
     pub language: Option<String>,
     /// TTS voice.
     pub voice: Option<String>,
+    /// Where `transfer_call` sends the caller (the agent's transfer
+    /// number); the number the brain names is used only when unset.
+    pub transfer_to: Option<String>,
     /// Pre-synthesized greetings.
     pub greetings: Arc<GreetingCache>,
 }
@@ -118,6 +121,7 @@ impl AgentSpec {
             max_duration: None,
             language: None,
             voice: None,
+            transfer_to: None,
             greetings: Arc::default(),
         }
     }
@@ -463,7 +467,7 @@ pub async fn run<L: Line, C: CallControl>(
         let now = Instant::now();
         let mut s = opening(&spec, session.respond(&conversation), &tts_options, now);
         for tc in std::mem::take(&mut s.tool_calls) {
-            on_tool_call(&mut s, tc, &control, &call);
+            on_tool_call(&mut s, tc, &spec, &control, &call);
         }
         s.interruptible = spec.greeting_interruptible;
         speech = Some(s);
@@ -661,7 +665,7 @@ pub async fn run<L: Line, C: CallControl>(
                         }
                         Some(BrainEvent::ToolCall(tc)) => {
                             s.first_text_at.get_or_insert(now);
-                            on_tool_call(s, tc, &control, &call);
+                            on_tool_call(s, tc, &spec, &control, &call);
                         }
                         Some(BrainEvent::Done) | None => {
                             s.brain = None;
@@ -787,13 +791,22 @@ fn fixed(spec: &AgentSpec, options: &TtsOptions, text: &str, now: Instant, after
 
 /// Acts on a tool call of the brain: `end_call` and `transfer_call` wait
 /// for the speech to play out, `send_dtmf` goes at once.
-fn on_tool_call<C: CallControl>(s: &mut Speech, tc: ToolCall, control: &C, call: &CallInfo) {
+fn on_tool_call<C: CallControl>(
+    s: &mut Speech,
+    tc: ToolCall,
+    spec: &AgentSpec,
+    control: &C,
+    call: &CallInfo,
+) {
     match tc.name.as_str() {
         "end_call" => s.after = After::Hangup,
-        "transfer_call" => match tc.arguments.get("number").and_then(|v| v.as_str()) {
-            Some(n) => s.after = After::Transfer(n.to_owned()),
-            None => warn!(call = %call.call_id, "agent: transfer_call without a number"),
-        },
+        "transfer_call" => {
+            let named = tc.arguments.get("number").and_then(|v| v.as_str());
+            match spec.transfer_to.as_deref().or(named) {
+                Some(n) => s.after = After::Transfer(n.to_owned()),
+                None => warn!(call = %call.call_id, "agent: transfer_call without a number"),
+            }
+        }
         "send_dtmf" => {
             if let Some(d) = tc.arguments.get("digits").and_then(|v| v.as_str()) {
                 control.send_dtmf(d);

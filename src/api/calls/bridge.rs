@@ -26,6 +26,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
 use super::CallView;
+use crate::agent::service::AgentResult;
 use crate::api::AppState;
 use crate::api::live::LiveEvent;
 use crate::call::{
@@ -44,6 +45,9 @@ struct Tracked {
     to: String,
     status: CallStatus,
     max_duration: Option<Duration>,
+    /// The voice agent runs the call: `call.completed` waits for its
+    /// conclusion ([`CallEvent::AgentResult`]).
+    agent: bool,
 }
 
 /// A call the bridge has seen: recorded, or nobody's.
@@ -87,14 +91,21 @@ pub fn spawn(
         registry,
         wake,
         calls: HashMap::new(),
+        concluding: HashMap::new(),
     };
     tokio::spawn(async move {
         bridge.close_leftovers().await;
         let mut events = events;
         loop {
+            let overdue = bridge.next_conclusion_deadline();
             let got = tokio::select! {
-                got = events.recv() => got,
+                got = events.recv() => Some(got),
                 _ = stop.wait_for(|s| *s) => break,
+                () = sleep_until_opt(overdue) => None,
+            };
+            let Some(got) = got else {
+                bridge.conclude_overdue().await;
+                continue;
             };
             match got {
                 Ok((id, event)) => bridge.handle(id, event).await,
@@ -110,6 +121,8 @@ pub fn spawn(
                 Err(_) => break,
             }
         }
+        // Agent calls still being concluded are reported as they are.
+        bridge.conclude_all().await;
     })
 }
 
@@ -118,6 +131,20 @@ struct Bridge {
     registry: CallRegistry,
     wake: Arc<Notify>,
     calls: HashMap<CallId, Seen>,
+    /// Agent calls that ended and wait for the agent's conclusion before
+    /// `call.completed`, until a deadline.
+    concluding: HashMap<CallId, (Box<Tracked>, tokio::time::Instant)>,
+}
+
+/// How long `call.completed` waits for an agent call's conclusion (the
+/// after-call summary is bounded well below it).
+const CONCLUSION_WAIT: Duration = Duration::from_secs(60);
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Bridge {
@@ -159,11 +186,17 @@ impl Bridge {
                 hangup_reason: Some("call ended; its final events were lost".into()),
                 ..CallUpdate::ended(status, now_ms())
             };
-            self.finish(&id, &t, &update).await;
+            if self.finish(&id, &t, &update).await {
+                self.complete(&id, &t).await;
+            }
         }
     }
 
     async fn handle(&mut self, id: CallId, event: CallEvent) {
+        if let CallEvent::AgentResult(result) = event {
+            self.concluded(&id, Some(*result)).await;
+            return;
+        }
         let Some(mut t) = self.track(&id, &event).await else {
             if matches!(event, CallEvent::Ended(_)) {
                 self.calls.remove(&id);
@@ -208,6 +241,17 @@ impl Bridge {
             CallEvent::AgentTurn(metrics) => {
                 self.publish(&id, &t, "agent.turn", json!(metrics));
             }
+            CallEvent::AgentStarted { stt, brain, tts } => {
+                t.agent = true;
+                self.publish(
+                    &id,
+                    &t,
+                    "agent.started",
+                    json!({"stt": stt, "brain": brain, "tts": tts}),
+                );
+            }
+            // Handled before tracking.
+            CallEvent::AgentResult(_) => {}
             CallEvent::Ended(record) => {
                 self.calls.remove(&id);
                 let hangup_by = match (record.hangup.by, t.direction) {
@@ -227,7 +271,14 @@ impl Bridge {
                     sip_call_id: Some(record.sip_call_id.clone()).filter(|s| !s.is_empty()),
                     ..CallUpdate::ended(final_status(&record), ms(record.ended))
                 };
-                self.finish(&id, &t, &update).await;
+                if self.finish(&id, &t, &update).await {
+                    if t.agent {
+                        let deadline = tokio::time::Instant::now() + CONCLUSION_WAIT;
+                        self.concluding.insert(id, (Box::new(t), deadline));
+                    } else {
+                        self.complete(&id, &t).await;
+                    }
+                }
                 return;
             }
         }
@@ -263,6 +314,7 @@ impl Bridge {
                 from: call.from,
                 to: call.to,
                 status: call.status,
+                agent: false,
             };
             self.calls
                 .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -311,6 +363,7 @@ impl Bridge {
             to,
             status: new.status,
             max_duration: None,
+            agent: false,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -368,9 +421,10 @@ impl Bridge {
         }
     }
 
-    /// Records a call's end and announces it: `call.status` with the final
-    /// status, then `call.completed` with the whole call.
-    async fn finish(&mut self, id: &CallId, t: &Tracked, update: &CallUpdate) {
+    /// Records a call's end and announces its final `call.status`; false
+    /// when there was nothing to record (already closed, or the database
+    /// failed), and then nothing more is announced.
+    async fn finish(&mut self, id: &CallId, t: &Tracked, update: &CallUpdate) -> bool {
         let store = &self.state.store;
         let mut update = update.clone();
         // Whoever asked for the hang-up on our side (the API, the duration
@@ -386,12 +440,12 @@ impl Bridge {
             Err(StoreError::Conflict(_)) => {
                 debug!(call = %id, "call already closed");
                 self.state.hub.call_ended(id.as_str());
-                return;
+                return false;
             }
             Err(e) => {
                 warn!(call = %id, error = %e, "cannot record a call's end");
                 self.state.hub.call_ended(id.as_str());
-                return;
+                return false;
             }
         };
         let direction = match call.direction {
@@ -414,10 +468,88 @@ impl Bridge {
         let payload = self.status_payload(&t, Some(&view));
         self.publish(id, &t, "call.status", payload.clone());
         self.webhook(id, &t, "call.status", payload).await;
+        true
+    }
+
+    /// Announces `call.completed` with the whole call, as stored now.
+    async fn complete(&mut self, id: &CallId, t: &Tracked) {
+        let store = &self.state.store;
+        let call = match store.get_call(&t.org_id, id.as_str()).await {
+            Ok(call) => call,
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot read a finished call; no call.completed");
+                self.state.hub.call_ended(id.as_str());
+                return;
+            }
+        };
+        let transcript = store
+            .list_transcript(&t.org_id, id.as_str())
+            .await
+            .unwrap_or_default();
+        let view = CallView::new(call, Some(transcript));
+        let t = Tracked {
+            status: view.status,
+            ..t.clone()
+        };
         let full = serde_json::to_value(&view).unwrap_or(Value::Null);
         self.publish(id, &t, "call.completed", full.clone());
         self.webhook(id, &t, "call.completed", full).await;
         self.state.hub.call_ended(id.as_str());
+    }
+
+    /// An agent call's conclusion arrived (or its wait ran out: `None`):
+    /// store it, then announce `call.completed`.
+    async fn concluded(&mut self, id: &CallId, result: Option<AgentResult>) {
+        let Some((t, _)) = self.concluding.remove(id) else {
+            return;
+        };
+        if let Some(r) = result {
+            if let Some(e) = &r.error {
+                warn!(call = %id, error = %e, "no after-call summary");
+            }
+            let update = CallUpdate {
+                summary: r.summary,
+                outcome: r.outcome,
+                structured_data: r.structured_data,
+                recording_path: r.recording_path,
+                ..CallUpdate::default()
+            };
+            if let Err(e) = self
+                .state
+                .store
+                .update_call(&t.org_id, id.as_str(), &update)
+                .await
+            {
+                warn!(call = %id, error = %e, "cannot record an agent call's conclusion");
+            }
+        } else {
+            warn!(call = %id, "the agent's conclusion never came; reporting the call without it");
+        }
+        self.complete(id, &t).await;
+    }
+
+    fn next_conclusion_deadline(&self) -> Option<tokio::time::Instant> {
+        self.concluding.values().map(|(_, at)| *at).min()
+    }
+
+    async fn conclude_overdue(&mut self) {
+        let now = tokio::time::Instant::now();
+        let overdue: Vec<CallId> = self
+            .concluding
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            self.concluded(&id, None).await;
+        }
+    }
+
+    async fn conclude_all(&mut self) {
+        let ids: Vec<CallId> = self.concluding.keys().cloned().collect();
+        for id in ids {
+            self.concluded(&id, None).await;
+        }
     }
 
     /// Partial lines go to live subscribers only; final lines are stored

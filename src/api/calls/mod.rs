@@ -8,11 +8,12 @@
 //!   [`numbers`] keeps the engine's number table in step with the
 //!   database.
 //!
-//! Until the voice agent exists, an answered API call is connected to a
-//! consumer that takes the callee's audio and plays nothing: the callee
-//! hears silence, and the call lasts until either side (or
-//! `max_duration_secs`, or `POST /v1/calls/{id}/hangup`) ends it. The
-//! agent settings are stored with the call for the agent pipeline.
+//! A call whose request names an agent (`agent_id`) or gives one something
+//! to do (`system_prompt`, `first_message`, `objective`) runs the voice
+//! agent once answered. Any other call is connected to a consumer that
+//! takes the callee's audio and plays nothing: the callee hears silence,
+//! and the call lasts until either side (or `max_duration_secs`, or
+//! `POST /v1/calls/{id}/hangup`) ends it.
 
 pub mod bridge;
 pub mod numbers;
@@ -34,6 +35,7 @@ use tokio::sync::mpsc;
 
 use super::error::{ApiError, FieldError};
 use super::{AppState, Caller, validate};
+use crate::agent::service::AgentRequest;
 use crate::call::{CallCommand, CallDirection, CommandError};
 use crate::engine::app::CallAudio;
 use crate::engine::{CallApp, OutboundCall, PlaceError};
@@ -374,6 +376,29 @@ async fn plan_call(
     }))
 }
 
+/// The voice agent when the request names an agent or gives it anything
+/// to say, else the silent application.
+fn call_app(org_id: &str, req: &CreateCallRequest) -> CallApp {
+    let wants_agent = req.agent_id.is_some()
+        || req.system_prompt.is_some()
+        || req.first_message.is_some()
+        || req.objective.is_some();
+    if !wants_agent {
+        return silent_app();
+    }
+    CallApp::Agent(Box::new(AgentRequest {
+        org_id: Some(org_id.to_owned()),
+        agent_id: req.agent_id.clone(),
+        system_prompt: req.system_prompt.clone(),
+        objective: req.objective.clone(),
+        first_message: req.first_message.clone(),
+        voice: req.voice.clone(),
+        language: req.language.clone(),
+        max_duration: req.max_duration_secs.map(std::time::Duration::from_secs),
+        record: req.record.then_some(true),
+    }))
+}
+
 /// An application that takes the answered call's audio and plays nothing,
 /// keeping the call up until it is ended (see the module docs).
 fn silent_app() -> CallApp {
@@ -576,12 +601,20 @@ pub async fn create_call(
             Err(e) => return Err(discard(e.into()).await),
         }
     }
+    let app = call_app(&caller.org_id, &req);
+    if matches!(app, CallApp::Agent(_)) && engine.agents().is_none() {
+        return Err(discard(ApiError::Unavailable {
+            detail: "the voice agent is not running in this server".into(),
+            retry_after: None,
+        })
+        .await);
+    }
     let outbound = OutboundCall {
         id: Some(call.id.clone()),
         trunk: plan.trunk,
         to: plan.to,
         from: plan.caller_id,
-        app: silent_app(),
+        app,
         ring_timeout: None,
     };
     if let Err(e) = engine.place_call(outbound).await {

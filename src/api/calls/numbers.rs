@@ -10,7 +10,7 @@
 //! |-----------|----------------------------------------------------------------|
 //! | `echo`    | answered, audio echoed (`ring_secs`, `early_media` apply)      |
 //! | `play`    | answered, `prompt` played, digits collected (`max_digits`, `digit_timeout_secs`) |
-//! | `ai`      | 480 Temporarily Unavailable until the voice agent exists       |
+//! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent |
 //! | `forward` | 480 Temporarily Unavailable until forwarding exists            |
 //! | `off`     | 404 Not Found                                                  |
 //!
@@ -24,7 +24,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::api::AppState;
-use crate::config::{NumberConfig, NumberMode};
+use crate::config::{NumberAgent, NumberConfig, NumberMode};
 use crate::engine::{Engine, NumberAction, NumberRoute};
 use crate::store::{Number, Store, StoreError};
 
@@ -77,10 +77,14 @@ pub fn route_for(number: &Number) -> NumberRoute {
                 .map_or(base.digit_timeout_secs, |d| d.clamp(1, 60)),
             ..base
         }),
-        "ai" => NumberAction::Refuse {
-            status: 480,
-            reason: "number is in ai mode and the voice agent is not available yet".into(),
-        },
+        "ai" => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Agent,
+            agent: Some(NumberAgent {
+                org_id: number.org_id.clone(),
+                agent_id: number.agent_id.clone(),
+            }),
+            ..base
+        }),
         "forward" => NumberAction::Refuse {
             status: 480,
             reason: "number is in forward mode and forwarding is not available yet".into(),
@@ -164,7 +168,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for (mode, status) in [("ai", 480), ("forward", 480), ("off", 404)] {
+        let mut ai = number(json!({"mode": "ai"}));
+        ai.agent_id = Some("agt_1".into());
+        match route_for(&ai).action {
+            NumberAction::Answer(n) => {
+                assert_eq!(n.mode, NumberMode::Agent);
+                let agent = n.agent.unwrap();
+                assert_eq!(
+                    (agent.org_id.as_str(), agent.agent_id.as_deref()),
+                    ("org_1", Some("agt_1"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for (mode, status) in [("forward", 480), ("off", 404)] {
             match route_for(&number(json!({ "mode": mode }))).action {
                 NumberAction::Refuse { status: s, .. } => assert_eq!(s, status, "{mode}"),
                 other => panic!("{mode}: {other:?}"),

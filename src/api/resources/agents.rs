@@ -193,6 +193,21 @@ fn check_language(p: &mut Problems, value: &str) {
 fn check_model(p: &mut Problems, value: &Value) {
     if !value.is_object() {
         p.add("model", "must be a JSON object");
+        return;
+    }
+    if let Err(problems) = crate::agent::model::AgentModel::parse(value) {
+        for (path, msg) in problems {
+            p.add(&path, msg);
+        }
+    }
+}
+
+/// Synthesizes the agent's greeting in the background, so its first call
+/// does not wait for TTS.
+fn warm(state: &AppState, agent: &crate::store::Agent) {
+    if let Some(agents) = state.engine.as_ref().and_then(|e| e.agents()) {
+        let agent = agent.clone();
+        tokio::spawn(async move { agents.warm_agent(&agent).await });
     }
 }
 
@@ -340,6 +355,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<AgentOut>), ApiError> {
     let new = body.validate(&state.deny)?;
     let agent = state.store.create_agent(&caller.org_id, &new).await?;
+    warm(&state, &agent);
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
@@ -410,6 +426,7 @@ pub async fn update(
         .update_agent(&caller.org_id, &id, &update)
         .await
         .map_err(not_found)?;
+    warm(&state, &agent);
     Ok(Json(agent.into()))
 }
 

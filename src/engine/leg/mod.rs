@@ -532,7 +532,12 @@ impl Leg {
     /// task does.
     async fn finish(mut self, hangup: Hangup) {
         if let Some(task) = self.app_task.take() {
-            task.abort();
+            // The voice agent ends by itself when the call does (its audio
+            // and events close), then concludes the call (a summary, the
+            // flow's outcome): it is left to finish.
+            if !matches!(self.app, CallApp::Agent(_)) {
+                task.abort();
+            }
         }
         if let Some(m) = self.media.take() {
             let _ = m.stop().await;

@@ -1,0 +1,618 @@
+//! The voice agent as the server runs it: the speech and language engines,
+//! built once from the configuration and shared by every call, and the
+//! recipe that turns a call's request (its number's agent, a stored agent,
+//! fields given on `POST /v1/calls`) into an [`AgentSpec`].
+//!
+//! Local engines load their models in the background at start-up (they
+//! take about a second); a call that arrives first waits for them.
+//! Engines no call asked for are never built.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use super::espeak::{EspeakTts, local_tts};
+use super::flow::{FlowBrain, builtin, check_model};
+use super::model::{AgentModel, BrainKind, SttKind, TtsKind, kind};
+use super::openai::{
+    self, DeepgramStt, ElevenLabsTts, OpenAiBrain, OpenAiConfig, OpenAiStt, OpenAiSummarizer,
+    OpenAiTts, SttTransport, SummaryRequest,
+};
+use super::pipeline::{AgentReport, AgentSpec, GreetingCache, TurnConfig, ready_opening};
+use super::provider::{Brain, CallInfo, Stt, Tts};
+use super::settings::AgentConfig;
+use super::whisper::WhisperStt;
+use crate::api::validate::DenyList;
+use crate::config::{Config, ProvidersConfig};
+use crate::store::{Agent, Store};
+
+/// Which agent a call runs, and what its request changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentRequest {
+    /// The organization whose agent it is; the server's default agent when
+    /// unset.
+    pub org_id: Option<String>,
+    /// A stored agent (`agt_…`) of `org_id`; the default agent when unset.
+    pub agent_id: Option<String>,
+    /// Instructions for the brain, replacing the agent's.
+    pub system_prompt: Option<String>,
+    /// What the call is for; the after-call outcome is judged against it.
+    pub objective: Option<String>,
+    /// Said when the call is answered, replacing the agent's.
+    pub first_message: Option<String>,
+    /// TTS voice.
+    pub voice: Option<String>,
+    /// STT and TTS language.
+    pub language: Option<String>,
+    /// Call length limit.
+    pub max_duration: Option<Duration>,
+    /// Record the call (stereo WAV).
+    pub record: Option<bool>,
+}
+
+/// What the server concluded about an agent call once it was over.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AgentResult {
+    /// A few sentences on the call (LLM brains).
+    pub summary: Option<String>,
+    /// `achieved`, `partial` or `not_achieved`.
+    pub outcome: Option<String>,
+    /// What was captured: a flow's slots, or data extracted by a schema.
+    pub structured_data: Option<Value>,
+    /// Why no summary could be made, if it failed.
+    pub error: Option<String>,
+    /// The call's recording (stereo WAV), if it was recorded.
+    pub recording_path: Option<String>,
+}
+
+/// How an agent call is concluded after it ends.
+#[derive(Clone)]
+pub struct Conclusion {
+    summarizer: Option<Arc<OpenAiSummarizer>>,
+    objective: Option<String>,
+    schema: Option<Value>,
+}
+
+impl std::fmt::Debug for Conclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conclusion")
+            .field("summarizer", &self.summarizer.is_some())
+            .field("objective", &self.objective)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Time allowed for the after-call summary before the call is reported
+/// without one.
+const SUMMARY_TIMEOUT: Duration = Duration::from_secs(45);
+
+impl Conclusion {
+    /// The result of a finished call: a flow's end state as it is, an
+    /// LLM call summarized by the same kind of model.
+    pub async fn conclude(&self, report: &AgentReport) -> AgentResult {
+        if let Some(o) = &report.outcome {
+            return AgentResult {
+                summary: None,
+                outcome: Some(o.outcome.clone()),
+                structured_data: Some(o.data.clone()),
+                ..AgentResult::default()
+            };
+        }
+        let Some(summarizer) = &self.summarizer else {
+            return AgentResult::default();
+        };
+        if report.messages.is_empty() {
+            return AgentResult::default();
+        }
+        let request = SummaryRequest {
+            transcript: &report.messages,
+            objective: self.objective.as_deref(),
+            schema: self.schema.as_ref(),
+        };
+        match tokio::time::timeout(SUMMARY_TIMEOUT, summarizer.summarize(&request)).await {
+            Ok(Ok(s)) => AgentResult {
+                summary: Some(s.summary),
+                outcome: s.outcome.map(|o| o.as_str().to_owned()),
+                structured_data: s.structured_data,
+                ..AgentResult::default()
+            },
+            Ok(Err(e)) => AgentResult {
+                error: Some(e.to_string()),
+                ..AgentResult::default()
+            },
+            Err(_) => AgentResult {
+                error: Some("the summary took too long".into()),
+                ..AgentResult::default()
+            },
+        }
+    }
+}
+
+/// A call's agent, ready to run.
+#[derive(Debug)]
+pub struct PreparedAgent {
+    /// The pipeline's settings.
+    pub spec: AgentSpec,
+    /// Where the call is to be recorded, if it is.
+    pub recording: Option<PathBuf>,
+    /// How to conclude the call.
+    pub conclusion: Conclusion,
+}
+
+/// The engines and the recipe; one per server.
+pub struct AgentService {
+    config: AgentConfig,
+    deny: Arc<DenyList>,
+    providers: ProvidersConfig,
+    data_dir: PathBuf,
+    store: Option<Store>,
+    greetings: Arc<GreetingCache>,
+    whisper: OnceCell<Result<Arc<dyn Stt>, String>>,
+    local_tts: OnceCell<Arc<dyn Tts>>,
+    espeak: OnceCell<Arc<dyn Tts>>,
+    default_flow: OnceCell<Arc<dyn Brain>>,
+    server_llm: OnceCell<Result<Arc<dyn Brain>, String>>,
+    summarizer: OnceCell<Option<Arc<OpenAiSummarizer>>>,
+    cloud_stt: OnceCell<Result<Arc<dyn Stt>, String>>,
+    cloud_tts: OnceCell<Result<Arc<dyn Tts>, String>>,
+}
+
+impl std::fmt::Debug for AgentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentService")
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentService {
+    /// The service for `config`; `store` resolves stored agents.
+    pub fn new(config: &Config, store: Option<Store>) -> Arc<AgentService> {
+        let deny = match &config.api.deny_prefixes {
+            Some(prefixes) => DenyList::new(prefixes.iter().cloned()),
+            None => DenyList::default(),
+        };
+        Arc::new(AgentService {
+            config: config.agent.resolved(&config.data_dir),
+            deny: Arc::new(deny),
+            providers: config.providers.clone(),
+            data_dir: config.data_dir.clone(),
+            store,
+            greetings: Arc::default(),
+            whisper: OnceCell::new(),
+            local_tts: OnceCell::new(),
+            espeak: OnceCell::new(),
+            default_flow: OnceCell::new(),
+            server_llm: OnceCell::new(),
+            summarizer: OnceCell::new(),
+            cloud_stt: OnceCell::new(),
+            cloud_tts: OnceCell::new(),
+        })
+    }
+
+    /// Numbers agents may not transfer callers to (`api.deny_prefixes`).
+    pub fn deny_list(&self) -> Arc<DenyList> {
+        self.deny.clone()
+    }
+
+    /// Loads the default agent's engines and synthesizes its greeting, so
+    /// that the first call does not wait. Logs what it could not load.
+    pub async fn warm_up(self: &Arc<Self>) {
+        let default = AgentRequest::default();
+        match self.prepare(&default, &CallInfo::default()).await {
+            Ok(p) => {
+                self.warm_greeting(&p.spec).await;
+                info!(
+                    stt = p.spec.stt.name(),
+                    brain = p.spec.brain.name(),
+                    tts = p.spec.tts.name(),
+                    "voice agent ready"
+                );
+            }
+            Err(e) => warn!(error = %e, "the default voice agent is not available"),
+        }
+    }
+
+    /// Synthesizes an agent's greeting (its first message, or a flow's
+    /// opening) into the cache; call it when an agent is saved.
+    pub async fn warm_agent(self: &Arc<Self>, agent: &Agent) {
+        let request = AgentRequest {
+            org_id: Some(agent.org_id.clone()),
+            agent_id: Some(agent.id.clone()),
+            ..AgentRequest::default()
+        };
+        match self.prepare(&request, &CallInfo::default()).await {
+            Ok(p) => self.warm_greeting(&p.spec).await,
+            Err(e) => warn!(agent = %agent.id, error = %e, "cannot prepare the agent's greeting"),
+        }
+    }
+
+    async fn warm_greeting(&self, spec: &AgentSpec) {
+        let text = match &spec.first_message {
+            Some(t) => Some(t.clone()),
+            None if spec.brain_leads => ready_opening(spec.brain.as_ref(), &CallInfo::default()),
+            None => None,
+        };
+        let Some(text) = text else { return };
+        if let Err(e) = self
+            .greetings
+            .warm(
+                spec.tts.as_ref(),
+                spec.voice.as_deref(),
+                spec.language.as_deref(),
+                &text,
+            )
+            .await
+        {
+            warn!(error = %e, "cannot synthesize a greeting ahead of calls");
+        }
+    }
+
+    /// The agent a call runs: its engines, prompt and settings.
+    pub async fn prepare(
+        &self,
+        request: &AgentRequest,
+        call: &CallInfo,
+    ) -> Result<PreparedAgent, String> {
+        let agent = match (&request.org_id, &request.agent_id, &self.store) {
+            (Some(org), Some(id), Some(store)) => Some(
+                store
+                    .get_agent(org, id)
+                    .await
+                    .map_err(|e| format!("agent {id}: {e}"))?,
+            ),
+            (_, Some(id), None) => return Err(format!("agent {id}: no database")),
+            _ => None,
+        };
+        let model = match &agent {
+            Some(a) => AgentModel::parse(&a.model).map_err(|issues| {
+                let list: Vec<String> = issues.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                format!("agent model: {}", list.join("; "))
+            })?,
+            None => AgentModel::default(),
+        };
+        let brain_kind = match model.provider {
+            Some(k) => k,
+            None => kind::<BrainKind>(&self.providers.llm.kind).unwrap_or(BrainKind::Auto),
+        };
+        let brain_kind = match brain_kind {
+            BrainKind::Auto if self.llm_configured() || model.base_url.is_some() => {
+                BrainKind::Openai
+            }
+            BrainKind::Auto => BrainKind::Flow,
+            k => k,
+        };
+        let (brain, summarizer): (Arc<dyn Brain>, _) = match brain_kind {
+            BrainKind::Flow => (self.flow_brain(agent.as_ref(), &model, call).await?, None),
+            _ => self.llm_brain(&model).await?,
+        };
+        let stt_kind = match model.stt {
+            Some(k) => k,
+            None => kind::<SttKind>(&self.providers.stt.kind).unwrap_or(SttKind::Whisper),
+        };
+        let tts_kind = match model.tts {
+            Some(k) => k,
+            None => kind::<TtsKind>(&self.providers.tts.kind).unwrap_or(TtsKind::Piper),
+        };
+        let stt = self.stt(stt_kind).await?;
+        let tts = self.tts(tts_kind).await?;
+
+        let c = &self.config;
+        let mut spec = AgentSpec::new(stt, brain, tts);
+        let flow = brain_kind == BrainKind::Flow;
+        spec.brain_leads = flow;
+        let prompt = request
+            .system_prompt
+            .clone()
+            .or_else(|| agent.as_ref().map(|a| a.system_prompt.clone()))
+            .unwrap_or_else(default_prompt);
+        spec.system_prompt = match &request.objective {
+            Some(o) => format!("{prompt}\n\nThe objective of this call: {o}"),
+            None => prompt,
+        };
+        // A flow has its own greeting: its opening node.
+        spec.first_message = if flow {
+            None
+        } else {
+            request
+                .first_message
+                .clone()
+                .or_else(|| agent.as_ref().and_then(|a| a.first_message.clone()))
+                .or_else(|| agent.is_none().then(default_greeting))
+        };
+        spec.greeting_interruptible = model
+            .greeting_interruptible
+            .unwrap_or(c.greeting_interruptible);
+        spec.endpoint_silence =
+            Duration::from_millis(model.endpoint_silence_ms.unwrap_or(c.endpoint_silence_ms));
+        spec.turns = TurnConfig {
+            barge_in_min: Duration::from_millis(c.barge_in_ms),
+            max_utterance: Duration::from_secs(c.max_utterance_secs),
+            silence_reprompt: Duration::from_secs(c.silence_reprompt_secs),
+            ..TurnConfig::default()
+        };
+        spec.max_duration = Some(
+            request
+                .max_duration
+                .or_else(|| {
+                    agent
+                        .as_ref()
+                        .and_then(|a| a.max_duration_secs)
+                        .and_then(|s| u64::try_from(s).ok())
+                        .map(Duration::from_secs)
+                })
+                .unwrap_or(Duration::from_secs(c.max_duration_secs)),
+        );
+        spec.language = request
+            .language
+            .clone()
+            .or_else(|| agent.as_ref().and_then(|a| a.language.clone()));
+        spec.voice = request
+            .voice
+            .clone()
+            .or_else(|| agent.as_ref().and_then(|a| a.voice.clone()));
+        spec.transfer_to = agent.as_ref().and_then(|a| a.transfer_number.clone());
+        spec.greetings = self.greetings.clone();
+        let record = request.record.or(model.record).unwrap_or(c.record);
+        let recording = (record && !call.call_id.is_empty()).then(|| {
+            self.data_dir
+                .join("recordings")
+                .join(format!("{}.wav", call.call_id))
+        });
+        Ok(PreparedAgent {
+            spec,
+            recording,
+            conclusion: Conclusion {
+                summarizer,
+                objective: request.objective.clone(),
+                schema: model.structured_data_schema.clone(),
+            },
+        })
+    }
+
+    /// Whether the server has an LLM to offer: a key (config or
+    /// `OPENAI_API_KEY`) or a self-hosted base URL.
+    fn llm_configured(&self) -> bool {
+        let c = self.server_llm_config();
+        c.base_url.trim_end_matches('/') != openai::OPENAI_BASE_URL
+            || c.api_key.is_some()
+            || std::env::var(openai::API_KEY_ENV).is_ok_and(|k| !k.trim().is_empty())
+    }
+
+    /// `[agent.openai]` with `[providers.llm]`'s simple settings over it.
+    fn server_llm_config(&self) -> OpenAiConfig {
+        let mut c = self.config.openai.clone();
+        let p = &self.providers.llm;
+        if let Some(m) = &p.model {
+            c.model.clone_from(m);
+        }
+        if let Some(u) = &p.base_url {
+            c.base_url.clone_from(u);
+        }
+        if p.api_key.is_some() {
+            c.api_key.clone_from(&p.api_key);
+        }
+        c
+    }
+
+    async fn flow_brain(
+        &self,
+        agent: Option<&Agent>,
+        model: &AgentModel,
+        _call: &CallInfo,
+    ) -> Result<Arc<dyn Brain>, String> {
+        match &model.flow {
+            Some(Value::String(name)) if name == "receptionist" => {
+                let business = agent.map_or("us", |a| a.name.as_str());
+                // Numbers said without a country code take the caller's.
+                flow_of(builtin::receptionist(business, None))
+            }
+            Some(Value::String(_)) => Ok(Arc::new(FlowBrain::demo())),
+            Some(def) if !def.is_null() => {
+                let as_model = serde_json::json!({"provider": "flow", "flow": def});
+                if let Some(issue) = check_model(&as_model).first() {
+                    return Err(format!("agent flow: {issue}"));
+                }
+                FlowBrain::from_model(&as_model)
+                    .map(|b| Arc::new(b) as Arc<dyn Brain>)
+                    .map_err(|issues| format!("agent flow: {issues:?}"))
+            }
+            _ => self
+                .default_flow
+                .get_or_try_init(|| async {
+                    self.config
+                        .flow
+                        .load()
+                        .map(|b| Arc::new(b) as Arc<dyn Brain>)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .cloned(),
+        }
+    }
+
+    async fn llm_brain(
+        &self,
+        model: &AgentModel,
+    ) -> Result<(Arc<dyn Brain>, Option<Arc<OpenAiSummarizer>>), String> {
+        let own = model.model.is_some()
+            || model.base_url.is_some()
+            || model.api_key.is_some()
+            || model.temperature.is_some();
+        if own {
+            // Bring your own key (or model): an endpoint for this call.
+            let mut c = self.server_llm_config();
+            if let Some(m) = &model.model {
+                c.model.clone_from(m);
+            }
+            if let Some(u) = &model.base_url {
+                c.base_url.clone_from(u);
+            }
+            if model.api_key.is_some() {
+                c.api_key.clone_from(&model.api_key);
+            }
+            if model.temperature.is_some() {
+                c.temperature = model.temperature;
+            }
+            let brain = OpenAiBrain::new(c.clone()).map_err(|e| e.to_string())?;
+            let summarizer = OpenAiSummarizer::new(c).ok().map(Arc::new);
+            return Ok((Arc::new(brain), summarizer));
+        }
+        let brain = self
+            .server_llm
+            .get_or_init(|| async {
+                OpenAiBrain::new(self.server_llm_config())
+                    .map(|b| Arc::new(b) as Arc<dyn Brain>)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .clone()?;
+        let summarizer = self
+            .summarizer
+            .get_or_init(|| async {
+                OpenAiSummarizer::new(self.server_llm_config())
+                    .ok()
+                    .map(Arc::new)
+            })
+            .await
+            .clone();
+        Ok((brain, summarizer))
+    }
+
+    async fn stt(&self, which: SttKind) -> Result<Arc<dyn Stt>, String> {
+        let p = &self.providers.stt;
+        match which {
+            SttKind::Whisper => self
+                .whisper
+                .get_or_init(|| async {
+                    let mut c = self.config.whisper.clone();
+                    if let Some(m) = &p.model {
+                        c.model = PathBuf::from(m);
+                    }
+                    tokio::task::spawn_blocking(move || WhisperStt::new(&c))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map(|s| Arc::new(s) as Arc<dyn Stt>)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .clone(),
+            other => self
+                .cloud_stt
+                .get_or_init(|| async {
+                    match other {
+                        SttKind::Deepgram => {
+                            let mut c = self.config.deepgram.clone();
+                            if let Some(m) = &p.model {
+                                c.model.clone_from(m);
+                            }
+                            if p.api_key.is_some() {
+                                c.api_key.clone_from(&p.api_key);
+                            }
+                            DeepgramStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
+                        }
+                        _ => {
+                            let mut c = self.config.openai_stt.clone();
+                            if other == SttKind::OpenaiRealtime {
+                                c.transport = SttTransport::Realtime;
+                            }
+                            if let Some(m) = &p.model {
+                                c.model.clone_from(m);
+                            }
+                            if let Some(u) = &p.base_url {
+                                c.base_url.clone_from(u);
+                            }
+                            if p.api_key.is_some() {
+                                c.api_key.clone_from(&p.api_key);
+                            }
+                            OpenAiStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
+                        }
+                    }
+                    .map_err(|e| e.to_string())
+                })
+                .await
+                .clone(),
+        }
+    }
+
+    async fn tts(&self, which: TtsKind) -> Result<Arc<dyn Tts>, String> {
+        let p = &self.providers.tts;
+        match which {
+            TtsKind::Piper => Ok(self
+                .local_tts
+                .get_or_init(|| async {
+                    let mut piper = self.config.piper.clone();
+                    if let Some(v) = &p.model {
+                        piper.voice.clone_from(v);
+                    }
+                    let espeak = self.config.espeak.clone();
+                    match tokio::task::spawn_blocking(move || local_tts(&piper, &espeak)).await {
+                        Ok(t) => t,
+                        Err(_) => Arc::new(EspeakTts::new(&self.config.espeak)),
+                    }
+                })
+                .await
+                .clone()),
+            TtsKind::Espeak => Ok(self
+                .espeak
+                .get_or_init(|| async {
+                    Arc::new(EspeakTts::new(&self.config.espeak)) as Arc<dyn Tts>
+                })
+                .await
+                .clone()),
+            other => self
+                .cloud_tts
+                .get_or_init(|| async {
+                    match other {
+                        TtsKind::Elevenlabs => {
+                            let mut c = self.config.elevenlabs.clone();
+                            if let Some(v) = &p.model {
+                                c.voice_id.clone_from(v);
+                            }
+                            if p.api_key.is_some() {
+                                c.api_key.clone_from(&p.api_key);
+                            }
+                            ElevenLabsTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
+                        }
+                        _ => {
+                            let mut c = self.config.openai_tts.clone();
+                            if let Some(v) = &p.model {
+                                c.voice.clone_from(v);
+                            }
+                            if let Some(u) = &p.base_url {
+                                c.base_url.clone_from(u);
+                            }
+                            if p.api_key.is_some() {
+                                c.api_key.clone_from(&p.api_key);
+                            }
+                            OpenAiTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
+                        }
+                    }
+                    .map_err(|e| e.to_string())
+                })
+                .await
+                .clone(),
+        }
+    }
+}
+
+fn flow_of(def: super::flow::FlowDef) -> Result<Arc<dyn Brain>, String> {
+    super::flow::Flow::new(def)
+        .map(|f| Arc::new(FlowBrain::new(f)) as Arc<dyn Brain>)
+        .map_err(|issues| format!("built-in flow: {issues:?}"))
+}
+
+fn default_prompt() -> String {
+    "You are Hotline's helpful voice assistant on a phone call. Keep replies short: \
+     one or two sentences, plain words, no lists or markdown. When the caller is done, \
+     say goodbye and call end_call."
+        .into()
+}
+
+fn default_greeting() -> String {
+    "Hello! This is the Hotline assistant. How can I help you?".into()
+}

@@ -1,0 +1,147 @@
+//! The voice agent as a call application: the pipeline
+//! ([`crate::agent::pipeline::run`]) on the call's media and signalling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use tracing::{info, warn};
+
+use super::Ctx;
+use super::app::AppIo;
+use crate::agent::pipeline::{self, CallControl, Line};
+use crate::agent::provider::CallInfo;
+use crate::agent::service::AgentRequest;
+use crate::api::validate::{DenyList, callable};
+use crate::call::{CallCommand, CallDirection, CallEvent, CallHandle, CallRegistry};
+use crate::rtp::MediaHandle;
+
+/// The agent's audio path: the RTP session's paced queue.
+struct MediaLine {
+    sink: tokio::sync::mpsc::Sender<Vec<i16>>,
+    media: MediaHandle,
+}
+
+impl Line for MediaLine {
+    fn sink(&self) -> &tokio::sync::mpsc::Sender<Vec<i16>> {
+        &self.sink
+    }
+
+    async fn flush(&self) {
+        let _ = self.media.flush_with_fade().await;
+    }
+}
+
+/// The agent's hold on the call.
+struct EngineControl {
+    handle: CallHandle,
+    registry: CallRegistry,
+    publish: tokio::sync::broadcast::Sender<CallEvent>,
+    deny: Arc<DenyList>,
+}
+
+impl CallControl for EngineControl {
+    fn hangup(&self) {
+        let _ = self.handle.command(CallCommand::Hangup);
+    }
+
+    fn transfer(&self, target: &str) {
+        // The brain chose the target (or the agent's settings did): the
+        // same rules as a call placed through the API apply, so a prompt
+        // cannot send callers to premium or emergency numbers.
+        let target = if target.starts_with("sip:") || target.starts_with("sips:") {
+            target.to_owned()
+        } else {
+            match callable("number", target, &self.deny) {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(call = %self.handle.id, target, reason = %e.msg, "agent: transfer refused");
+                    return;
+                }
+            }
+        };
+        info!(call = %self.handle.id, %target, "agent: transferring the call");
+        let _ = self.handle.command(CallCommand::Transfer { target });
+    }
+
+    fn send_dtmf(&self, digits: &str) {
+        let _ = self.handle.command(CallCommand::SendDtmf {
+            digits: digits.to_owned(),
+        });
+    }
+
+    fn publish(&self, event: CallEvent) {
+        self.registry.publish(&self.handle.id, event.clone());
+        let _ = self.publish.send(event);
+    }
+}
+
+/// Runs the agent `request` names on the call, then publishes what it
+/// concluded.
+pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
+    let id = io.handle.id.clone();
+    let Some(service) = ctx.agents.get().cloned() else {
+        warn!(call = %id, "agent: no voice agent in this server; hanging up");
+        let _ = io.handle.command(CallCommand::Hangup);
+        return;
+    };
+    let call = CallInfo {
+        call_id: id.to_string(),
+        from: io.handle.info.from.clone(),
+        to: io.handle.info.to.clone(),
+        direction: match io.handle.info.direction {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+        .into(),
+    };
+    let prepared = match service.prepare(&request, &call).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(call = %id, error = %e, "agent: cannot prepare the call's agent; hanging up");
+            let _ = io.handle.command(CallCommand::Hangup);
+            return;
+        }
+    };
+    let spec = prepared.spec;
+    let started = CallEvent::AgentStarted {
+        stt: spec.stt.name().to_owned(),
+        brain: spec.brain.name().to_owned(),
+        tts: spec.tts.name().to_owned(),
+    };
+    let control = EngineControl {
+        handle: io.handle.clone(),
+        registry: io.registry.clone(),
+        publish: io.publish.clone(),
+        deny: service.deny_list(),
+    };
+    control.publish(started);
+    let line = MediaLine {
+        sink: io.media.pcm_sink(),
+        media: io.media.clone(),
+    };
+    // The conclusion is published after the call's end (the agent may be
+    // the one hanging up, and returns before the BYE completes).
+    let mut end = io.handle.subscribe();
+    let report = pipeline::run(spec, call, io.pcm, line, control, io.events).await;
+    let result = prepared.conclusion.conclude(&report).await;
+    let ended = async {
+        loop {
+            match end.recv().await {
+                Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            }
+        }
+    };
+    // A BYE transaction takes at most 32 s.
+    if tokio::time::timeout(Duration::from_secs(40), ended)
+        .await
+        .is_err()
+    {
+        warn!(call = %id, "agent: the call did not end after the agent finished");
+    }
+    info!(call = %id, turns = report.turns.len(), outcome = ?result.outcome, "agent: call concluded");
+    io.registry
+        .publish(&id, CallEvent::AgentResult(Box::new(result)));
+}

@@ -1,0 +1,143 @@
+//! The voice agent on real calls: baresip calls Hotline's AI number over
+//! SIP on 127.0.0.1 and plays espeak-ng speech; the agent runs the local
+//! engines (Whisper, the flow engine, Piper) on the call's RTP. The tests
+//! check what a caller and an operator would: the caller hears speech,
+//! the transcript has the caller's words, and the call ends the way the
+//! conversation says.
+
+mod peers;
+
+use std::time::Duration;
+
+use hotline::agent::service::AgentService;
+use hotline::call::{CallEvent, TranscriptLine};
+use peers::audio;
+use peers::baresip::{Baresip, BaresipConfig};
+use peers::hotline::Hotline;
+
+/// Starts Hotline with the voice agent installed and warmed up (models
+/// loaded, greeting synthesized), as the server does at start-up.
+fn hotline_with_agent(edit: impl FnOnce(&mut hotline::config::Config)) -> Hotline {
+    let models = std::path::PathBuf::from(
+        std::env::var("HOTLINE_MODELS_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/models").to_owned()),
+    );
+    assert!(
+        models.join("whisper").exists(),
+        "no models in {}: run scripts/models",
+        models.display()
+    );
+    let mut config = None;
+    let h = Hotline::start(|c| {
+        c.agent.models_dir = Some(models);
+        edit(c);
+        config = Some(c.clone());
+    });
+    let agents = AgentService::new(&config.expect("configured"), None);
+    h.engine.set_agents(agents.clone());
+    h.rt.block_on(agents.warm_up());
+    h
+}
+
+fn transcript(h: &Hotline) -> Vec<TranscriptLine> {
+    h.events(|e| matches!(e, CallEvent::Transcript(l) if l.is_final))
+        .into_iter()
+        .filter_map(|e| match e {
+            CallEvent::Transcript(l) => Some(l),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_demo_agent_takes_a_message_from_a_baresip_caller() {
+    let mut h = hotline_with_agent(|_| {});
+    // The agent opens with about four seconds of greeting and question;
+    // the caller answers after it, then leaves a message.
+    let source = peers::media::script_wav(&[
+        (6.0, "My name is John."),
+        (4.0, "Please call me back tomorrow morning."),
+    ])
+    .unwrap();
+    let mut b = Baresip::start(&BaresipConfig {
+        user: "caller".into(),
+        source_wav: Some(source),
+        pad_secs: 30,
+        max_lifetime: Duration::from_secs(90),
+        ..Default::default()
+    })
+    .unwrap();
+    let sip = h.sip_addr();
+    b.dial(&format!("sip:agent@127.0.0.1:{}", sip.port()))
+        .unwrap();
+    b.wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .unwrap();
+    let concluded = h.wait_for(Duration::from_secs(75), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    b.wait_event("CALL_CLOSED", Duration::from_secs(10))
+        .unwrap();
+    let received = b.received_wav();
+    let log = b.log();
+    b.quit().unwrap();
+    let lines = transcript(&h);
+    assert!(
+        concluded,
+        "no conclusion; transcript: {lines:#?}\nbaresip: {log}"
+    );
+
+    // The agent spoke first, heard the name, took the message and said
+    // goodbye; the agent (not the caller) hung up.
+    let said: Vec<(&str, String)> = lines
+        .iter()
+        .map(|l| (l.speaker, l.text.to_lowercase()))
+        .collect();
+    assert_eq!(said[0].0, "agent", "{said:#?}");
+    assert!(said[0].1.contains("demo agent"), "{said:#?}");
+    let caller: Vec<&String> = said
+        .iter()
+        .filter(|(s, _)| *s == "caller")
+        .map(|(_, t)| t)
+        .collect();
+    assert!(caller.iter().any(|t| t.contains("john")), "{said:#?}");
+    assert!(caller.iter().any(|t| t.contains("tomorrow")), "{said:#?}");
+    assert!(
+        said.last()
+            .is_some_and(|(s, t)| *s == "agent" && t.contains("goodbye")),
+        "{said:#?}"
+    );
+    let result = h
+        .events(|e| matches!(e, CallEvent::AgentResult(_)))
+        .into_iter()
+        .find_map(|e| match e {
+            CallEvent::AgentResult(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(result.outcome.as_deref(), Some("achieved"), "{result:?}");
+    let data = result.structured_data.unwrap();
+    assert_eq!(
+        data["name"].as_str().map(str::to_lowercase).as_deref(),
+        Some("john")
+    );
+    assert!(
+        data["message"]
+            .as_str()
+            .is_some_and(|m| m.to_lowercase().contains("tomorrow")),
+        "{data}"
+    );
+    let records = h.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].hangup.by, hotline::call::Party::Local);
+    // Each turn was measured.
+    let turns = h.events(|e| matches!(e, CallEvent::AgentTurn(_)));
+    assert!(turns.len() >= 2, "{turns:?}");
+
+    // What the caller heard is speech: several seconds of it.
+    let received = received.expect("baresip recorded the call");
+    let (rate, pcm) = audio::read_wav(&received).unwrap();
+    assert!(audio::is_non_silent(&pcm));
+    let heard = audio::active_fraction(&pcm, rate) * audio::duration_secs(&pcm, rate);
+    assert!(heard > 4.0, "the caller heard {heard:.1} s of speech");
+}

@@ -141,3 +141,163 @@ fn the_demo_agent_takes_a_message_from_a_baresip_caller() {
     let heard = audio::active_fraction(&pcm, rate) * audio::duration_secs(&pcm, rate);
     assert!(heard > 4.0, "the caller heard {heard:.1} s of speech");
 }
+
+/// A local OpenAI-compatible server: streamed chat completions (SSE) with
+/// a reply and an `end_call` tool call, and the after-call summary.
+mod llm {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    #[derive(Clone, Default)]
+    pub struct Llm {
+        pub requests: Arc<Mutex<Vec<Value>>>,
+    }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> String {
+        let c = json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "test-model",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        format!("data: {c}\n\n")
+    }
+
+    async fn completions(
+        axum::extract::State(llm): axum::extract::State<Llm>,
+        body: Bytes,
+    ) -> Response {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        llm.requests.lock().unwrap().push(request.clone());
+        if request["stream"] != json!(true) {
+            // The after-call summary: one JSON answer of the asked shape.
+            let content = json!({"summary": "The caller needed help with an order."}).to_string();
+            return axum::Json(json!({
+                "id": "chatcmpl-2", "object": "chat.completion", "created": 1_700_000_000,
+                "model": "test-model",
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                    "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+            }))
+            .into_response();
+        }
+        let mut body = String::new();
+        body.push_str(&chunk(json!({"role": "assistant", "content": ""}), None));
+        for piece in ["Sure, I've noted ", "your order question. ", "Goodbye!"] {
+            body.push_str(&chunk(json!({"content": piece}), None));
+        }
+        body.push_str(&chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "end_call", "arguments": "{}"}}]}),
+            None,
+        ));
+        body.push_str(&chunk(json!({}), Some("tool_calls")));
+        body.push_str("data: [DONE]\n\n");
+        ([("content-type", "text/event-stream")], body).into_response()
+    }
+
+    /// Serves on 127.0.0.1 from a thread of its own; returns the API base.
+    pub fn start(llm: Llm) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = Router::new()
+                    .route("/v1/chat/completions", post(completions))
+                    .with_state(llm);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        format!("http://{addr}/v1")
+    }
+}
+
+#[test]
+fn an_llm_agent_streams_its_reply_and_ends_the_call_with_a_tool() {
+    let server = llm::Llm::default();
+    let base = llm::start(server.clone());
+    let mut h = hotline_with_agent(|c| {
+        c.providers.llm.kind = "openai".into();
+        c.agent.openai.base_url = base;
+        c.agent.openai.api_key = Some("sk-test".into());
+        c.agent.openai.model = "test-model".into();
+    });
+    let source = peers::media::script_wav(&[(5.0, "I need help with my order.")]).unwrap();
+    let mut b = Baresip::start(&BaresipConfig {
+        user: "caller".into(),
+        source_wav: Some(source),
+        pad_secs: 30,
+        max_lifetime: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .unwrap();
+    b.dial(&format!("sip:agent@127.0.0.1:{}", h.sip_addr().port()))
+        .unwrap();
+    b.wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .unwrap();
+    let concluded = h.wait_for(Duration::from_secs(50), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    b.wait_event("CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    let received = b.received_wav();
+    b.quit().unwrap();
+    let lines = transcript(&h);
+    assert!(concluded, "no conclusion; transcript: {lines:#?}");
+
+    let said: Vec<(&str, String)> = lines
+        .iter()
+        .map(|l| (l.speaker, l.text.to_lowercase()))
+        .collect();
+    assert_eq!(said[0].0, "agent", "{said:#?}");
+    assert!(said[0].1.contains("how can i help"), "{said:#?}");
+    assert!(
+        said.iter().any(|(s, t)| *s == "caller" && t.contains("order")),
+        "{said:#?}"
+    );
+    // The streamed reply was said in full, then the tool hung up.
+    assert_eq!(
+        said.last().map(|(s, t)| (*s, t.as_str())),
+        Some(("agent", "sure, i've noted your order question. goodbye!")),
+        "{said:#?}"
+    );
+    assert_eq!(h.records()[0].hangup.by, hotline::call::Party::Local);
+    // The model saw the greeting and the caller's words, and was offered
+    // the call tools.
+    let requests = server.requests.lock().unwrap().clone();
+    let chat = requests
+        .iter()
+        .find(|r| r["stream"] == true)
+        .expect("a streamed chat request");
+    let messages = chat["messages"].to_string().to_lowercase();
+    assert!(messages.contains("how can i help") && messages.contains("order"), "{messages}");
+    assert!(chat["tools"].to_string().contains("end_call"), "{chat}");
+    // After the call: the summary from the same server.
+    let result = h
+        .events(|e| matches!(e, CallEvent::AgentResult(_)))
+        .into_iter()
+        .find_map(|e| match e {
+            CallEvent::AgentResult(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        result.summary.as_deref(),
+        Some("The caller needed help with an order."),
+        "{result:?}"
+    );
+    let received = received.expect("baresip recorded the call");
+    let (rate, pcm) = audio::read_wav(&received).unwrap();
+    let heard = audio::active_fraction(&pcm, rate) * audio::duration_secs(&pcm, rate);
+    assert!(heard > 3.0, "the caller heard {heard:.1} s of speech");
+}

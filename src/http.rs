@@ -59,10 +59,13 @@ async fn record_latency(State(state): State<AppState>, req: Request, next: Next)
         .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |m| m.as_str().to_owned());
     let started = Instant::now();
     let response = next.run(req).await;
-    state
-        .metrics
-        .http
-        .observe(&route, response.status().as_u16(), started.elapsed());
+    state.metrics.http.observe(
+        &[
+            ("route", &route),
+            ("status", &format!("{}xx", response.status().as_u16() / 100)),
+        ],
+        started.elapsed(),
+    );
     response
 }
 

@@ -249,7 +249,8 @@ fn an_llm_agent_streams_its_reply_and_ends_the_call_with_a_tool() {
         seen.iter()
             .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
     });
-    b.wait_event("CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    b.wait_event("CALL_CLOSED", Duration::from_secs(10))
+        .unwrap();
     let received = b.received_wav();
     b.quit().unwrap();
     let lines = transcript(&h);
@@ -262,7 +263,8 @@ fn an_llm_agent_streams_its_reply_and_ends_the_call_with_a_tool() {
     assert_eq!(said[0].0, "agent", "{said:#?}");
     assert!(said[0].1.contains("how can i help"), "{said:#?}");
     assert!(
-        said.iter().any(|(s, t)| *s == "caller" && t.contains("order")),
+        said.iter()
+            .any(|(s, t)| *s == "caller" && t.contains("order")),
         "{said:#?}"
     );
     // The streamed reply was said in full, then the tool hung up.
@@ -280,7 +282,10 @@ fn an_llm_agent_streams_its_reply_and_ends_the_call_with_a_tool() {
         .find(|r| r["stream"] == true)
         .expect("a streamed chat request");
     let messages = chat["messages"].to_string().to_lowercase();
-    assert!(messages.contains("how can i help") && messages.contains("order"), "{messages}");
+    assert!(
+        messages.contains("how can i help") && messages.contains("order"),
+        "{messages}"
+    );
     assert!(chat["tools"].to_string().contains("end_call"), "{chat}");
     // After the call: the summary from the same server.
     let result = h

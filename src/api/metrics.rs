@@ -62,27 +62,41 @@ fn labels(set: &[(&'static str, String)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-/// HTTP request latencies by route template and status class.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    series: DashMap<(String, String), Series>,
+/// Durations by label set, in fixed buckets (seconds).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    series: DashMap<Vec<(&'static str, String)>, Series>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Series {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    buckets: Vec<AtomicU64>,
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
-impl LatencyHistogram {
-    /// Records one request to `route` (the template, never the raw path,
-    /// so ids do not explode the series) answered with `status`.
-    pub fn observe(&self, route: &str, status: u16, took: Duration) {
-        let class = format!("{}xx", status / 100);
-        let s = self.series.entry((route.to_owned(), class)).or_default();
+impl Histogram {
+    /// A histogram with upper bounds `bounds` (ascending, seconds).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            series: DashMap::new(),
+        }
+    }
+
+    /// Records one duration under `labels` (bounded values only: route
+    /// templates, stage names, never ids).
+    pub fn observe(&self, labels: &[(&'static str, &str)], took: Duration) {
+        let key: Vec<(&'static str, String)> =
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let s = self.series.entry(key).or_insert_with(|| Series {
+            buckets: self.bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        });
         let secs = took.as_secs_f64();
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+        for (i, le) in self.bounds.iter().enumerate() {
             if secs <= *le {
                 s.buckets[i].fetch_add(1, Ordering::Relaxed);
             }
@@ -94,35 +108,80 @@ impl LatencyHistogram {
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut keys: Vec<(String, String)> = self.series.iter().map(|e| e.key().clone()).collect();
+        let mut keys: Vec<Vec<(&'static str, String)>> =
+            self.series.iter().map(|e| e.key().clone()).collect();
         keys.sort();
         for key in keys {
             let Some(s) = self.series.get(&key) else {
                 continue;
             };
-            let base = format!("route=\"{}\",status=\"{}\"", escape(&key.0), key.1);
-            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            let base = labels(&key);
+            let with_le = |le: &str| {
+                let inner = base.trim_start_matches('{').trim_end_matches('}');
+                if inner.is_empty() {
+                    format!("{{le=\"{le}\"}}")
+                } else {
+                    format!("{{{inner},le=\"{le}\"}}")
+                }
+            };
+            for (i, le) in self.bounds.iter().enumerate() {
                 let v = s.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}_bucket{{{base},le=\"{le}\"}} {v}");
+                let _ = writeln!(out, "{name}_bucket{} {v}", with_le(&le.to_string()));
             }
             let count = s.count.load(Ordering::Relaxed);
             let sum = s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{{base},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "{name}_sum{{{base}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{base}}} {count}");
+            let _ = writeln!(out, "{name}_bucket{} {count}", with_le("+Inf"));
+            let _ = writeln!(out, "{name}_sum{base} {sum}");
+            let _ = writeln!(out, "{name}_count{base} {count}");
         }
     }
 }
 
+/// Upper bounds of the voice agent's turn-latency histogram, in seconds.
+pub const AGENT_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
+
 /// Every metric the server exports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Calls by final status (`completed`, `busy`…) and direction.
     pub calls: LabelledCounter,
     /// Webhook delivery attempts by result (`delivered`, `retry`, `failed`).
     pub webhook_deliveries: LabelledCounter,
-    /// HTTP latency.
-    pub http: LatencyHistogram,
+    /// HTTP latency by route template and status class.
+    pub http: Histogram,
+    /// The voice agent's per-turn latencies by stage (`stt`,
+    /// `llm_first_token`, `tts_first_audio`, `voice_to_voice`, `server`).
+    pub agent_turns: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            calls: LabelledCounter::default(),
+            webhook_deliveries: LabelledCounter::default(),
+            http: Histogram::new(&LATENCY_BUCKETS),
+            agent_turns: Histogram::new(&AGENT_BUCKETS),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records a voice agent turn's timings.
+    pub fn agent_turn(&self, m: &crate::agent::TurnMetrics) {
+        let stages = [
+            ("stt", m.stt_ms),
+            ("llm_first_token", m.llm_first_token_ms),
+            ("tts_first_audio", m.tts_first_audio_ms),
+            ("voice_to_voice", m.voice_to_voice_ms),
+            ("server", m.server_ms),
+        ];
+        for (stage, ms) in stages {
+            if let Some(ms) = ms {
+                self.agent_turns
+                    .observe(&[("stage", stage)], Duration::from_millis(ms));
+            }
+        }
+    }
 }
 
 /// Gauges read at scrape time.
@@ -178,6 +237,11 @@ impl Metrics {
             "hotline_http_request_duration_seconds",
             "HTTP request latency by route and status class.",
         );
+        self.agent_turns.render(
+            &mut out,
+            "hotline_agent_turn_seconds",
+            "Voice agent turn latency by stage: STT after end of speech, LLM first token, TTS first audio, end of speech to first agent audio, and the server's own share.",
+        );
         out
     }
 }
@@ -195,10 +259,19 @@ mod tests {
             .inc(&[("status", "completed"), ("direction", "outbound")]);
         m.calls
             .inc(&[("status", "busy"), ("direction", "outbound")]);
-        m.http
-            .observe("/v1/calls/{id}", 200, Duration::from_millis(3));
-        m.http
-            .observe("/v1/calls/{id}", 404, Duration::from_millis(30));
+        m.http.observe(
+            &[("route", "/v1/calls/{id}"), ("status", "2xx")],
+            Duration::from_millis(3),
+        );
+        m.http.observe(
+            &[("route", "/v1/calls/{id}"), ("status", "4xx")],
+            Duration::from_millis(30),
+        );
+        m.agent_turn(&crate::agent::TurnMetrics {
+            voice_to_voice_ms: Some(420),
+            server_ms: Some(12),
+            ..Default::default()
+        });
         let text = m.render(Gauges {
             live_calls: 7,
             ws_subscribers: 2,
@@ -218,6 +291,13 @@ mod tests {
         assert!(text.contains(
             "hotline_http_request_duration_seconds_count{route=\"/v1/calls/{id}\",status=\"4xx\"} 1\n"
         ));
+        assert!(
+            text.contains(
+                "hotline_agent_turn_seconds_bucket{stage=\"voice_to_voice\",le=\"0.5\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hotline_agent_turn_seconds_count{stage=\"server\"} 1\n"));
         // Every sample line is `name{labels} value` or `name value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = line.rsplit_once(' ').unwrap();

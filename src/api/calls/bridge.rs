@@ -193,6 +193,10 @@ impl Bridge {
     }
 
     async fn handle(&mut self, id: CallId, event: CallEvent) {
+        // Every agent call counts, recorded or not.
+        if let CallEvent::AgentTurn(m) = &event {
+            self.state.metrics.agent_turn(m);
+        }
         if let CallEvent::AgentResult(result) = event {
             self.concluded(&id, Some(*result)).await;
             return;

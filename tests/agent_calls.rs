@@ -14,6 +14,8 @@ use hotline::call::{CallEvent, TranscriptLine};
 use peers::audio;
 use peers::baresip::{Baresip, BaresipConfig};
 use peers::hotline::Hotline;
+use peers::sipp::{Offer, Scenario, SippRun};
+use peers::talker::{Talker, TalkerConfig};
 
 /// Starts Hotline with the voice agent installed and warmed up (models
 /// loaded, greeting synthesized), as the server does at start-up.
@@ -305,4 +307,98 @@ fn an_llm_agent_streams_its_reply_and_ends_the_call_with_a_tool() {
     let (rate, pcm) = audio::read_wav(&received).unwrap();
     let heard = audio::active_fraction(&pcm, rate) * audio::duration_secs(&pcm, rate);
     assert!(heard > 3.0, "the caller heard {heard:.1} s of speech");
+}
+
+/// 8 kHz audio: each part is a pause (seconds) and then `text` spoken.
+fn script(parts: &[(f64, &str)]) -> Vec<i16> {
+    let wav = peers::media::script_wav(parts).unwrap();
+    peers::media::read_pcm(&wav).unwrap().1
+}
+
+/// Calls `sip:agent@` with sipp for the signalling and `talker` for the
+/// audio, holding the call `hold` after the answer; returns the events.
+fn call_agent(h: &mut Hotline, talker: &Talker, hold: Duration) -> peers::sipp::SippResult {
+    let mut run = SippRun::uac(
+        Scenario::uac_offer(Offer::PcmuDtmf, hold.as_millis() as u64).sdp_port(talker.port()),
+        h.sip_addr(),
+    );
+    run.service = "agent".into();
+    let uac = run.spawn().unwrap();
+    let done = h.wait_for(hold + Duration::from_secs(20), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    let uac = uac.wait().unwrap();
+    assert!(done, "the agent call did not conclude");
+    uac
+}
+
+#[test]
+fn the_caller_cuts_the_greeting_short_and_the_agent_stops_at_once() {
+    let mut h = hotline_with_agent(|_| {});
+    // The greeting lasts about five seconds; the caller talks over it
+    // after one.
+    let caller = script(&[(1.0, "Hold on, I want to speak to a person please.")]);
+    let talker = Talker::start(TalkerConfig {
+        script: caller.clone(),
+        echo: None,
+    })
+    .unwrap();
+    let uac = call_agent(&mut h, &talker, Duration::from_secs(9));
+    let talk = talker.finish();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+
+    let onset = talk.onset(&caller, peers::audio::NON_SILENT_RMS).unwrap();
+    let stopped = talk
+        .stopped_after(onset, 15)
+        .expect("the agent went quiet after the caller started");
+    let took = stopped.saturating_sub(onset);
+    eprintln!(
+        "barge-in: caller onset at {onset:?}, agent's last loud packet at {stopped:?} ({took:?} later)"
+    );
+    // The greeting had seconds left: it stopped well before its end (the
+    // bench measures the figure itself).
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    let lines = transcript(&h);
+    let first = &lines[0];
+    assert_eq!(first.speaker, "agent");
+    assert!(first.interrupted, "{lines:#?}");
+    let full = "Hello! You've reached the Hotline demo agent. May I have your name, please?";
+    assert!(first.text.len() < full.len(), "{lines:#?}");
+    assert!(
+        full.starts_with(first.text.trim_end_matches(['.', ','])),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn the_agents_own_echo_at_minus_10_db_does_not_interrupt_it() {
+    let mut h = hotline_with_agent(|_| {});
+    // A silent caller on a line that echoes the agent back at −10 dB, 60
+    // ms late.
+    let talker = Talker::start(TalkerConfig {
+        script: Vec::new(),
+        echo: Some((0.316, 3)),
+    })
+    .unwrap();
+    let uac = call_agent(&mut h, &talker, Duration::from_secs(7));
+    let talk = talker.finish();
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let lines = transcript(&h);
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| !l.interrupted), "{lines:#?}");
+    assert_eq!(
+        lines[0].text,
+        "Hello! You've reached the Hotline demo agent. May I have your name, please?"
+    );
+    // The echo did reach the server (the peer sent the agent's audio back).
+    assert!(
+        talk.heard
+            .iter()
+            .filter(|h| h.rms > peers::audio::NON_SILENT_RMS)
+            .count()
+            > 100
+    );
+    let flushes = h.events(|e| matches!(e, CallEvent::AgentSpeaking { speaking: false }));
+    assert!(flushes.len() <= 1, "{flushes:?}");
 }

@@ -62,6 +62,7 @@ pub mod ports;
 pub mod process;
 pub mod rtp;
 pub mod sipp;
+pub mod talker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -29,6 +29,11 @@ fn hotline_with_agent(edit: impl FnOnce(&mut hotline::config::Config)) -> Hotlin
         "no models in {}: run scripts/models",
         models.display()
     );
+    // The server's log, shown with a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,whisper_rs=warn")
+        .with_test_writer()
+        .try_init();
     let mut config = None;
     let h = Hotline::start(|c| {
         c.agent.models_dir = Some(models);
@@ -401,4 +406,135 @@ fn the_agents_own_echo_at_minus_10_db_does_not_interrupt_it() {
     );
     let flushes = h.events(|e| matches!(e, CallEvent::AgentSpeaking { speaking: false }));
     assert!(flushes.len() <= 1, "{flushes:?}");
+}
+
+/// A menu flow: key 1 transfers to sales, key 2 says goodbye.
+const MENU_FLOW: &str = r#"{"start": "menu", "nodes": [
+  {"id": "menu", "type": "ask", "prompt": "Press 1 for sales, or 2 to end the call.",
+   "choices": [{"keywords": ["sales"], "dtmf": "1", "next": "to_sales"},
+               {"keywords": ["goodbye"], "dtmf": "2", "next": "bye"}],
+   "no_match": {"reprompt": "Sorry, press 1 for sales, or 2 to end the call.", "next": "bye"}},
+  {"id": "to_sales", "type": "transfer", "text": "Putting you through to sales.",
+   "number": "+14155550123", "outcome": "achieved"},
+  {"id": "bye", "type": "hangup", "text": "Goodbye!", "outcome": "not_achieved"}
+]}"#;
+
+#[test]
+fn a_key_press_picks_a_menu_choice_and_the_agent_transfers_with_refer() {
+    let flow = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(flow.path(), MENU_FLOW).unwrap();
+    let mut h = hotline_with_agent(|c| c.agent.flow.file = Some(flow.path().to_owned()));
+    // The caller says a word that picks nothing, then presses 1 (RFC 4733).
+    let pcap = peers::pcap::speech_dtmf_pcap("Okay.", "1").unwrap();
+    let mut run = SippRun::uac(
+        Scenario::uac_transfer(r"\+14155550123", 30_000).play_pcap(&pcap),
+        h.sip_addr(),
+    );
+    run.service = "agent".into();
+    run.timeout = Duration::from_secs(45);
+    let uac = run.spawn().unwrap();
+    let done = h.wait_for(Duration::from_secs(45), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    let uac = uac.wait().unwrap();
+    let lines = transcript(&h);
+    assert!(done, "{lines:#?}");
+    assert!(uac.all_ok(), "{lines:#?}\n{}", uac.diagnostics());
+    let digits: String = h
+        .events(|e| matches!(e, CallEvent::Dtmf { .. }))
+        .into_iter()
+        .filter_map(|e| match e {
+            CallEvent::Dtmf { digit, .. } => Some(digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, "1");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.speaker == "agent" && l.text == "Putting you through to sales."),
+        "{lines:#?}"
+    );
+    let records = h.records();
+    assert_eq!(
+        records[0].hangup.outcome,
+        hotline::call::Outcome::Transferred
+    );
+}
+
+#[test]
+fn a_silent_caller_is_reprompted_then_the_agent_hangs_up() {
+    let mut h = hotline_with_agent(|c| c.agent.silence_reprompt_secs = 2);
+    let talker = Talker::start(TalkerConfig::default()).unwrap();
+    let uac = {
+        let mut run = SippRun::uac(
+            Scenario::uac_wait_bye(60_000).sdp_port(talker.port()),
+            h.sip_addr(),
+        );
+        run.service = "agent".into();
+        run.timeout = Duration::from_secs(75);
+        run.spawn().unwrap()
+    };
+    let done = h.wait_for(Duration::from_secs(70), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    let uac = uac.wait().unwrap();
+    drop(talker);
+    let lines = transcript(&h);
+    assert!(done, "{lines:#?}");
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    // The flow's own no-input prompts, then its goodbye; the agent hung up.
+    assert!(lines.iter().all(|l| l.speaker == "agent"), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.text.contains("didn't hear anything")),
+        "{lines:#?}"
+    );
+    assert!(lines.last().unwrap().text.contains("Goodbye"), "{lines:#?}");
+    assert_eq!(h.records()[0].hangup.by, hotline::call::Party::Local);
+}
+
+#[test]
+fn the_time_limit_ends_the_call_with_a_goodbye() {
+    let mut h = hotline_with_agent(|c| c.agent.max_duration_secs = 10);
+    // A caller who keeps talking, so silence never ends the call.
+    let talker = Talker::start(TalkerConfig {
+        script: script(&[
+            (6.0, "My name is John."),
+            (
+                3.0,
+                "I would like to leave a very long message about many things.",
+            ),
+        ]),
+        echo: None,
+    })
+    .unwrap();
+    let uac = {
+        let mut run = SippRun::uac(
+            Scenario::uac_wait_bye(40_000).sdp_port(talker.port()),
+            h.sip_addr(),
+        );
+        run.service = "agent".into();
+        run.timeout = Duration::from_secs(50);
+        run.spawn().unwrap()
+    };
+    let done = h.wait_for(Duration::from_secs(45), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, CallEvent::AgentResult(_)))
+    });
+    let uac = uac.wait().unwrap();
+    drop(talker);
+    let lines = transcript(&h);
+    assert!(done, "{lines:#?}");
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    let last = lines.iter().rev().find(|l| l.speaker == "agent").unwrap();
+    assert!(last.text.contains("time limit"), "{lines:#?}");
+    let r = &h.records()[0];
+    assert_eq!(r.hangup.by, hotline::call::Party::Local);
+    let answered = r.answered.unwrap();
+    let lasted = r.ended.duration_since(answered).unwrap();
+    assert!(lasted >= Duration::from_secs(10), "{lasted:?}");
 }

@@ -459,7 +459,7 @@ async fn the_time_limit_ends_the_call_politely() {
     let brain = ScriptedBrain::saying("unused", Duration::ZERO, Duration::ZERO);
     let mut s = spec(&[], brain);
     s.max_duration = Some(Duration::from_secs(3));
-    s.goodbye = "We have reached the time limit. Goodbye.".into();
+    s.time_up = "We have reached the time limit. Goodbye.".into();
     let run = converse(s, vec![], Duration::from_secs(10), 0.0, vec![]).await;
     let texts: Vec<String> = run
         .recorder

@@ -73,8 +73,10 @@ pub struct AgentSpec {
     pub endpoint_silence: Duration,
     /// Said on the first silences; one element per reprompt.
     pub reprompts: Vec<String>,
-    /// Said before hanging up (silence, time limit).
+    /// Said before hanging up on a silent caller.
     pub goodbye: String,
+    /// Said before hanging up at the time limit.
+    pub time_up: String,
     /// Said if the brain fails.
     pub apology: String,
     /// The call is ended (gracefully) after this long.
@@ -117,6 +119,7 @@ impl AgentSpec {
             endpoint_silence: Duration::from_millis(600),
             reprompts: vec!["Are you still there?".into()],
             goodbye: "It seems we got disconnected. Goodbye.".into(),
+            time_up: "I'm sorry, we've reached the time limit for this call. Goodbye.".into(),
             apology: "Sorry, I'm having trouble right now. Please call again later.".into(),
             max_duration: None,
             language: None,
@@ -741,7 +744,7 @@ pub async fn run<L: Line, C: CallControl>(
                     ending = true;
                     info!(call = %call.call_id, "agent: maximum duration reached");
                     if speech.as_ref().is_none_or(|s| !s.started) {
-                        speech = Some(fixed(&spec, &tts_options, &spec.goodbye, now, After::Hangup));
+                        speech = Some(fixed(&spec, &tts_options, &spec.time_up, now, After::Hangup));
                     }
                 }
                 if let Some(TurnAction::Silence { count }) = turns.poll(now.into_std()) {
@@ -785,6 +788,8 @@ fn fixed(spec: &AgentSpec, options: &TtsOptions, text: &str, now: Instant, after
     let mut s = Speech::new(None, spec.tts.as_ref(), options, now);
     s.say(text, now);
     s.end_text(now);
+    // A goodbye is said in full: the call ends after it either way.
+    s.interruptible = after == After::Listen;
     s.after = after;
     s
 }

@@ -146,3 +146,94 @@ fn describe(e: reqwest::Error) -> String {
         "the request to the tool failed".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tools::parse_tools;
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+
+    /// A server whose `/ok` echoes a short answer, `/fail` answers 503,
+    /// `/big` answers more than the limit; it keeps the signature headers.
+    async fn server() -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+        let headers_seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen = headers_seen.clone();
+        let app = axum::Router::new()
+            .route(
+                "/ok",
+                axum::routing::post(move |h: HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let sig = h
+                            .get(signing::SIGNATURE_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        seen.lock().unwrap().push(sig);
+                        "fine"
+                    }
+                }),
+            )
+            .route(
+                "/fail",
+                axum::routing::post(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            )
+            .route(
+                "/big",
+                axum::routing::post(|| async { "x".repeat(MAX_RESPONSE_BYTES + 1) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), headers_seen)
+    }
+
+    fn tool(base: &str, path: &str, secret: Option<&str>) -> HttpTool {
+        let declared = json!([{
+            "type": "http", "name": "t", "description": "A test tool.",
+            "url": format!("{base}{path}"), "timeout_ms": 2000
+        }]);
+        parse_tools(&declared, secret).unwrap().remove(0)
+    }
+
+    fn tc() -> ToolCall {
+        ToolCall {
+            id: "c1".into(),
+            name: "t".into(),
+            arguments: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_failures_and_limits() {
+        let (base, seen) = server().await;
+        let ok = call_tool(&tool(&base, "/ok", Some("k")), "call_1", &tc()).await;
+        assert_eq!(
+            ok,
+            ToolResult {
+                content: "fine".into(),
+                ok: true
+            }
+        );
+        // Unsigned when there is no secret at all.
+        call_tool(&tool(&base, "/ok", None), "call_1", &tc()).await;
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen[0].as_deref().is_some_and(|s| s.starts_with("v1=")));
+        assert_eq!(seen[1], None);
+        let fail = call_tool(&tool(&base, "/fail", None), "call_1", &tc()).await;
+        assert!(!fail.ok);
+        assert!(fail.content.contains("HTTP 503"), "{}", fail.content);
+        let big = call_tool(&tool(&base, "/big", None), "call_1", &tc()).await;
+        assert!(!big.ok);
+        assert!(big.content.contains("over 65536 bytes"), "{}", big.content);
+        // Nobody listening.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let down = call_tool(&tool(&format!("http://{closed}"), "/", None), "c", &tc()).await;
+        assert!(!down.ok);
+        let err: serde_json::Value = serde_json::from_str(&down.content).unwrap();
+        assert!(err["error"].is_string());
+    }
+}

@@ -900,7 +900,7 @@ async fn a_caller_who_speaks_again_while_the_tool_runs_gets_no_stale_answer() {
 
 #[tokio::test]
 async fn a_barge_in_while_the_tool_runs_cancels_the_answer() {
-    let server = tool_server(Duration::from_millis(3_000), "shipped today").await;
+    let server = tool_server(Duration::from_millis(4_000), "shipped today").await;
     let brain = ScriptedBrain::new(
         vec![
             vec![
@@ -917,7 +917,7 @@ async fn a_barge_in_while_the_tool_runs_cancels_the_answer() {
         Duration::ZERO,
     );
     let mut s = spec(&["Where is my order", "Stop"], brain.clone());
-    s.http_tools = lookup_tool(&server, 5_000);
+    s.http_tools = lookup_tool(&server, 6_000);
     // "Let me check that for you." is 26 characters, 1.56 s of tone; the
     // caller speaks again once it has played, while the tool still runs.
     let run = converse(

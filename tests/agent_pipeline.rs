@@ -563,3 +563,482 @@ async fn a_flow_handles_the_callers_silence_itself() {
     assert_eq!(*run.recorder.commands.lock().unwrap(), ["hangup"]);
     assert_eq!(run.report.outcome.unwrap().outcome, "not_achieved");
 }
+
+// ------------------------------------------------------------ HTTP tools ---
+//
+// These run in real time: the tool is a real HTTP server on 127.0.0.1,
+// whose sockets do not follow paused time. They assert what was said and
+// in what order, never how fast.
+
+/// A tool endpoint that checks Hotline's signature, then answers `answer`
+/// after `delay`.
+#[derive(Clone)]
+struct ToolServer {
+    url: String,
+    /// The bodies received, and whether each was correctly signed.
+    received: Arc<Mutex<Vec<(serde_json::Value, bool)>>>,
+}
+
+const TOOL_SECRET: &str = "whsec_tool_test";
+
+async fn tool_server(delay: Duration, answer: &'static str) -> ToolServer {
+    use axum::http::{HeaderMap, StatusCode};
+    use hotline::api::signing;
+    let received: Arc<Mutex<Vec<(serde_json::Value, bool)>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/tool",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let header = |h: &str| {
+                    headers
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let ts: i64 = header(signing::TIMESTAMP_HEADER).parse().unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                let signed = signing::verify(
+                    TOOL_SECRET,
+                    &header(signing::SIGNATURE_HEADER),
+                    ts,
+                    &body,
+                    now,
+                    300,
+                );
+                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap().push((json, signed));
+                if !signed {
+                    return (StatusCode::UNAUTHORIZED, "bad signature");
+                }
+                tokio::time::sleep(delay).await;
+                (StatusCode::OK, answer)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    ToolServer {
+        url: format!("http://{addr}/tool"),
+        received,
+    }
+}
+
+fn lookup_tool(server: &ToolServer, timeout_ms: u64) -> Vec<hotline::agent::tools::HttpTool> {
+    let declared = serde_json::json!([{
+        "type": "http",
+        "name": "lookup_order",
+        "description": "Finds where an order is.",
+        "parameters": {"type": "object", "properties": {"number": {"type": "string"}}},
+        "url": server.url,
+        "timeout_ms": timeout_ms
+    }]);
+    // No secret of its own: the agent's is passed in.
+    hotline::agent::tools::parse_tools(&declared, Some(TOOL_SECRET)).unwrap()
+}
+
+fn lookup_call() -> BrainEvent {
+    BrainEvent::ToolCall(ToolCall {
+        id: "call_lookup".into(),
+        name: "lookup_order".into(),
+        arguments: serde_json::json!({"number": "42"}),
+    })
+}
+
+fn agent_lines(run: &Run) -> Vec<(String, bool)> {
+    run.recorder
+        .transcript()
+        .into_iter()
+        .filter(|l| l.speaker == "agent")
+        .map(|l| (l.text, l.interrupted))
+        .collect()
+}
+
+fn last_tool_result(messages: &[Message]) -> Option<String> {
+    messages.iter().rev().find_map(|m| match m {
+        Message::Tool { content, .. } => Some(content.clone()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_tool_answer_is_fed_back_and_spoken() {
+    let server = tool_server(Duration::from_millis(200), "shipped today").await;
+    let brain = ScriptedBrain::new(
+        vec![
+            vec![BrainEvent::Text("Let me check. ".into()), lookup_call()],
+            vec![BrainEvent::Text(format!(
+                "Your order {}.",
+                hotline::agent::scripted::TOOL_RESULT
+            ))],
+        ],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order"], brain.clone());
+    s.http_tools = lookup_tool(&server, 2_000);
+    let run = converse(
+        s,
+        vec![Say::Speech("Where is my order")],
+        Duration::from_secs(8),
+        0.0,
+        vec![],
+    )
+    .await;
+    // One signed request with the call, the tool and the arguments.
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (body, signed) = &received[0];
+    assert!(signed, "the request carries a valid Hotline signature");
+    assert_eq!(
+        *body,
+        serde_json::json!({"call_id": "call_test", "tool": "lookup_order", "arguments": {"number": "42"}})
+    );
+    // The brain was offered the tool, then asked again with the result
+    // after the call that asked for it.
+    let seen = brain.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].tools.iter().any(|t| t.name == "lookup_order"));
+    assert!(seen[0].tools.iter().any(|t| t.name == "end_call"));
+    match &seen[1].messages[..] {
+        [
+            Message::User { .. },
+            Message::Assistant {
+                text, tool_calls, ..
+            },
+            Message::Tool { call_id, content },
+        ] => {
+            assert_eq!(text, "Let me check.");
+            assert_eq!(tool_calls[0].id, "call_lookup");
+            assert_eq!(call_id, "call_lookup");
+            assert_eq!(content, "shipped today");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The caller heard both parts, as one reply.
+    assert_eq!(
+        agent_lines(&run),
+        [("Let me check. Your order shipped today.".to_owned(), false)]
+    );
+    // The conversation keeps the round: call, result, answer.
+    let m = &run.report.messages;
+    assert!(matches!(&m[m.len() - 3..], [
+        Message::Assistant { text: a, tool_calls, .. },
+        Message::Tool { .. },
+        Message::Assistant { text: b, interrupted: false, .. },
+    ] if a == "Let me check." && tool_calls.len() == 1 && b == "Your order shipped today."));
+}
+
+#[tokio::test]
+async fn a_tool_that_times_out_gives_the_brain_an_error_to_answer() {
+    let server = tool_server(Duration::from_millis(1_500), "too late").await;
+    let brain = ScriptedBrain::new(
+        vec![
+            vec![lookup_call()],
+            vec![BrainEvent::Text(
+                "I can't look that up right now, sorry.".into(),
+            )],
+        ],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order"], brain.clone());
+    s.http_tools = lookup_tool(&server, 300);
+    let run = converse(
+        s,
+        vec![Say::Speech("Where is my order")],
+        Duration::from_secs(7),
+        0.0,
+        vec![],
+    )
+    .await;
+    let seen = brain.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let result = last_tool_result(&seen[1].messages).expect("a tool result");
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("300 ms")),
+        "{result}"
+    );
+    assert_eq!(
+        agent_lines(&run),
+        [("I can't look that up right now, sorry.".to_owned(), false)]
+    );
+}
+
+#[tokio::test]
+async fn when_the_brain_fails_after_a_tool_the_fixed_line_is_said() {
+    let server = tool_server(Duration::from_millis(1_500), "too late").await;
+    let brain = ScriptedBrain::new(
+        vec![
+            vec![lookup_call()],
+            vec![BrainEvent::Error(hotline::agent::ProviderError::new(
+                "scripted", "down", true,
+            ))],
+        ],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order"], brain.clone());
+    s.http_tools = lookup_tool(&server, 300);
+    let run = converse(
+        s,
+        vec![Say::Speech("Where is my order")],
+        Duration::from_secs(7),
+        0.0,
+        vec![],
+    )
+    .await;
+    assert_eq!(brain.seen.lock().unwrap().len(), 2);
+    assert_eq!(
+        agent_lines(&run),
+        [(
+            "Sorry, I couldn't get that information right now.".to_owned(),
+            false
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_model_looping_on_tools_is_stopped() {
+    let server = tool_server(Duration::ZERO, "{\"status\": \"pending\"}").await;
+    // Every reply calls the tool again.
+    let brain = ScriptedBrain::new(
+        vec![vec![lookup_call()]],
+        Duration::from_millis(20),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order"], brain.clone());
+    s.http_tools = lookup_tool(&server, 2_000);
+    s.max_tool_rounds = 2;
+    let run = converse(
+        s,
+        vec![Say::Speech("Where is my order")],
+        Duration::from_secs(7),
+        0.0,
+        vec![],
+    )
+    .await;
+    // The first call and two rounds: three replies, two requests.
+    assert_eq!(brain.seen.lock().unwrap().len(), 3);
+    assert_eq!(server.received.lock().unwrap().len(), 2);
+    assert_eq!(
+        agent_lines(&run),
+        [(
+            "Sorry, I couldn't get that information right now.".to_owned(),
+            false
+        )]
+    );
+    // Every tool call in the record has its result.
+    let m = &run.report.messages;
+    let calls: Vec<&str> = m
+        .iter()
+        .flat_map(|m| match m {
+            Message::Assistant { tool_calls, .. } => {
+                tool_calls.iter().map(|c| c.id.as_str()).collect()
+            }
+            _ => vec![],
+        })
+        .collect();
+    let results = m
+        .iter()
+        .filter(|m| matches!(m, Message::Tool { .. }))
+        .count();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(results, 3);
+    assert!(last_tool_result(m).unwrap().contains("too many tool calls"));
+}
+
+#[tokio::test]
+async fn a_caller_who_speaks_again_while_the_tool_runs_gets_no_stale_answer() {
+    let server = tool_server(Duration::from_millis(2_500), "shipped today").await;
+    let brain = ScriptedBrain::new(
+        vec![
+            vec![lookup_call()],
+            vec![BrainEvent::Text("Okay, anything else?".into())],
+            vec![BrainEvent::Text(format!(
+                "Stale: {}.",
+                hotline::agent::scripted::TOOL_RESULT
+            ))],
+        ],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order", "Never mind"], brain.clone());
+    s.http_tools = lookup_tool(&server, 5_000);
+    let run = converse(
+        s,
+        vec![
+            Say::Speech("Where is my order"),
+            Say::Silence(Duration::from_millis(1_500)),
+            Say::Speech("Never mind"),
+        ],
+        Duration::from_secs(10),
+        0.0,
+        vec![],
+    )
+    .await;
+    assert_eq!(server.received.lock().unwrap().len(), 1);
+    // The brain was asked twice: for the question and for the caller's
+    // next words; never with the abandoned tool's result.
+    let seen = brain.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(last_tool_result(&seen[1].messages).is_none());
+    assert_eq!(
+        agent_lines(&run),
+        [("Okay, anything else?".to_owned(), false)]
+    );
+}
+
+#[tokio::test]
+async fn a_barge_in_while_the_tool_runs_cancels_the_answer() {
+    let server = tool_server(Duration::from_millis(4_000), "shipped today").await;
+    let brain = ScriptedBrain::new(
+        vec![
+            vec![
+                BrainEvent::Text("Let me check that for you.".into()),
+                lookup_call(),
+            ],
+            vec![BrainEvent::Text("Okay, stopping.".into())],
+            vec![BrainEvent::Text(format!(
+                "Stale: {}.",
+                hotline::agent::scripted::TOOL_RESULT
+            ))],
+        ],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Where is my order", "Stop"], brain.clone());
+    s.http_tools = lookup_tool(&server, 6_000);
+    // "Let me check that for you." is 26 characters, 1.56 s of tone; the
+    // caller speaks again once it has played, while the tool still runs.
+    let run = converse(
+        s,
+        vec![
+            Say::Speech("Where is my order"),
+            Say::Silence(Duration::from_millis(3_000)),
+            Say::Speech("Stop"),
+        ],
+        Duration::from_secs(10),
+        0.0,
+        vec![],
+    )
+    .await;
+    assert_eq!(run.played.flushes.len(), 1, "one barge-in");
+    let seen = brain.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // The brain hears that the tool was cancelled, not its answer.
+    let result = last_tool_result(&seen[1].messages).expect("the call is answered");
+    assert!(result.contains("cancelled"), "{result}");
+    let lines = agent_lines(&run);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], ("Let me check that for you.".to_owned(), true));
+    assert_eq!(lines[1].0, "Okay, stopping.");
+}
+
+// ------------------------------------------------------------- recording ---
+
+#[tokio::test(start_paused = true)]
+async fn the_recording_has_the_call_as_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recordings").join("call_test.wav");
+    let long = "This is a long answer. It has several sentences in it. \
+                The caller will not wait for all of them. Here is another one. \
+                And one more sentence to be sure.";
+    let brain = ScriptedBrain::new(
+        vec![
+            long.split_inclusive(' ')
+                .map(|w| BrainEvent::Text(w.to_owned()))
+                .collect(),
+            vec![BrainEvent::Text("Okay.".into())],
+        ],
+        Duration::from_millis(200),
+        Duration::ZERO,
+    );
+    let mut s = spec(&["Tell me everything", "Stop please"], brain);
+    s.recording = Some(path.clone());
+    let total = Duration::from_secs(10);
+    let run = converse(
+        s,
+        vec![
+            Say::Speech("Tell me everything"),
+            Say::Silence(Duration::from_millis(2600)),
+            Say::Speech("Stop please"),
+        ],
+        total,
+        0.0,
+        vec![],
+    )
+    .await;
+    let report = run.report.recording.clone().expect("recorded");
+    assert_eq!(report.path, path);
+    assert_eq!(report.error, None);
+    assert_eq!(report.frames_dropped, 0);
+    let wav = hotline_media::wav::read_wav(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(wav.format.channels, 2);
+    assert_eq!(wav.format.sample_rate, 16_000);
+    assert!(!wav.truncated, "the header was finalized");
+    assert_eq!(report.duration_ms, wav.frames() as u64 * 1000 / 16_000);
+    assert!(wav.duration_secs() > 9.0, "{}", wav.duration_secs());
+    let (left, right) = (wav.channel(0), wav.channel(1));
+    // 20 ms frames on the file's timeline.
+    let frame_at = |ch: &[i16], t: Instant| -> f64 {
+        let i = ((t - run.t0).as_millis() / 20) as usize * 320;
+        ch.get(i..i + 320).map(rms).unwrap_or(0.0)
+    };
+    let loud_frames = |ch: &[i16], from: Instant, to: Instant| -> usize {
+        let (a, b) = (
+            (from - run.t0).as_millis() / 20,
+            (to - run.t0).as_millis() / 20,
+        );
+        (a..b)
+            .filter(|k| {
+                let i = *k as usize * 320;
+                ch.get(i..i + 320)
+                    .is_some_and(|f| rms(f) > peers::audio::NON_SILENT_RMS)
+            })
+            .count()
+    };
+    let f = FRAME;
+    // Left: the caller's speech where it was said, silence before it.
+    let said = run.played.speech_starts[0];
+    assert_eq!(loud_frames(&left, run.t0, said - f), 0);
+    assert!(loud_frames(&left, said, said + 10 * f) >= 5);
+    // Right: the agent's audio where the line played it, nothing else.
+    let played = loud(&run.played.frames);
+    assert!(!played.is_empty());
+    for t in &played {
+        let near = (0..3).any(|k| frame_at(&right, *t - f + k * f) > peers::audio::NON_SILENT_RMS);
+        assert!(
+            near,
+            "agent audio played at {:?} is not in the recording",
+            *t - run.t0
+        );
+    }
+    // After the barge-in, silence until the next reply (± one frame of
+    // fade), though the interrupted reply had seconds left.
+    let flushed = run.played.flushes[0];
+    let next = played
+        .iter()
+        .copied()
+        .find(|t| *t > flushed + 2 * f)
+        .expect("the agent answered the second turn");
+    assert!(next - flushed > Duration::from_millis(500));
+    assert_eq!(loud_frames(&right, flushed + 2 * f, next - f), 0);
+    assert!(loud_frames(&right, flushed - 10 * f, flushed) >= 5);
+    // The right channel holds as many loud frames as the line played.
+    let recorded = loud_frames(&right, run.t0, run.t0 + total);
+    assert!(
+        recorded.abs_diff(played.len()) <= 2,
+        "{recorded} recorded, {} played",
+        played.len()
+    );
+}

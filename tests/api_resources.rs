@@ -176,7 +176,9 @@ async fn agents_crud(api: &Api) {
                 "voice": "alloy",
                 "language": "en-US",
                 "model": {"provider": "openai", "model": "gpt-4o-mini", "temperature": 0.3},
-                "tools": [{"name": "transfer"}],
+                "tools": [{"type": "http", "name": "order_status",
+                    "description": "Looks up an order.", "url": "https://crm.example/orders",
+                    "secret": "s3cret"}],
                 "voicemail_message": "Call us back.",
                 "transfer_number": "+1 (415) 555-0100",
                 "max_duration_secs": 600
@@ -191,6 +193,9 @@ async fn agents_crud(api: &Api) {
     assert_eq!(agent["transfer_number"], "+14155550100");
     assert_eq!(agent["model"]["temperature"], 0.3);
     assert!(agent.get("org_id").is_none());
+    // A tool's signing secret is write-only.
+    assert_eq!(agent["tools"][0]["name"], "order_status");
+    assert_eq!(agent["tools"][0]["secret"], "********");
 
     let r = api
         .send(Method::GET, &format!("/v1/agents/{id}"), None)
@@ -328,6 +333,15 @@ async fn agent_validation(api: &Api) {
         (
             json!({"name": "a", "system_prompt": "p", "tools": [1]}),
             vec!["body", "tools", "0"],
+        ),
+        (
+            json!({"name": "a", "system_prompt": "p",
+                "tools": [{"type": "http", "name": "end_call", "description": "d", "url": "https://x.example"}]}),
+            vec!["body", "tools", "0", "name"],
+        ),
+        (
+            json!({"name": "a", "system_prompt": "p", "model": {"stt": "vosk"}}),
+            vec!["body", "model", "stt"],
         ),
         (
             json!({"name": "a", "system_prompt": "p", "model": []}),

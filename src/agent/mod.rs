@@ -14,6 +14,8 @@
 //! * [`espeak`]: offline TTS with espeak-ng, and [`espeak::local_tts`],
 //!   which picks Piper or falls back to espeak-ng.
 //! * [`silero`]: Silero VAD, which confirms that an onset is speech.
+//! * [`tools`]: HTTP tools an agent declares for its brain (validation,
+//!   signed requests).
 //! * [`whisper`]: embedded offline speech-to-text (Whisper through whisper.cpp).
 
 pub mod espeak;
@@ -27,6 +29,7 @@ pub mod scripted;
 pub mod service;
 pub mod settings;
 pub mod silero;
+pub mod tools;
 pub mod whisper;
 
 pub use pipeline::{AgentSpec, TurnMetrics};

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::provider::{
-    Brain, BrainEvent, BrainSession, CallInfo, Conversation, PcmChunk, STREAM_CAPACITY, Stt,
-    SttEvent, SttOptions, SttStream, Transcript, Tts, TtsEvent, TtsOptions, TtsStream,
+    Brain, BrainEvent, BrainSession, CallInfo, Conversation, Message, PcmChunk, STREAM_CAPACITY,
+    Stt, SttEvent, SttOptions, SttStream, Transcript, Tts, TtsEvent, TtsOptions, TtsStream,
 };
 
 /// STT that answers each utterance with the next scripted text, `delay`
@@ -83,6 +83,10 @@ impl Stt for ScriptedStt {
 /// `replies[n]` (the last one repeats when they run out), `first_token`
 /// after the request and `between` apart. A [`BrainEvent::Done`] is added
 /// at the end unless the script ends in `Done` or an error.
+///
+/// A text event may quote the latest tool result of the conversation:
+/// [`TOOL_RESULT`] in its text is replaced by that result's content, so a
+/// test can script "call a tool, then speak its answer".
 #[derive(Debug, Clone)]
 pub struct ScriptedBrain {
     replies: Arc<Vec<Vec<BrainEvent>>>,
@@ -113,6 +117,9 @@ impl ScriptedBrain {
     }
 }
 
+/// Placeholder in a [`ScriptedBrain`] text for the latest tool result.
+pub const TOOL_RESULT: &str = "{tool_result}";
+
 struct ScriptedBrainSession {
     brain: ScriptedBrain,
     turn: usize,
@@ -140,6 +147,15 @@ impl BrainSession for ScriptedBrainSession {
             None => Vec::new(),
         };
         self.turn += 1;
+        let last_result = conversation.messages.iter().rev().find_map(|m| match m {
+            Message::Tool { content, .. } => Some(content.as_str()),
+            _ => None,
+        });
+        for ev in &mut events {
+            if let (BrainEvent::Text(t), Some(r)) = (ev, last_result) {
+                *t = t.replace(TOOL_RESULT, r);
+            }
+        }
         if !matches!(events.last(), Some(BrainEvent::Done | BrainEvent::Error(_))) {
             events.push(BrainEvent::Done);
         }

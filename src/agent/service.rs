@@ -356,6 +356,14 @@ impl AgentService {
             .clone()
             .or_else(|| agent.as_ref().and_then(|a| a.voice.clone()));
         spec.transfer_to = agent.as_ref().and_then(|a| a.transfer_number.clone());
+        if let Some(a) = &agent {
+            // Checked when the agent was saved; a stored value that no
+            // longer parses (an older version's) is refused here.
+            spec.http_tools = super::tools::parse_tools(&a.tools, None).map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                format!("agent tools: {}", list.join("; "))
+            })?;
+        }
         spec.greetings = self.greetings.clone();
         let record = request.record.or(model.record).unwrap_or(c.record);
         let recording = (record && !call.call_id.is_empty()).then(|| {
@@ -363,6 +371,7 @@ impl AgentService {
                 .join("recordings")
                 .join(format!("{}.wav", call.call_id))
         });
+        spec.recording.clone_from(&recording);
         Ok(PreparedAgent {
             spec,
             recording,

@@ -125,7 +125,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     // the one hanging up, and returns before the BYE completes).
     let mut end = io.handle.subscribe();
     let report = pipeline::run(spec, call, io.pcm, line, control, io.events).await;
-    let result = prepared.conclusion.conclude(&report).await;
+    let mut result = prepared.conclusion.conclude(&report).await;
+    if let Some(r) = &report.recording {
+        if let Some(e) = &r.error {
+            warn!(call = %id, error = %e, "agent: the recording is incomplete");
+        }
+        if r.duration_ms > 0 {
+            result.recording_path = Some(r.path.display().to_string());
+        }
+    }
     let ended = async {
         loop {
             match end.recv().await {

@@ -11,6 +11,7 @@
 //! there is room for what they produce.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +24,15 @@ use tracing::{debug, info, warn};
 
 use super::echo::rms;
 use super::playout::{FrameMaker, Playout};
+use super::recording::{Recording, RecordingReport};
 use super::sentences::SentenceSplitter;
+use super::tool_rounds::{ToolRounds, ToolRunner};
 use super::turns::{TurnAction, TurnConfig, TurnManager};
 use crate::agent::provider::{
     Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, Stt, SttEvent,
     SttOptions, ToolCall, ToolSpec, Tts, TtsEvent, TtsOptions,
 };
+use crate::agent::tools::HttpTool;
 use crate::call::{CallEvent, TranscriptLine};
 use crate::rtp::{FRAME_SAMPLES, PCM_RATE, PTIME};
 
@@ -67,6 +71,18 @@ pub struct AgentSpec {
     pub greeting_interruptible: bool,
     /// Tools offered to the brain (the built-in call tools are added).
     pub tools: Vec<ToolSpec>,
+    /// HTTP tools the brain may call (offered with `tools`); see
+    /// [`crate::agent::tools`].
+    pub http_tools: Vec<HttpTool>,
+    /// Tool rounds (tool calls, results, the brain asked again) one reply
+    /// may take, so a model looping on tools cannot run forever.
+    pub max_tool_rounds: usize,
+    /// Said if the brain fails after calling a tool, or runs out of tool
+    /// rounds without an answer.
+    pub tool_failure: String,
+    /// Where to record the call (stereo WAV, caller left, agent right);
+    /// not recorded when unset.
+    pub recording: Option<PathBuf>,
     /// Turn-taking.
     pub turns: TurnConfig,
     /// Silence that ends the caller's turn.
@@ -115,6 +131,10 @@ impl AgentSpec {
             brain_leads: false,
             greeting_interruptible: true,
             tools: Vec::new(),
+            http_tools: Vec::new(),
+            max_tool_rounds: 3,
+            tool_failure: "Sorry, I couldn't get that information right now.".into(),
+            recording: None,
             turns: TurnConfig::default(),
             endpoint_silence: Duration::from_millis(600),
             reprompts: vec!["Are you still there?".into()],
@@ -274,6 +294,8 @@ pub struct AgentReport {
     pub turns: Vec<TurnMetrics>,
     /// Caller frames a slow recognition could not take.
     pub stt_frames_dropped: u64,
+    /// The call's recording, when it was recorded.
+    pub recording: Option<RecordingReport>,
 }
 
 /// After the current speech has played.
@@ -300,6 +322,8 @@ struct Speech {
     interruptible: bool,
     after: After,
     tool_calls: Vec<ToolCall>,
+    /// HTTP tools running for this reply, and the rounds already answered.
+    tools: ToolRounds,
     /// Timings.
     asked_at: Instant,
     first_text_at: Option<Instant>,
@@ -350,6 +374,7 @@ impl Speech {
             interruptible: true,
             after: After::Listen,
             tool_calls: Vec::new(),
+            tools: ToolRounds::default(),
             asked_at: now,
             first_text_at: None,
             first_tts_at: None,
@@ -360,16 +385,22 @@ impl Speech {
     }
 
     fn say(&mut self, text: &str, now: Instant) {
+        self.tools.said(text);
         for s in self.splitter.push(text) {
             self.send_segment(s, now);
         }
     }
 
     fn end_text(&mut self, now: Instant) {
+        self.flush_text(now);
+        self.tts_text = None;
+    }
+
+    /// Sends what the splitter holds, leaving TTS open for more.
+    fn flush_text(&mut self, now: Instant) {
         if let Some(rest) = self.splitter.finish() {
             self.send_segment(rest, now);
         }
-        self.tts_text = None;
     }
 
     fn send_segment(&mut self, text: String, now: Instant) {
@@ -423,13 +454,16 @@ pub async fn run<L: Line, C: CallControl>(
         partials: true,
     };
     let mut tools = spec.tools.clone();
+    tools.extend(spec.http_tools.iter().map(|t| t.spec.clone()));
     tools.extend(builtin_tools());
+    let runner = ToolRunner::new(&spec.http_tools, &call.call_id);
     let mut conversation = Conversation {
         system: spec.system_prompt.clone(),
         messages: Vec::new(),
         tools,
     };
     let mut report = AgentReport::default();
+    let mut recording = spec.recording.clone().map(Recording::start);
 
     // Caller side.
     let mut preroll: VecDeque<(Instant, Vec<i16>)> = VecDeque::new();
@@ -470,7 +504,7 @@ pub async fn run<L: Line, C: CallControl>(
         let now = Instant::now();
         let mut s = opening(&spec, session.respond(&conversation), &tts_options, now);
         for tc in std::mem::take(&mut s.tool_calls) {
-            on_tool_call(&mut s, tc, &spec, &control, &call);
+            on_tool_call(&mut s, tc, &spec, &control, &call, &runner);
         }
         s.interruptible = spec.greeting_interruptible;
         speech = Some(s);
@@ -491,6 +525,9 @@ pub async fn run<L: Line, C: CallControl>(
                 let queued_ahead = max_capacity - line.sink().capacity();
                 let plays_at = now + PTIME * queued_ahead as u32;
                 turns.agent_frame(plays_at.into_std(), rms(&frame));
+                if let Some(r) = recording.as_mut() {
+                    r.agent_queued(plays_at - start, &frame);
+                }
                 s.playout.frame(segment);
                 permit.send(frame);
                 s.queued += 1;
@@ -509,6 +546,9 @@ pub async fn run<L: Line, C: CallControl>(
                 }
             }
         }
+        if let Some(r) = recording.as_mut() {
+            r.line_queue(max_capacity - line.sink().capacity());
+        }
         // Agent audio finished playing?
         if let Some(s) = speech.as_ref()
             && s.produced_all()
@@ -521,6 +561,7 @@ pub async fn run<L: Line, C: CallControl>(
                 control.publish(CallEvent::AgentSpeaking { speaking: false });
             }
             turns.set_reply_pending(false, now.into_std());
+            let messages = s.tools.into_messages(&text, false, s.tool_calls);
             finish_speech(
                 &mut conversation,
                 &control,
@@ -528,7 +569,7 @@ pub async fn run<L: Line, C: CallControl>(
                 ms(now),
                 &text,
                 false,
-                s.tool_calls,
+                messages,
             );
             match s.after {
                 After::Listen if ending => {
@@ -559,6 +600,9 @@ pub async fn run<L: Line, C: CallControl>(
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
                 let at = Instant::now();
+                if let Some(r) = recording.as_mut() {
+                    r.caller(at - start, &frame);
+                }
                 vad_frames.clear();
                 vad_events.clear();
                 vad.process(&frame, &mut vad_frames, &mut vad_events);
@@ -580,12 +624,12 @@ pub async fn run<L: Line, C: CallControl>(
                     match action {
                         TurnAction::BargeIn { at } => {
                             if let Some(s) = speech.take() {
-                                let heard = interrupt(s, &line, &control, &mut conversation, ms(Instant::from_std(at))).await;
+                                let heard = interrupt(s, &line, &control, &mut conversation, &mut recording, ms(Instant::from_std(at))).await;
                                 info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
                                 turns.set_reply_pending(false, at);
                                 if ending {
                                     control.hangup();
-                                    return finish(report, conversation, session.as_ref());
+                                    return finish(report, conversation, session.outcome(), recording, &line).await;
                                 }
                             }
                         }
@@ -668,22 +712,35 @@ pub async fn run<L: Line, C: CallControl>(
                         }
                         Some(BrainEvent::ToolCall(tc)) => {
                             s.first_text_at.get_or_insert(now);
-                            on_tool_call(s, tc, &spec, &control, &call);
+                            on_tool_call(s, tc, &spec, &control, &call, &runner);
                         }
                         Some(BrainEvent::Done) | None => {
                             s.brain = None;
-                            s.end_text(now);
+                            if s.tools.in_round() {
+                                // The answer comes after the tools'.
+                                s.flush_text(now);
+                                ask_again(s, session.as_mut(), &conversation, &spec, now);
+                            } else {
+                                s.end_text(now);
+                            }
                         }
                         Some(BrainEvent::Error(e)) => {
                             warn!(call = %call.call_id, error = %e, "agent: the brain failed");
                             s.brain = None;
-                            if s.segments_sent == 0 {
+                            if s.tools.rounds() > 0 || s.tools.in_round() {
+                                let line = spec.tool_failure.clone();
+                                s.say(&line, now);
+                            } else if s.segments_sent == 0 {
                                 let apology = spec.apology.clone();
                                 s.say(&apology, now);
                             }
                             s.end_text(now);
                         }
                     }
+                }
+                Produced::ToolResult => {
+                    let s = speech.as_mut().expect("produced by it");
+                    ask_again(s, session.as_mut(), &conversation, &spec, Instant::now());
                 }
                 Produced::Tts(ev) => {
                     let s = speech.as_mut().expect("produced by it");
@@ -715,7 +772,7 @@ pub async fn run<L: Line, C: CallControl>(
                     // A key press interrupts the agent like speech does.
                     if speech.as_ref().is_some_and(|s| s.started && s.interruptible) {
                         let s = speech.take().expect("checked");
-                        interrupt(s, &line, &control, &mut conversation, ms(Instant::now())).await;
+                        interrupt(s, &line, &control, &mut conversation, &mut recording, ms(Instant::now())).await;
                         turns.agent_finished(Instant::now().into_std());
                     }
                     if digit == '#' {
@@ -771,16 +828,23 @@ pub async fn run<L: Line, C: CallControl>(
             _ = tokio::time::sleep(PTIME), if draining => {}
         }
     }
-    finish(report, conversation, session.as_ref())
+    finish(report, conversation, session.outcome(), recording, &line).await
 }
 
-fn finish(
+async fn finish<L: Line>(
     mut report: AgentReport,
     conversation: Conversation,
-    session: &dyn BrainSession,
+    outcome: Option<BrainOutcome>,
+    recording: Option<Recording>,
+    line: &L,
 ) -> AgentReport {
     report.messages = conversation.messages;
-    report.outcome = session.outcome();
+    report.outcome = outcome;
+    if let Some(r) = recording {
+        // What is still queued on the line when the call ends is not heard.
+        let in_queue = line.sink().max_capacity() - line.sink().capacity();
+        report.recording = Some(r.finish(in_queue).await);
+    }
     report
 }
 
@@ -802,6 +866,7 @@ fn on_tool_call<C: CallControl>(
     spec: &AgentSpec,
     control: &C,
     call: &CallInfo,
+    runner: &ToolRunner,
 ) {
     match tc.name.as_str() {
         "end_call" => s.after = After::Hangup,
@@ -817,11 +882,47 @@ fn on_tool_call<C: CallControl>(
                 control.send_dtmf(d);
             }
         }
-        other => {
-            warn!(call = %call.call_id, tool = other, "agent: the brain called an unknown tool");
+        name => {
+            if !runner.has(name) {
+                warn!(call = %call.call_id, tool = name, "agent: the brain called an unknown tool");
+            }
+            // The brain hears the result (an error for an unknown tool).
+            s.tools.start(runner, &tc, spec.max_tool_rounds);
         }
     }
     s.tool_calls.push(tc);
+}
+
+/// Asks the brain again once a tool round is complete: its stream has
+/// ended and every tool has answered. The words said so far keep playing
+/// and the answer follows them on the same TTS stream. Past
+/// `max_tool_rounds`, or with nothing to ask, the reply ends here (with
+/// the fixed `tool_failure` line if nothing was said after the tools).
+fn ask_again(
+    s: &mut Speech,
+    session: &mut dyn BrainSession,
+    conversation: &Conversation,
+    spec: &AgentSpec,
+    now: Instant,
+) {
+    // A reply already ended (the brain failed) takes no more text.
+    if s.brain.is_some() || s.tts_text.is_none() || !s.tools.in_round() || !s.tools.results_ready()
+    {
+        return;
+    }
+    if s.tools.rounds() >= spec.max_tool_rounds {
+        // The results stay with the reply's last tool calls.
+        if !s.tools.said_since_round() {
+            let line = spec.tool_failure.clone();
+            s.say(&line, now);
+        }
+        s.end_text(now);
+        return;
+    }
+    s.tools.close_round(std::mem::take(&mut s.tool_calls));
+    let mut asked = conversation.clone();
+    asked.messages.extend(s.tools.messages());
+    s.brain = Some(session.respond(&asked));
 }
 
 /// The brain's opening reply. A brain that answers at once (a flow)
@@ -854,7 +955,15 @@ fn opening(
             Err(mpsc::error::TryRecvError::Empty) => break,
         }
     }
-    if complete && !ready.iter().any(|e| matches!(e, BrainEvent::Error(_))) {
+    // A reply that calls an HTTP tool goes on after the tool's answer, so
+    // it takes the streaming path.
+    let builtin = builtin_tools();
+    let only_builtin = |e: &BrainEvent| match e {
+        BrainEvent::ToolCall(tc) => builtin.iter().any(|b| b.name == tc.name),
+        BrainEvent::Error(_) => false,
+        _ => true,
+    };
+    if complete && ready.iter().all(only_builtin) {
         let text: String = ready
             .iter()
             .filter_map(|e| match e {
@@ -929,14 +1038,19 @@ async fn interrupt<L: Line, C: CallControl>(
     line: &L,
     control: &C,
     conversation: &mut Conversation,
+    recording: &mut Option<Recording>,
     end_ms: u64,
 ) -> String {
     // Frames still in the line's queue were never heard.
     let in_queue = line.sink().max_capacity() - line.sink().capacity();
     let played = s.queued.saturating_sub(in_queue);
     line.flush().await;
+    if let Some(r) = recording.as_mut() {
+        r.line_flushed(in_queue);
+    }
     let heard = s.playout.heard(played);
     control.publish(CallEvent::AgentSpeaking { speaking: false });
+    let messages = s.tools.into_messages(&heard, true, s.tool_calls);
     finish_speech(
         conversation,
         control,
@@ -944,13 +1058,13 @@ async fn interrupt<L: Line, C: CallControl>(
         end_ms,
         &heard,
         true,
-        s.tool_calls,
+        messages,
     );
     heard
 }
 
-/// Records what the agent said (as heard) in the conversation and the
-/// transcript.
+/// Records what the agent said (as heard) in the conversation (its
+/// `messages`: the reply, with its tool rounds) and the transcript.
 fn finish_speech<C: CallControl>(
     conversation: &mut Conversation,
     control: &C,
@@ -958,16 +1072,12 @@ fn finish_speech<C: CallControl>(
     end_ms: u64,
     text: &str,
     interrupted: bool,
-    tool_calls: Vec<ToolCall>,
+    messages: Vec<Message>,
 ) {
-    if text.is_empty() && tool_calls.is_empty() && !interrupted {
+    if messages.is_empty() {
         return;
     }
-    conversation.messages.push(Message::Assistant {
-        text: text.to_owned(),
-        interrupted,
-        tool_calls,
-    });
+    conversation.messages.extend(messages);
     if !text.is_empty() || interrupted {
         control.publish(CallEvent::Transcript(TranscriptLine {
             speaker: "agent",
@@ -1001,11 +1111,13 @@ async fn next_stt(events: &mut Option<mpsc::Receiver<SttEvent>>) -> Option<SttEv
     }
 }
 
-/// Output of the brain or of TTS, whichever comes first; TTS is read only
-/// while there is room for its frames.
+/// Output of the brain, of TTS or of a tool, whichever comes first; TTS
+/// is read only while there is room for its frames.
 enum Produced {
     Brain(Option<BrainEvent>),
     Tts(Option<TtsEvent>),
+    /// A tool of the reply answered.
+    ToolResult,
 }
 
 async fn next_produced(speech: &mut Option<Speech>) -> Produced {
@@ -1014,14 +1126,17 @@ async fn next_produced(speech: &mut Option<Speech>) -> Produced {
     };
     let room = s.pending.len() < MAX_PENDING_FRAMES;
     let (brain, tts) = (s.brain.as_mut(), s.tts_audio.as_mut().filter(|_| room));
-    match (brain, tts) {
-        (Some(b), Some(t)) => tokio::select! {
-            ev = b.recv() => Produced::Brain(ev),
-            ev = t.recv() => Produced::Tts(ev),
-        },
-        (Some(b), None) => Produced::Brain(b.recv().await),
-        (None, Some(t)) => Produced::Tts(t.recv().await),
-        (None, None) => std::future::pending().await,
+    tokio::select! {
+        ev = recv_or_pending(brain) => Produced::Brain(ev),
+        ev = recv_or_pending(tts) => Produced::Tts(ev),
+        () = s.tools.next_result() => Produced::ToolResult,
+    }
+}
+
+async fn recv_or_pending<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,15 +4,19 @@
 //! The decisions live in sans-IO pieces that take time as an argument
 //! ([`turns::TurnManager`], [`echo::EchoGuard`],
 //! [`sentences::SentenceSplitter`], [`playout::Playout`]); [`call::run`] is
-//! the thin async driver that feeds them.
+//! the thin async driver that feeds them. [`recording`] records the call
+//! as heard; [`tool_rounds`] runs the brain's HTTP tools within a reply.
 
 pub mod call;
 pub mod echo;
 pub mod playout;
+pub mod recording;
 pub mod sentences;
+pub mod tool_rounds;
 pub mod turns;
 
 pub use call::{
     AgentReport, AgentSpec, CallControl, GreetingCache, Line, TurnMetrics, ready_opening, run,
 };
+pub use recording::RecordingReport;
 pub use turns::{TurnAction, TurnConfig, TurnManager};

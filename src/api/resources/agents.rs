@@ -74,7 +74,7 @@ impl From<Agent> for AgentOut {
             voice: a.voice,
             language: a.language,
             model: a.model,
-            tools: a.tools,
+            tools: redact_tools(a.tools),
             voicemail_message: a.voicemail_message,
             transfer_number: a.transfer_number,
             max_duration_secs: a.max_duration_secs,
@@ -212,16 +212,36 @@ fn warm(state: &AppState, agent: &crate::store::Agent) {
 }
 
 fn check_tools(p: &mut Problems, value: &Value) {
-    match value.as_array() {
-        Some(tools) => {
-            for (i, t) in tools.iter().enumerate() {
-                if !t.is_object() {
-                    p.add(&format!("tools.{i}"), "must be a JSON object");
-                }
+    for (path, msg) in crate::agent::tools::check_tools(value) {
+        p.add(&path, msg);
+    }
+    // Secrets are write-only: a client that sends back what it was shown
+    // would otherwise sign with the placeholder.
+    if let Some(tools) = value.as_array() {
+        for (i, t) in tools.iter().enumerate() {
+            if t.get("secret").and_then(Value::as_str) == Some(REDACTED) {
+                p.add(
+                    &format!("tools.{i}.secret"),
+                    "give the secret itself; it is not shown after it is saved",
+                );
             }
         }
-        None => p.add("tools", "must be a JSON array"),
     }
+}
+
+/// What a tool's `secret` reads as in responses.
+const REDACTED: &str = "********";
+
+/// `tools` as shown to clients: every `secret` replaced.
+fn redact_tools(mut tools: Value) -> Value {
+    if let Some(list) = tools.as_array_mut() {
+        for t in list {
+            if let Some(secret) = t.get_mut("secret") {
+                *secret = Value::String(REDACTED.into());
+            }
+        }
+    }
+    tools
 }
 
 fn check_duration(p: &mut Problems, secs: i64) {

@@ -1112,7 +1112,7 @@ async fn api_call(api: &support::api::Api) -> CallId {
     id
 }
 
-/// Everything published so far, as `(call, event_type, status)`.
+/// Every live event published to `sub` so far.
 fn drain_events(sub: &mut hotline::api::live::Subscription) -> Vec<Arc<LiveEvent>> {
     let mut got = Vec::new();
     while let Ok(e) = sub.events.try_recv() {

@@ -115,8 +115,8 @@ impl Default for HttpConfig {
     }
 }
 
-/// REST API settings: request rate limits and the numbers calls may not
-/// be placed to.
+/// REST API settings: request rate limits, the largest request body and
+/// the numbers calls may not be placed to.
 ///
 /// Rate limits are token buckets: each API key may make `rate_per_sec`
 /// requests a second on average with bursts of `burst`, and all keys of one
@@ -139,7 +139,17 @@ pub struct ApiConfig {
     /// (`hotline::api::validate::DEFAULT_DENY_PREFIXES`); a list given here
     /// replaces it, so copy the built-in entries you want to keep.
     pub deny_prefixes: Option<Vec<String>>,
+    /// Largest request body accepted, in bytes; a larger one gets 413.
+    pub max_body_bytes: usize,
 }
+
+/// Default of [`ApiConfig::max_body_bytes`]: 1 MiB, far above the
+/// largest valid request (an agent with a 20 kB prompt and its tools).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Smallest [`ApiConfig::max_body_bytes`] allowed: below it, ordinary
+/// requests would be refused.
+pub const MIN_MAX_BODY_BYTES: usize = 1024;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -149,6 +159,7 @@ impl Default for ApiConfig {
             org_rate_per_sec: 50.0,
             org_burst: 200,
             deny_prefixes: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -172,6 +183,12 @@ impl ApiConfig {
             if burst == 0 {
                 return Err((field.into(), "must be at least 1".into()));
             }
+        }
+        if self.max_body_bytes < MIN_MAX_BODY_BYTES {
+            return Err((
+                "api.max_body_bytes".into(),
+                format!("must be at least {MIN_MAX_BODY_BYTES}"),
+            ));
         }
         for (i, p) in self.deny_prefixes.iter().flatten().enumerate() {
             let digits = p.strip_prefix('+').unwrap_or("");
@@ -1051,7 +1068,7 @@ mod tests {
     fn api_limits_are_read_and_checked() {
         let f = write(
             "[api]\nrate_per_sec = 2.5\nburst = 3\norg_rate_per_sec = 10\norg_burst = 4\n\
-             deny_prefixes = [\"+1900\", \"+44\"]\n",
+             deny_prefixes = [\"+1900\", \"+44\"]\nmax_body_bytes = 65536\n",
         );
         let c = Config::load(Some(f.path()), env(&[("HOTLINE_API__BURST", "7")])).unwrap();
         assert_eq!(c.api.rate_per_sec, 2.5);
@@ -1062,12 +1079,15 @@ mod tests {
             c.api.deny_prefixes.as_deref(),
             Some(&["+1900".to_string(), "+44".to_string()][..])
         );
+        assert_eq!(c.api.max_body_bytes, 65536);
         assert_eq!(Config::default().api.deny_prefixes, None);
+        assert_eq!(Config::default().api.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         for (text, field) in [
             ("[api]\nrate_per_sec = 0\n", "api.rate_per_sec"),
             ("[api]\norg_rate_per_sec = -1\n", "api.org_rate_per_sec"),
             ("[api]\nburst = 0\n", "api.burst"),
             ("[api]\norg_burst = 0\n", "api.org_burst"),
+            ("[api]\nmax_body_bytes = 100\n", "api.max_body_bytes"),
             (
                 "[api]\ndeny_prefixes = [\"+1900\", \"1911\"]\n",
                 "api.deny_prefixes[1]",

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -17,6 +17,7 @@ use axum::{Json, Router, routing::get};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::extract::BodyLimit;
 use crate::api::metrics::Gauges;
 use crate::api::{ApiError, AppState};
 
@@ -43,11 +44,33 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .nest("/v1", crate::api::routes())
+        // Extractors stop reading a body at the limit; `limit_body` refuses
+        // a declared length over it before any handler runs.
+        .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_latency,
         ))
         .with_state(state)
+}
+
+/// Refuses a request whose `Content-Length` is over `api.max_body_bytes`
+/// with 413 in the API's error format (axum's own answer is plain text),
+/// without reading the body, and hands the limit to the body extractors
+/// ([`BodyLimit`]) for bodies sent without a length.
+async fn limit_body(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let limit = state.config.api.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge(limit).into_response();
+    }
+    req.extensions_mut().insert(BodyLimit(limit));
+    next.run(req).await
 }
 
 /// Records each request's latency under its route template

@@ -15,13 +15,19 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use hotline::api::AppState;
+use hotline::api::calls::bridge::Bridge;
 use hotline::api::calls::webhooks::{Deliverer, DeliveryConfig};
 use hotline::api::calls::{bridge, numbers};
+use hotline::api::live::{Filter, LiveEvent};
 use hotline::api::signing;
-use hotline::call::CallRegistry;
+use hotline::call::{
+    CallDirection, CallEvent, CallHandle, CallId, CallRecord, CallRegistry, Hangup, Outcome, Party,
+};
 use hotline::config::{Config, SipListen, SipTransport};
 use hotline::engine::Engine;
-use hotline::store::{DeliveryStatus, NewCall, NewNumber, NewTranscriptEntry, NewWebhook};
+use hotline::store::{
+    CallStatus, DeliveryStatus, NewCall, NewNumber, NewTranscriptEntry, NewWebhook,
+};
 use peers::sipp::{Offer, Scenario, SippRun};
 use serde_json::{Value, json};
 use support::db::TestDb;
@@ -56,6 +62,11 @@ struct Env {
 
 impl Env {
     async fn start(db: TestDb) -> Env {
+        Env::start_with(db, |_| {}).await
+    }
+
+    /// As [`Env::start`], with `tweak` applied to the configuration.
+    async fn start_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap().keep();
         let addr: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
@@ -72,6 +83,7 @@ impl Env {
         config.rtp.port_max = 49999;
         config.rtp.bind_ip = peers::LOOPBACK.into();
         config.sip.drain_secs = 1;
+        tweak(&mut config);
         config.validate().unwrap();
         let config = Arc::new(config);
         let registry = CallRegistry::new(config.sip.max_calls);
@@ -214,6 +226,13 @@ on_both!(
     calls_are_isolated_listed_and_read_with_transcripts_and_recordings,
     webhooks_are_signed_and_retried_until_delivered_or_given_up,
     stored_numbers_drive_the_engine_and_inbound_calls_are_recorded,
+    max_duration_secs_ends_an_answered_call,
+);
+
+api_on_both!(
+    queued_is_announced_first_whichever_comes_first,
+    the_stored_answer_time_is_the_one_announced,
+    the_bridge_closes_calls_that_ended_while_it_lagged,
 );
 
 /// A request the receiver got: headers and body.
@@ -319,8 +338,9 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     // The live stream: status changes in order, one sequence per call.
     let mut statuses = Vec::new();
     let mut sequences = Vec::new();
+    let mut answered_event = Value::Null;
     let until = tokio::time::Instant::now() + WAIT;
-    loop {
+    let completed_event = loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         let msg = tokio::time::timeout(left, ws.next())
             .await
@@ -333,15 +353,20 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
         assert!(e["timestamp"].as_i64().unwrap() > 0);
         sequences.push(e["sequence"].as_u64().unwrap());
         match e["event_type"].as_str().unwrap() {
-            "call.status" => statuses.push(e["payload"]["status"].as_str().unwrap().to_owned()),
+            "call.status" => {
+                if e["payload"]["status"] == "in_progress" {
+                    answered_event = e["payload"].clone();
+                }
+                statuses.push(e["payload"]["status"].as_str().unwrap().to_owned());
+            }
             "call.completed" => {
                 assert_eq!(e["payload"]["status"], "completed");
-                break;
+                break e["payload"].clone();
             }
             _ => {}
         }
-    }
-    assert_eq!(statuses, ["ringing", "in_progress", "completed"]);
+    };
+    assert_eq!(statuses, ["queued", "ringing", "in_progress", "completed"]);
     assert!(
         sequences.windows(2).all(|w| w[1] == w[0] + 1) && sequences[0] == 1,
         "{sequences:?}"
@@ -361,6 +386,11 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert!(call["duration_ms"].as_i64().unwrap() >= 900, "{call}");
     assert_eq!(call["duration_ms"].as_i64(), Some(ended - answered));
     assert!(call["sip_call_id"].as_str().is_some_and(|s| !s.is_empty()));
+    // The live events carry the stored times, to the millisecond.
+    assert_eq!(answered_event["answered_at"], call["answered_at"]);
+    for field in ["answered_at", "ended_at", "duration_ms", "created_at"] {
+        assert_eq!(completed_event[field], call[field], "{field}");
+    }
     assert_eq!(call["voice"], "alloy");
     assert_eq!(call["transcript"], json!([]));
     assert!(
@@ -376,7 +406,7 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert_eq!(again["webhook_secret"], secret.as_str());
 
     // The call's own webhook got its events, signed with its secret.
-    hook.wait_for(4).await;
+    hook.wait_for(5).await;
     let bodies = hook.verified_bodies(&secret);
     let kinds: Vec<String> = bodies
         .iter()
@@ -396,6 +426,7 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
             "call.completed",
             "call.status:completed",
             "call.status:in_progress",
+            "call.status:queued",
             "call.status:ringing"
         ],
         "{kinds:?}"
@@ -842,8 +873,7 @@ async fn webhook_deliveries_survive_a_restart(mut db: TestDb) {
         )
         .await
         .unwrap();
-    let first = db
-        .store
+    db.store
         .enqueue_event(&org.id, "call.status", &json!({"n": 1}))
         .await
         .unwrap();
@@ -851,13 +881,15 @@ async fn webhook_deliveries_survive_a_restart(mut db: TestDb) {
         .enqueue_event(&org.id, "call.status", &json!({"n": 2}))
         .await
         .unwrap();
-    // A worker claims the first and dies before sending it.
+    // A worker claims one and dies before sending it. (Both are due at the
+    // same millisecond, often: which one it takes is not fixed.)
     let claimed = db
         .store
         .claim_due(hotline::store::now_ms(), 1, Duration::from_millis(300))
         .await
         .unwrap();
-    assert_eq!(claimed[0].delivery.id, first[0].id);
+    assert_eq!(claimed.len(), 1);
+    let first = &claimed[0].delivery;
     db.reopen().await;
     let (stop, stopped) = watch::channel(false);
     let worker = Deliverer::new(
@@ -877,7 +909,7 @@ async fn webhook_deliveries_survive_a_restart(mut db: TestDb) {
     assert_eq!(ns, [1, 2]);
     let _ = stop.send(true);
     worker.await.unwrap();
-    let d = db.store.get_delivery(&org.id, &first[0].id).await.unwrap();
+    let d = db.store.get_delivery(&org.id, &first.id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(d.attempts, 2, "the dead worker's claim counts");
     db.cleanup().await;
@@ -931,4 +963,397 @@ async fn websocket_needs_a_key_and_closes_on_shutdown() {
         other => panic!("{other:?}"),
     }
     env.finish().await;
+}
+
+async fn max_duration_secs_ends_an_answered_call(env: &Env) {
+    // The peer would hold the call for a minute: only our limit ends it.
+    let mut uas = SippRun::uas(Scenario::uas_answer(None, 60_000))
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| uas.wait_ready(Duration::from_secs(5)).unwrap());
+    let body = json!({
+        "to": format!("sip:test@{}", uas.sip_addr()),
+        "max_duration_secs": 1,
+    });
+    let (status, created) = env.post("/v1/calls", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["max_duration_secs"], 1);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let call = env
+        .wait_call(&id, |c| {
+            c["status"] != "queued" && c["status"] != "ringing" && c["status"] != "in_progress"
+        })
+        .await;
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["hangup_by"], "max_duration", "{call}");
+    assert_eq!(call["hangup_cause"], "max_duration_secs reached", "{call}");
+    // The timer starts once the answer is recorded, so the call was up at
+    // least the limit.
+    assert!(call["duration_ms"].as_i64().unwrap() >= 1000, "{call}");
+    // The peer got our BYE and answered it: it did not hang up itself.
+    let uas = tokio::task::block_in_place(|| uas.wait().unwrap());
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+}
+
+/// The engine refuses calls at `sip.max_calls` and while draining: 503
+/// with Retry-After, and nothing is recorded.
+async fn the_engine_refusing_a_call_is_a_503_with_retry_after(db: TestDb) {
+    let env = Env::start_with(db, |c| c.sip.max_calls = 1).await;
+    let mut uas = SippRun::uas(Scenario::from_fixture("uas_ring_cancel.xml"))
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| uas.wait_ready(Duration::from_secs(5)).unwrap());
+    let to = format!("sip:test@{}", uas.sip_addr());
+    let (s, first) = env.post("/v1/calls", json!({ "to": to })).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    env.wait_call(&id, |c| c["status"] == "ringing").await;
+
+    // The one call allowed is up: the next is refused.
+    let body = json!({"to": to, "client_id": "second"});
+    let (s, headers, reply) = env
+        .send_as(
+            Some(&env.key),
+            reqwest::Method::POST,
+            "/v1/calls",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    assert_eq!(headers["retry-after"], "5");
+    assert!(
+        reply["detail"].as_str().unwrap().contains("call limit"),
+        "{reply}"
+    );
+    let (_, list) = env.get("/v1/calls").await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()], "the refused call is not recorded");
+
+    let (s, _) = env.post(&format!("/v1/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    env.wait_call(&id, |c| c["status"] == "canceled").await;
+    let uas = tokio::task::block_in_place(|| uas.wait().unwrap());
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+
+    // Draining: refused with a longer wait, whatever the room.
+    env.state
+        .engine
+        .as_ref()
+        .unwrap()
+        .registry()
+        .start_draining();
+    let (s, headers, reply) = env
+        .send_as(
+            Some(&env.key),
+            reqwest::Method::POST,
+            "/v1/calls",
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    assert_eq!(headers["retry-after"], "30");
+    assert!(
+        reply["detail"].as_str().unwrap().contains("draining"),
+        "{reply}"
+    );
+    let (_, list) = env.get("/v1/calls").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    env.finish().await;
+}
+
+mod the_engine_refusing_a_call_is_a_503_with_retry_after {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::the_engine_refusing_a_call_is_a_503_with_retry_after(
+            super::support::db::TestDb::sqlite().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = super::support::db::TestDb::postgres(
+            "the_engine_refusing_a_call_is_a_503_with_retry_after",
+        )
+        .await
+        {
+            super::the_engine_refusing_a_call_is_a_503_with_retry_after(db).await;
+        }
+    }
+}
+
+/// A bridge driven step by step, over the API's state, with a registry of
+/// its own for the calls it should think live.
+fn bridge_of(api: &support::api::Api) -> (Bridge, CallRegistry) {
+    let registry = CallRegistry::new(10);
+    let bridge = Bridge::new(api.state.clone(), registry.clone(), Arc::new(Notify::new()));
+    (bridge, registry)
+}
+
+/// A call recorded as `POST /v1/calls` records it: queued.
+async fn api_call(api: &support::api::Api) -> CallId {
+    let id = CallId::random();
+    let new = NewCall {
+        id: Some(id.clone()),
+        ..NewCall::new(
+            CallDirection::Outbound,
+            "+14155550100",
+            "sip:peer@127.0.0.1",
+        )
+    };
+    let (call, created) = api.db.store.create_call(&api.org_id, &new).await.unwrap();
+    assert!(created);
+    assert_eq!(call.status, CallStatus::Queued);
+    id
+}
+
+/// Every live event published to `sub` so far.
+fn drain_events(sub: &mut hotline::api::live::Subscription) -> Vec<Arc<LiveEvent>> {
+    let mut got = Vec::new();
+    while let Ok(e) = sub.events.try_recv() {
+        got.push(e);
+    }
+    got
+}
+
+fn kinds_of(events: &[Arc<LiveEvent>], id: &CallId) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.call_id == id.as_str())
+        .map(|e| match e.payload["status"].as_str() {
+            Some(s) if e.event_type == "call.status" => format!("status:{s}"),
+            _ => e.event_type.clone(),
+        })
+        .collect()
+}
+
+fn ended(id: &CallId, outcome: Outcome, answered: Option<std::time::SystemTime>) -> CallEvent {
+    let now = std::time::SystemTime::now();
+    CallEvent::Ended(Box::new(CallRecord {
+        id: id.clone(),
+        direction: CallDirection::Outbound,
+        from: "+14155550100".into(),
+        to: "sip:peer@127.0.0.1".into(),
+        started: now - Duration::from_secs(120),
+        answered,
+        ended: now,
+        hangup: Hangup {
+            outcome,
+            by: Party::Remote,
+            sip_code: None,
+            reason: "BYE".into(),
+        },
+        sip_call_id: "sip-call-id".into(),
+    }))
+}
+
+async fn queued_is_announced_first_whichever_comes_first(api: &support::api::Api) {
+    let (mut bridge, _registry) = bridge_of(api);
+    let mut sub = api.state.hub.subscribe(&api.org_id, Filter::default());
+    let hook = api
+        .db
+        .store
+        .create_webhook(
+            &api.org_id,
+            &NewWebhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                events: vec!["call.status".into()],
+            },
+        )
+        .await
+        .unwrap();
+
+    // The engine's first event overtakes the API's word of the placing.
+    let fast = api_call(api).await;
+    bridge.handle(fast.clone(), CallEvent::Ringing).await;
+    bridge.placed(fast.clone()).await;
+    // The usual way round.
+    let slow = api_call(api).await;
+    bridge.placed(slow.clone()).await;
+    bridge.handle(slow.clone(), CallEvent::Ringing).await;
+    bridge.placed(slow.clone()).await;
+    // A call that was never placed (its record discarded) is not announced.
+    bridge.placed(CallId::random()).await;
+
+    let events = drain_events(&mut sub);
+    assert_eq!(
+        kinds_of(&events, &fast),
+        ["status:queued", "status:ringing"]
+    );
+    assert_eq!(
+        kinds_of(&events, &slow),
+        ["status:queued", "status:ringing"]
+    );
+    assert_eq!(events.len(), 4, "{events:?}");
+    for id in [&fast, &slow] {
+        let seqs: Vec<u64> = events
+            .iter()
+            .filter(|e| e.call_id == id.as_str())
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+    let queued = &events[0];
+    assert_eq!(queued.payload["direction"], "outbound");
+    assert_eq!(queued.payload["to"], "sip:peer@127.0.0.1");
+
+    // The same statuses are queued for webhooks.
+    let deliveries = api
+        .db
+        .store
+        .list_deliveries(&api.org_id, Some(&hook.id), &Default::default())
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String)> = deliveries
+        .items
+        .iter()
+        .map(|d| {
+            assert_eq!(d.event_type, "call.status");
+            (
+                d.payload["call_id"].as_str().unwrap().to_owned(),
+                d.payload["data"]["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = [&fast, &slow]
+        .iter()
+        .flat_map(|id| ["queued", "ringing"].map(|s| (id.as_str().to_owned(), s.to_owned())))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+async fn the_stored_answer_time_is_the_one_announced(api: &support::api::Api) {
+    let (mut bridge, _registry) = bridge_of(api);
+    let mut sub = api.state.hub.subscribe(&api.org_id, Filter::default());
+    let id = api_call(api).await;
+    bridge.placed(id.clone()).await;
+    bridge.handle(id.clone(), CallEvent::Ringing).await;
+    bridge.handle(id.clone(), CallEvent::Answered).await;
+    // The engine's own answer time differs from the one the bridge stored
+    // (it saw the answer later): the stored one must win.
+    let engine_answer = std::time::SystemTime::now() - Duration::from_secs(60);
+    bridge
+        .handle(
+            id.clone(),
+            ended(&id, Outcome::Completed, Some(engine_answer)),
+        )
+        .await;
+
+    let events = drain_events(&mut sub);
+    assert_eq!(
+        kinds_of(&events, &id),
+        [
+            "status:queued",
+            "status:ringing",
+            "status:in_progress",
+            "status:completed",
+            "call.completed"
+        ]
+    );
+    let reply = api
+        .send(axum::http::Method::GET, &format!("/v1/calls/{id}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let call = reply.json;
+    let answered = call["answered_at"].as_i64().unwrap();
+    let ended_at = call["ended_at"].as_i64().unwrap();
+    assert_eq!(events[2].payload["answered_at"], answered);
+    for e in &events[3..] {
+        assert_eq!(e.payload["answered_at"], answered, "{}", e.event_type);
+        assert_eq!(e.payload["ended_at"], ended_at, "{}", e.event_type);
+        assert_eq!(e.payload["duration_ms"], call["duration_ms"]);
+    }
+    assert_eq!(call["duration_ms"].as_i64(), Some(ended_at - answered));
+    assert_eq!(events[4].payload["created_at"], call["created_at"]);
+    assert_eq!(call["status"], "completed");
+}
+
+async fn the_bridge_closes_calls_that_ended_while_it_lagged(api: &support::api::Api) {
+    let (mut bridge, registry) = bridge_of(api);
+    let store = &api.db.store;
+    let live = |id: &CallId| {
+        let (handle, _ends) = CallHandle::new(
+            id.clone(),
+            CallDirection::Outbound,
+            "+14155550100".into(),
+            "sip:peer@127.0.0.1".into(),
+        );
+        registry.admit(handle).unwrap()
+    };
+    let (ringing, answered, still_up) = (
+        api_call(api).await,
+        api_call(api).await,
+        api_call(api).await,
+    );
+    let slots = [live(&ringing), live(&answered), live(&still_up)];
+    bridge.handle(ringing.clone(), CallEvent::Ringing).await;
+    bridge.handle(answered.clone(), CallEvent::Answered).await;
+    bridge.handle(still_up.clone(), CallEvent::Answered).await;
+    let mut sub = api.state.hub.subscribe(&api.org_id, Filter::default());
+
+    // Two calls end while the bridge is behind: their ends are lost.
+    let [a, b, c] = slots;
+    drop((a, b));
+    bridge.lagged(42).await;
+
+    let get = |id: CallId| async move { store.get_call(&api.org_id, id.as_str()).await.unwrap() };
+    let r = get(ringing.clone()).await;
+    assert_eq!(r.status, CallStatus::Failed, "never answered: {r:?}");
+    assert!(r.ended_at.is_some());
+    assert_eq!(r.duration_ms, Some(0));
+    assert!(
+        r.hangup_reason.as_deref().unwrap().contains("lost"),
+        "{r:?}"
+    );
+    let r = get(answered.clone()).await;
+    assert_eq!(r.status, CallStatus::Completed, "it was answered: {r:?}");
+    let (at, end) = (r.answered_at.unwrap(), r.ended_at.unwrap());
+    assert_eq!(r.duration_ms, Some(end - at));
+    let r = get(still_up.clone()).await;
+    assert_eq!(r.status, CallStatus::InProgress, "still live: {r:?}");
+    assert_eq!(r.ended_at, None);
+    let events = drain_events(&mut sub);
+    assert_eq!(
+        kinds_of(&events, &ringing),
+        ["status:failed", "call.completed"]
+    );
+    assert_eq!(
+        kinds_of(&events, &answered),
+        ["status:completed", "call.completed"]
+    );
+    assert!(kinds_of(&events, &still_up).is_empty());
+
+    // It carries on: a lost call's late end changes nothing, and the live
+    // call's end is recorded as usual.
+    bridge
+        .handle(ringing.clone(), ended(&ringing, Outcome::Busy, None))
+        .await;
+    assert_eq!(get(ringing.clone()).await.status, CallStatus::Failed);
+    drop(c);
+    bridge
+        .handle(
+            still_up.clone(),
+            ended(
+                &still_up,
+                Outcome::Completed,
+                Some(std::time::SystemTime::now()),
+            ),
+        )
+        .await;
+    let r = get(still_up.clone()).await;
+    assert_eq!(r.status, CallStatus::Completed);
+    assert_eq!(r.hangup_by.as_deref(), Some("callee"));
+    let events = drain_events(&mut sub);
+    assert!(kinds_of(&events, &ringing).is_empty(), "{events:?}");
+    assert_eq!(
+        kinds_of(&events, &still_up),
+        ["status:completed", "call.completed"]
+    );
 }

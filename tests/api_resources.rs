@@ -1393,4 +1393,166 @@ api_on_both!(
     rate_limits,
     readiness_and_metrics,
     openapi_and_docs,
+    oversized_bodies,
 );
+
+/// Sends `body` raw to a router over `state`, with the API's key, declaring
+/// its length or (as a chunked upload would) not.
+async fn send_raw(
+    api: &Api,
+    state: &AppState,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    declare_length: bool,
+) -> Reply {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", bearer(&api.key))
+        .header("content-type", "application/json");
+    let body = if declare_length {
+        req = req.header("content-length", body.len().to_string());
+        Body::from(body)
+    } else {
+        // A stream of unknown length: only reading it finds it too long.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(512).map(|c| Ok(c.to_vec())).collect();
+        Body::from_stream(futures_util::stream::iter(chunks))
+    };
+    let res = hotline::http::router(state.clone())
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    }
+}
+
+/// A JSON object of exactly `len` bytes: `{"name":"xxx…"}`.
+fn json_of_len(len: usize) -> Vec<u8> {
+    let pad = len - r#"{"name":""}"#.len();
+    format!(r#"{{"name":"{}"}}"#, "x".repeat(pad)).into_bytes()
+}
+
+async fn oversized_bodies(api: &Api) {
+    let limit = 4096;
+    let state = state_with(api, &format!("[api]\nmax_body_bytes = {limit}\n"));
+    let agent = api
+        .send(Method::POST, "/v1/agents", Some(agent_body("Ann")))
+        .await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.json);
+    let agent_id = agent.json["id"].as_str().unwrap();
+    let number = api
+        .send(
+            Method::POST,
+            "/v1/numbers",
+            Some(json!({"e164": "+14155550177"})),
+        )
+        .await;
+    assert_eq!(number.status, StatusCode::CREATED, "{}", number.json);
+    let number_id = number.json["id"].as_str().unwrap();
+    let hook = api
+        .send(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": "https://example.com/hook"})),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.json);
+    let hook_id = hook.json["id"].as_str().unwrap();
+    let routes = [
+        (Method::POST, "/v1/agents".to_owned()),
+        (Method::PATCH, format!("/v1/agents/{agent_id}")),
+        (Method::POST, "/v1/numbers".to_owned()),
+        (Method::PATCH, format!("/v1/numbers/{number_id}")),
+        (Method::POST, "/v1/webhooks".to_owned()),
+        (Method::POST, "/v1/webhooks/test".to_owned()),
+        (
+            Method::POST,
+            format!("/v1/webhooks/{hook_id}/rotate-secret"),
+        ),
+        (Method::POST, "/v1/api-keys".to_owned()),
+        (Method::POST, "/v1/calls".to_owned()),
+        (
+            Method::POST,
+            "/v1/calls/call_000000000000000000000000/hangup".to_owned(),
+        ),
+    ];
+    let detail = format!("request body is larger than the limit of {limit} bytes");
+    for (method, path) in &routes {
+        for declared in [true, false] {
+            let r = send_raw(
+                api,
+                &state,
+                method.clone(),
+                path,
+                json_of_len(limit + 1),
+                declared,
+            )
+            .await;
+            // A handler that takes no body never reads it, so it cannot find
+            // an undeclared length too long; a declared one is refused.
+            let takes_no_body = ["/hangup", "/rotate-secret", "/webhooks/test"]
+                .iter()
+                .any(|end| path.ends_with(end));
+            if !declared && takes_no_body {
+                assert_ne!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}");
+                continue;
+            }
+            assert_eq!(
+                r.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{method} {path} (length declared: {declared}): {}",
+                r.json
+            );
+            assert_eq!(r.json, json!({ "detail": detail }), "{method} {path}");
+            assert!(
+                r.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json")
+            );
+        }
+    }
+    // At the limit, a body is read and judged on its content.
+    for declared in [true, false] {
+        let r = send_raw(
+            api,
+            &state,
+            Method::POST,
+            "/v1/agents",
+            json_of_len(limit),
+            declared,
+        )
+        .await;
+        assert_422(&r, &["body", "system_prompt"]);
+    }
+    // The default limit is 1 MiB.
+    assert_eq!(
+        Config::default().api.max_body_bytes,
+        hotline::config::DEFAULT_MAX_BODY_BYTES
+    );
+    let r = send_raw(
+        api,
+        &api.state,
+        Method::POST,
+        "/v1/agents",
+        json_of_len((1 << 20) + 1),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.json);
+    assert_eq!(
+        r.json["detail"],
+        "request body is larger than the limit of 1048576 bytes"
+    );
+}

@@ -59,6 +59,8 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 409: the request conflicts with the resource's state.
     Conflict(String),
+    /// 413: the request body is larger than the limit, in bytes.
+    PayloadTooLarge(usize),
     /// 422: one or more fields are invalid.
     Validation(Vec<FieldError>),
     /// 429: too many requests; come back after this long.
@@ -87,6 +89,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +103,9 @@ impl ApiError {
             ApiError::Unauthorized => json!({"detail": "missing or invalid API key"}),
             ApiError::Forbidden(d) | ApiError::Conflict(d) => json!({ "detail": d }),
             ApiError::NotFound(what) => json!({ "detail": format!("{what} not found") }),
+            ApiError::PayloadTooLarge(limit) => json!({
+                "detail": format!("request body is larger than the limit of {limit} bytes")
+            }),
             ApiError::Validation(errors) => json!({ "detail": errors }),
             ApiError::RateLimited(_) => json!({"detail": "rate limit exceeded"}),
             ApiError::Unavailable { detail, .. } => json!({ "detail": detail }),

@@ -8,18 +8,27 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, FieldError};
+use crate::config::DEFAULT_MAX_BODY_BYTES;
 use crate::store::{MAX_PAGE_LIMIT, PageRequest};
 
 /// A JSON request body of type `T`. A body that is not JSON, or does not
-/// fit `T`, is a 422 naming the field at fault. An empty body reads as
-/// `{}`, so endpoints whose fields are all optional accept no body at all.
+/// fit `T`, is a 422 naming the field at fault; one over the body limit
+/// is a 413. An empty body reads as `{}`, so endpoints whose fields are
+/// all optional accept no body at all.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
+
+/// The body limit in force for a request, put in its extensions by the
+/// router's body-limit layer (`crate::http`) so that a body found too
+/// large while it is read is refused naming the same limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -29,7 +38,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_MAX_BODY_BYTES, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            // A body sent without a length (chunked) is only found too
+            // large while it is read, here.
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                return ApiError::PayloadTooLarge(limit);
+            }
             ApiError::Validation(vec![FieldError {
                 loc: vec!["body".into()],
                 msg: e.body_text(),

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::api::calls::bridge::Placed;
 use crate::api::live::Hub;
 use crate::api::metrics::Metrics;
 use crate::api::ratelimit::RateLimiter;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub org_limiter: Arc<Mutex<RateLimiter>>,
     /// Numbers calls may not be placed to.
     pub deny: Arc<DenyList>,
+    /// Calls placed through the API, for the bridge to announce as queued.
+    pub placed: Arc<Placed>,
 }
 
 /// Most API keys (and, separately, organizations) whose buckets are
@@ -57,6 +60,7 @@ impl AppState {
             limiter: Arc::new(Mutex::new(limiter)),
             org_limiter: Arc::new(Mutex::new(org_limiter)),
             deny: Arc::new(deny),
+            placed: Arc::new(Placed::default()),
             config,
         }
     }

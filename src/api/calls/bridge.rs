@@ -13,16 +13,27 @@
 //! database (recorded under the number's organization). Calls to numbers
 //! of the configuration file belong to no organization and are not.
 //!
-//! Webhook events: `call.status` at every status change, `call.completed`
-//! with the whole call at its end, `dtmf` per digit. Live events add
-//! `dtmf.collected`, `call.hold` and `call.transfer`.
+//! Webhook events: `call.status` at every status change (from `queued`
+//! on), `call.completed` with the whole call at its end, `dtmf` per digit.
+//! Live events add `dtmf.collected`, `call.hold` and `call.transfer`.
+//!
+//! `queued` is announced here too, not by `POST /v1/calls`, so that one
+//! task orders every status of a call: the API tells the bridge of a call
+//! it handed to the engine ([`Placed`]), and whichever arrives first, that
+//! word or the engine's first event of the call, has the bridge announce
+//! `queued` before anything else of it.
+//!
+//! Times in the events are the stored ones: the payloads are built from
+//! the record as the store returns it, and an answer time, once stored,
+//! is kept at the call's end, so that a live event and
+//! `GET /v1/calls/{id}` agree exactly.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::CallView;
@@ -33,7 +44,46 @@ use crate::call::{
     CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
     TranscriptLine,
 };
-use crate::store::{CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
+use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
+
+/// Placed calls waiting for the bridge to announce them: a burst of API
+/// calls beyond this is announced at each call's first engine event.
+pub const PLACED_QUEUE: usize = 1024;
+
+/// The way from `POST /v1/calls` to the bridge: the ids of calls handed to
+/// the engine, for the bridge to announce as `queued`.
+#[derive(Debug)]
+pub struct Placed {
+    tx: mpsc::Sender<CallId>,
+    rx: Mutex<Option<mpsc::Receiver<CallId>>>,
+}
+
+impl Default for Placed {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(PLACED_QUEUE);
+        Placed {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl Placed {
+    /// Tells the bridge that call `id` was handed to the engine. Never
+    /// waits: when the queue is full (or no bridge runs) the word is
+    /// dropped, and the bridge announces the call at its first engine
+    /// event instead.
+    pub fn announce(&self, id: &CallId) {
+        if self.tx.try_send(id.clone()).is_err() {
+            debug!(call = %id, "placed-call queue full; queued is announced at the first event");
+        }
+    }
+
+    /// The receiving end, for the one bridge that runs.
+    fn take(&self) -> Option<mpsc::Receiver<CallId>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
 
 /// What the bridge knows of a call it records.
 #[derive(Debug, Clone)]
@@ -44,6 +94,8 @@ struct Tracked {
     from: String,
     to: String,
     status: CallStatus,
+    /// The stored answer time: the one every event of the call carries.
+    answered_at: Option<i64>,
     max_duration: Option<Duration>,
     /// The voice agent runs the call: `call.completed` waits for its
     /// conclusion ([`CallEvent::AgentResult`]).
@@ -86,34 +138,33 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let events = registry.subscribe_all();
-    let mut bridge = Bridge {
-        state,
-        registry,
-        wake,
-        calls: HashMap::new(),
-        concluding: HashMap::new(),
-    };
+    let mut placed = state.placed.take();
+    let mut bridge = Bridge::new(state, registry, wake);
     tokio::spawn(async move {
         bridge.close_leftovers().await;
         let mut events = events;
         loop {
             let overdue = bridge.next_conclusion_deadline();
+            // The stop signal's guard is not `Send`: it must not live
+            // across the steps' awaits, so the steps run outside `select!`.
             let got = tokio::select! {
-                got = events.recv() => Some(got),
+                got = events.recv() => Step::Event(got),
+                Some(id) = next_placed(&mut placed) => Step::Placed(id),
                 _ = stop.wait_for(|s| *s) => break,
-                () = sleep_until_opt(overdue) => None,
-            };
-            let Some(got) = got else {
-                bridge.conclude_overdue().await;
-                continue;
+                () = sleep_until_opt(overdue) => Step::Overdue,
             };
             match got {
-                Ok((id, event)) => bridge.handle(id, event).await,
-                Err(broadcast::error::RecvError::Lagged(n)) => bridge.lagged(n).await,
-                Err(broadcast::error::RecvError::Closed) => return,
+                Step::Event(Ok((id, event))) => bridge.handle(id, event).await,
+                Step::Event(Err(broadcast::error::RecvError::Lagged(n))) => bridge.lagged(n).await,
+                Step::Event(Err(broadcast::error::RecvError::Closed)) => return,
+                Step::Placed(id) => bridge.placed(id).await,
+                Step::Overdue => bridge.conclude_overdue().await,
             }
         }
         // Shutting down: what is queued still belongs in the records.
+        while let Some(id) = placed.as_mut().and_then(|p| p.try_recv().ok()) {
+            bridge.placed(id).await;
+        }
         loop {
             match events.try_recv() {
                 Ok((id, event)) => bridge.handle(id, event).await,
@@ -126,7 +177,26 @@ pub fn spawn(
     })
 }
 
-struct Bridge {
+/// What woke the bridge.
+enum Step {
+    Event(Result<(CallId, CallEvent), broadcast::error::RecvError>),
+    Placed(CallId),
+    Overdue,
+}
+
+/// The next placed call; pending for ever without a receiver (another
+/// bridge took it), so that `select!` leaves this branch alone.
+async fn next_placed(placed: &mut Option<mpsc::Receiver<CallId>>) -> Option<CallId> {
+    match placed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The bridge's state and its steps. [`spawn`] runs it on the registry's
+/// stream; the steps are public so that tests can drive it one event at a
+/// time (a lost stretch of events included) without racing a task.
+pub struct Bridge {
     state: AppState,
     registry: CallRegistry,
     wake: Arc<Notify>,
@@ -148,6 +218,18 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 }
 
 impl Bridge {
+    /// A bridge recording into `state`'s store and hub, looking calls up in
+    /// `registry`; `wake` is notified when webhook deliveries were queued.
+    pub fn new(state: AppState, registry: CallRegistry, wake: Arc<Notify>) -> Bridge {
+        Bridge {
+            state,
+            registry,
+            wake,
+            calls: HashMap::new(),
+            concluding: HashMap::new(),
+        }
+    }
+
     /// Calls left unfinished by an earlier process cannot be live now.
     async fn close_leftovers(&self) {
         match self
@@ -162,7 +244,10 @@ impl Bridge {
         }
     }
 
-    async fn lagged(&mut self, n: u64) {
+    /// Recovers after losing `n` events (the registry's stream lagged):
+    /// the records of calls followed so far that are no longer live are
+    /// closed, since their ends were among the lost events.
+    pub async fn lagged(&mut self, n: u64) {
         warn!(
             events = n,
             "call event bridge fell behind and lost events; closing the records of calls that ended meanwhile"
@@ -192,7 +277,24 @@ impl Bridge {
         }
     }
 
-    async fn handle(&mut self, id: CallId, event: CallEvent) {
+    /// `POST /v1/calls` handed call `id` to the engine: announces it as
+    /// `queued`, unless the bridge follows it already (its first engine
+    /// event came first and announced it) or it is over.
+    pub async fn placed(&mut self, id: CallId) {
+        if self.calls.contains_key(&id) {
+            return;
+        }
+        match self.state.store.find_call(id.as_str()).await {
+            Ok(Some(call)) if call.status == CallStatus::Queued => {
+                self.adopt(&id, call).await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(call = %id, error = %e, "cannot look up a placed call's record"),
+        }
+    }
+
+    /// Records and announces one engine event of call `id`.
+    pub async fn handle(&mut self, id: CallId, event: CallEvent) {
         // Every agent call counts, recorded or not.
         if let CallEvent::AgentTurn(m) = &event {
             self.state.metrics.agent_turn(m);
@@ -213,6 +315,8 @@ impl Bridge {
                     .await;
             }
             CallEvent::Answered => {
+                // Stamped once, here: this stored time is the one the live
+                // event, the webhooks and the record carry from now on.
                 self.set_status(&id, &mut t, CallUpdate::answered(now_ms()))
                     .await;
                 if let Some(limit) = t.max_duration {
@@ -264,7 +368,10 @@ impl Bridge {
                     (Party::Local, _) => "hotline",
                 };
                 let update = CallUpdate {
-                    answered_at: record.answered.map(ms),
+                    // The answer time already stored (and announced) stays;
+                    // the engine's own is used only when the answer was
+                    // not seen (its event lost).
+                    answered_at: t.answered_at.or(record.answered.map(ms)),
                     hangup_by: Some(hangup_by.into()),
                     hangup_reason: Some(record.hangup.reason.clone()),
                     sip_code: record
@@ -306,23 +413,7 @@ impl Bridge {
             }
         };
         if let Some(call) = found {
-            let t = Tracked {
-                max_duration: call
-                    .request
-                    .get("max_duration_secs")
-                    .and_then(Value::as_u64)
-                    .map(Duration::from_secs),
-                org_id: call.org_id,
-                number_id: call.number_id,
-                direction: call.direction,
-                from: call.from,
-                to: call.to,
-                status: call.status,
-                agent: false,
-            };
-            self.calls
-                .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
-            return Some(t);
+            return Some(self.adopt(id, call).await);
         }
         // Not placed through the API: an inbound call, maybe to a stored
         // number. Its facts come from the live handle or, if it is gone
@@ -366,6 +457,7 @@ impl Bridge {
             from,
             to,
             status: new.status,
+            answered_at: None,
             max_duration: None,
             agent: false,
         };
@@ -375,6 +467,35 @@ impl Bridge {
         self.publish(id, &t, "call.status", payload.clone());
         self.webhook(id, &t, "call.status", payload).await;
         Some(t)
+    }
+
+    /// Starts following a stored call, announcing it as `queued` if it is
+    /// (nothing of it was announced yet: the bridge follows each call once).
+    async fn adopt(&mut self, id: &CallId, call: Call) -> Tracked {
+        let t = Tracked {
+            max_duration: call
+                .request
+                .get("max_duration_secs")
+                .and_then(Value::as_u64)
+                .map(Duration::from_secs),
+            org_id: call.org_id.clone(),
+            number_id: call.number_id.clone(),
+            direction: call.direction,
+            from: call.from.clone(),
+            to: call.to.clone(),
+            status: call.status,
+            answered_at: call.answered_at,
+            agent: false,
+        };
+        self.calls
+            .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
+        if t.status == CallStatus::Queued {
+            let view = CallView::new(call, None);
+            let payload = self.status_payload(&t, Some(&view));
+            self.publish(id, &t, "call.status", payload.clone());
+            self.webhook(id, &t, "call.status", payload).await;
+        }
+        t
     }
 
     fn status_payload(&self, t: &Tracked, view: Option<&CallView>) -> Value {
@@ -413,6 +534,7 @@ impl Bridge {
         {
             Ok(call) => {
                 t.status = call.status;
+                t.answered_at = call.answered_at;
                 let view = CallView::new(call, None);
                 let payload = self.status_payload(t, Some(&view));
                 self.publish(id, t, "call.status", payload.clone());
@@ -432,12 +554,16 @@ impl Bridge {
         let store = &self.state.store;
         let mut update = update.clone();
         // Whoever asked for the hang-up on our side (the API, the duration
-        // limit) said so in the record already; keep that.
+        // limit) said so in the record already, and maybe why; keep that
+        // rather than the engine's "local hang up".
         if update.hangup_by.as_deref() == Some("hotline")
             && let Ok(current) = store.get_call(&t.org_id, id.as_str()).await
             && current.hangup_by.is_some()
         {
             update.hangup_by = None;
+            if current.hangup_reason.is_some() {
+                update.hangup_reason = None;
+            }
         }
         let call = match store.update_call(&t.org_id, id.as_str(), &update).await {
             Ok(call) => call,

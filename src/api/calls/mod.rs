@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, FieldError};
+use super::extract::JsonBody;
 use super::{AppState, Caller, validate};
 use crate::agent::service::AgentRequest;
 use crate::call::{CallCommand, CallDirection, CommandError};
@@ -451,9 +452,8 @@ pub async fn create_call(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(req): JsonBody<CreateCallRequest>,
 ) -> Result<Response, ApiError> {
-    let req: CreateCallRequest = crate::api::extract::parse_body(&body)?;
     let mut errors = Vec::new();
     let header_key = headers
         .get("idempotency-key")
@@ -620,6 +620,8 @@ pub async fn create_call(
     if let Err(e) = engine.place_call(outbound).await {
         return Err(discard(place_error(e)).await);
     }
+    // Announced by the bridge, which orders it before the engine's events.
+    state.placed.announce(&call.id);
     let mut view = CallView::new(call, Some(Vec::new()));
     view.webhook_secret = secret;
     Ok((StatusCode::CREATED, Json(view)).into_response())

@@ -8,11 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::{found, listed, not_found};
 use crate::api::extract::{JsonBody, QueryParams, present};
-use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::page::{List, ListParams, list_schema};
 use crate::api::validate::{DenyList, Problems, callable, not_null};
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{Agent, AgentUpdate, NewAgent};
+
+/// What a missing one is called in a 404.
+const WHAT: &str = "agent";
 
 /// Longest name, voice name or similar short field, in characters.
 const SHORT: usize = 200;
@@ -393,12 +397,7 @@ pub async fn list(
     caller: Caller,
     query: QueryParams,
 ) -> Result<Json<List<AgentOut>>, ApiError> {
-    let page = state
-        .store
-        .list_agents(&caller.org_id, &query.page()?)
-        .await
-        .map_err(page_error)?;
-    Ok(Json(List::from_page(page)))
+    listed(state.store.list_agents(&caller.org_id, &query.page()?)).await
 }
 
 /// Reads one agent.
@@ -415,12 +414,7 @@ pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentOut>, ApiError> {
-    let agent = state
-        .store
-        .get_agent(&caller.org_id, &id)
-        .await
-        .map_err(not_found)?;
-    Ok(Json(agent.into()))
+    found(WHAT, state.store.get_agent(&caller.org_id, &id)).await
 }
 
 /// Changes the fields sent.
@@ -445,7 +439,7 @@ pub async fn update(
         .store
         .update_agent(&caller.org_id, &id, &update)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     warm(&state, &agent);
     Ok(Json(agent.into()))
 }
@@ -468,15 +462,8 @@ pub async fn remove(
         .store
         .delete_agent(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(e: crate::store::StoreError) -> ApiError {
-    match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("agent"),
-        other => other.into(),
-    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{listed, not_found};
 use crate::api::extract::{JsonBody, QueryParams};
-use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::page::{List, ListParams, list_schema};
 use crate::api::validate::Problems;
 use crate::api::{ApiError, AppState, Caller};
-use crate::store::{ApiKey, StoreError};
+use crate::store::ApiKey;
 
 /// Longest key name.
 const NAME_MAX: usize = 200;
@@ -108,12 +109,7 @@ pub async fn list(
     caller: Caller,
     query: QueryParams,
 ) -> Result<Json<List<ApiKeyOut>>, ApiError> {
-    let page = state
-        .store
-        .list_api_keys(&caller.org_id, &query.page()?)
-        .await
-        .map_err(page_error)?;
-    Ok(Json(List::from_page(page)))
+    listed(state.store.list_api_keys(&caller.org_id, &query.page()?)).await
 }
 
 /// Revokes a key: it authenticates nothing from now on. Revoking a revoked
@@ -135,9 +131,6 @@ pub async fn revoke(
         .store
         .revoke_api_key(&caller.org_id, &id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound("API key"),
-            other => other.into(),
-        })?;
+        .map_err(not_found("API key"))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,9 +21,13 @@ pub mod numbers;
 pub mod usage;
 pub mod webhooks;
 
-use axum::Router;
+use std::future::Future;
 
-use super::AppState;
+use axum::{Json, Router};
+
+use super::page::{List, page_error};
+use super::{ApiError, AppState};
+use crate::store::{Page, StoreError};
 
 /// The routes of this part of `/v1`.
 pub fn routes() -> Router<AppState> {
@@ -33,4 +37,31 @@ pub fn routes() -> Router<AppState> {
         .merge(webhooks::routes())
         .merge(keys::routes())
         .merge(usage::routes())
+}
+
+/// The error mapping of one resource: a missing `what` (or another
+/// organization's) is the API's 404 naming it; other store errors as usual.
+pub(crate) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(what),
+        other => other.into(),
+    }
+}
+
+/// The answer of every list handler: the store's page of the org's
+/// resources, as the API shows them, in the list envelope; a bad cursor
+/// or limit is the query's fault.
+pub(crate) async fn listed<S, T: From<S>>(
+    page: impl Future<Output = Result<Page<S>, StoreError>>,
+) -> Result<Json<List<T>>, ApiError> {
+    Ok(Json(List::from_page(page.await.map_err(page_error)?)))
+}
+
+/// The answer of every read handler: the stored resource as the API shows
+/// it, or 404 naming `what`.
+pub(crate) async fn found<S, T: From<S>>(
+    what: &'static str,
+    item: impl Future<Output = Result<S, StoreError>>,
+) -> Result<Json<T>, ApiError> {
+    Ok(Json(item.await.map_err(not_found(what))?.into()))
 }

@@ -9,11 +9,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::{found, listed, not_found};
 use crate::api::extract::{JsonBody, QueryParams, present};
-use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::page::{List, ListParams, list_schema};
 use crate::api::validate::{DenyList, Problems, callable, e164, not_null};
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{NewNumber, Number, NumberFilter, NumberUpdate, StoreError};
+
+/// What a missing one is called in a 404.
+const WHAT: &str = "number";
 
 /// Longest label or trunk name, in characters.
 const SHORT: usize = 200;
@@ -350,12 +354,12 @@ pub async fn list(
     let filter = NumberFilter {
         agent_id: query.text("agent_id").map(str::to_owned),
     };
-    let page = state
-        .store
-        .list_numbers(&caller.org_id, &filter, &query.page()?)
-        .await
-        .map_err(page_error)?;
-    Ok(Json(List::from_page(page)))
+    listed(
+        state
+            .store
+            .list_numbers(&caller.org_id, &filter, &query.page()?),
+    )
+    .await
 }
 
 /// Reads one number.
@@ -372,12 +376,7 @@ pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<NumberOut>, ApiError> {
-    let number = state
-        .store
-        .get_number(&caller.org_id, &id)
-        .await
-        .map_err(not_found)?;
-    Ok(Json(number.into()))
+    found(WHAT, state.store.get_number(&caller.org_id, &id)).await
 }
 
 /// Changes the fields sent; the call engine answers the next call with the
@@ -402,7 +401,7 @@ pub async fn update(
         .store
         .get_number(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     let mut p = Problems::default();
     if let Some(Some(l)) = &body.label {
         p.text("label", l, SHORT);
@@ -443,7 +442,7 @@ pub async fn update(
         .store
         .update_number(&caller.org_id, &id, &update)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     crate::api::calls::numbers::number_changed(&state, &number);
     Ok(Json(number.into()))
 }
@@ -466,19 +465,12 @@ pub async fn remove(
         .store
         .get_number(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     state
         .store
         .delete_number(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     crate::api::calls::numbers::number_removed(&state, &number.e164);
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::NotFound("number"),
-        other => other.into(),
-    }
 }

@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::{found, listed, not_found};
 use crate::api::extract::{JsonBody, QueryParams};
-use crate::api::page::{List, ListParams, list_schema, page_error};
+use crate::api::page::{List, ListParams, list_schema};
 use crate::api::validate::Problems;
 use crate::api::{ApiError, AppState, Caller};
-use crate::store::{
-    DeliveryStatus, NewWebhook, StoreError, TEST_EVENT, Webhook, WebhookDelivery, now_ms,
-};
+use crate::store::{DeliveryStatus, NewWebhook, TEST_EVENT, Webhook, WebhookDelivery, now_ms};
+
+/// What a missing one is called in a 404.
+const WHAT: &str = "webhook";
 
 /// Event types a webhook may filter on. `alert.*` stands for every alert
 /// event; a specific `alert.<name>` is accepted too.
@@ -246,12 +248,7 @@ pub async fn list(
     caller: Caller,
     query: QueryParams,
 ) -> Result<Json<List<WebhookOut>>, ApiError> {
-    let page = state
-        .store
-        .list_webhooks(&caller.org_id, &query.page()?)
-        .await
-        .map_err(page_error)?;
-    Ok(Json(List::from_page(page)))
+    listed(state.store.list_webhooks(&caller.org_id, &query.page()?)).await
 }
 
 /// Reads one webhook (without its secret).
@@ -268,12 +265,7 @@ pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookOut>, ApiError> {
-    let hook = state
-        .store
-        .get_webhook(&caller.org_id, &id)
-        .await
-        .map_err(not_found)?;
-    Ok(Json(hook.into()))
+    found(WHAT, state.store.get_webhook(&caller.org_id, &id)).await
 }
 
 /// Deletes a webhook and its undelivered events.
@@ -294,7 +286,7 @@ pub async fn remove(
         .store
         .delete_webhook(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -317,7 +309,7 @@ pub async fn rotate_secret(
         .store
         .rotate_webhook_secret(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found(WHAT))?;
     Ok(Json(WebhookOut::with_secret(hook)))
 }
 
@@ -372,20 +364,13 @@ pub async fn deliveries(
         .store
         .get_webhook(&caller.org_id, &id)
         .await
-        .map_err(not_found)?;
-    let deliveries = state
-        .store
-        .list_deliveries(&caller.org_id, Some(&id), &page)
-        .await
-        .map_err(page_error)?;
-    Ok(Json(List::from_page(deliveries)))
-}
-
-fn not_found(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::NotFound("webhook"),
-        other => other.into(),
-    }
+        .map_err(not_found(WHAT))?;
+    listed(
+        state
+            .store
+            .list_deliveries(&caller.org_id, Some(&id), &page),
+    )
+    .await
 }
 
 #[cfg(test)]

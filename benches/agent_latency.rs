@@ -147,7 +147,8 @@ async fn pacer(mut queue: mpsc::Receiver<Vec<i16>>, shared: Arc<Shared>, first: 
             shared.skipped_ticks.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let overdue = (now.saturating_duration_since(deadline).as_nanos() / FRAME.as_nanos()) as u32;
+        let overdue =
+            (now.saturating_duration_since(deadline).as_nanos() / FRAME.as_nanos()) as u32;
         if overdue > MAX_BURST {
             skipping = overdue - 1;
             shared.skipped_ticks.fetch_add(1, Ordering::Relaxed);
@@ -279,9 +280,8 @@ async fn caller(
         let started = *shared.started_at.lock().unwrap();
         let stopped = *shared.stopped_at.lock().unwrap();
         let answered = started.is_some_and(|s| s > last_end);
-        let idle_for = |gap: Duration| {
-            answered && !agent_speaking && stopped.is_some_and(|s| now - s >= gap)
-        };
+        let idle_for =
+            |gap: Duration| answered && !agent_speaking && stopped.is_some_and(|s| now - s >= gap);
         if speaking.is_none() && tail_until.is_none() {
             if let Some(line) = plan.get(next) {
                 let go = match line.trigger {
@@ -694,7 +694,12 @@ impl Engines {
 /// The demo flow's conversation: a hello (the flow then greets and asks
 /// for a name), a name, a message (it then says goodbye and hangs up).
 fn demo_plan(voice: &mut Voice, i: usize) -> Vec<Utterance> {
-    let hello = ["Hello.", "Hi there.", "Good morning.", "Hello, is anyone there?"];
+    let hello = [
+        "Hello.",
+        "Hi there.",
+        "Good morning.",
+        "Hello, is anyone there?",
+    ];
     let first = Trigger::Idle {
         gap: Duration::from_millis(700),
         timeout: Duration::from_millis(1000),
@@ -945,11 +950,18 @@ async fn barge(voice: &mut Voice, reps: usize) {
     let texts: Vec<String> = plan.iter().map(|l| l.text.clone()).collect();
     let spec = scripted_spec(texts, LONG_REPLY);
     let barge_min = spec.turns.barge_in_min;
-    let run = call(spec, plan, End::After(Duration::from_millis(500)), FRAME / 2).await;
+    let run = call(
+        spec,
+        plan,
+        End::After(Duration::from_millis(500)),
+        FRAME / 2,
+    )
+    .await;
     let mut stop = Vec::new();
     let mut decide = Vec::new();
     let mut fade = Vec::new();
     let mut missed = 0;
+    let mut by_line: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for s in run.said.iter().skip(1) {
         // Nothing of a new reply plays before the line has ended and the
         // endpoint silence (600 ms) has passed.
@@ -960,7 +972,7 @@ async fn barge(voice: &mut Voice, reps: usize) {
             .filter(|k| k.at >= s.onset && k.at <= window_end)
             .filter(|k| k.frame.is_some_and(|r| r > AUDIBLE))
             .map(|k| k.at)
-            .last();
+            .next_back();
         let flush = run
             .flushes
             .iter()
@@ -968,6 +980,10 @@ async fn barge(voice: &mut Voice, reps: usize) {
             .find(|f| *f >= s.onset && *f <= window_end);
         match (last, flush) {
             (Some(l), Some(f)) => {
+                by_line
+                    .entry(s.text.clone())
+                    .or_default()
+                    .push(ms(l - s.onset));
                 stop.push(ms(l - s.onset));
                 decide.push(ms(f - s.onset));
                 fade.push(ms(l.saturating_duration_since(f)));
@@ -989,6 +1005,9 @@ async fn barge(voice: &mut Voice, reps: usize) {
     );
     row("of which: onset → barge-in decided (line flushed)", &decide);
     row("of which: flush → last audible frame out (fade)", &fade);
+    for (text, v) in &by_line {
+        row(&format!("onset → last audible frame, {text:?}"), v);
+    }
     println!(
         "\n{} barge-ins measured, {} caller lines did not interrupt the agent, {} flushes.",
         stop.len(),
@@ -1166,7 +1185,10 @@ async fn concurrency(engines: &Engines, voice: &mut Voice, steps: &[usize], cap:
         calls_so_far += n;
         let v2v: Vec<f64> = b.turns.iter().map(|t| ms(t.out - t.said.end)).collect();
         if v2v.is_empty() {
-            println!("| {n} | 0 | – | – | – | – | – | – | {} | – | – | – | – | – |", b.stt_dropped);
+            println!(
+                "| {n} | 0 | – | – | – | – | – | – | {} | – | – | – | – | – |",
+                b.stt_dropped
+            );
             break;
         }
         let p95 = pct(&v2v, 0.95);
@@ -1222,7 +1244,10 @@ fn main() {
         parts = all.iter().map(|s| s.to_string()).collect();
     }
     for p in &parts {
-        assert!(all.contains(&p.as_str()), "unknown part {p:?}; parts: {all:?}");
+        assert!(
+            all.contains(&p.as_str()),
+            "unknown part {p:?}; parts: {all:?}"
+        );
     }
     let num = |k: &str, d: usize, max: usize| {
         opts.get(k)

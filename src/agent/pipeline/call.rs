@@ -572,9 +572,16 @@ pub async fn run<L: Line, C: CallControl>(
                 messages,
             );
             match s.after {
+                // The time limit came while the agent was talking: the
+                // goodbye follows what it was saying.
                 After::Listen if ending => {
-                    control.hangup();
-                    break;
+                    speech = Some(fixed(
+                        &spec,
+                        &tts_options,
+                        &spec.time_up,
+                        now,
+                        After::Hangup,
+                    ));
                 }
                 After::Listen => {}
                 After::Hangup => {
@@ -628,8 +635,7 @@ pub async fn run<L: Line, C: CallControl>(
                                 info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
                                 turns.set_reply_pending(false, at);
                                 if ending {
-                                    control.hangup();
-                                    return finish(report, conversation, session.outcome(), recording, &line).await;
+                                    speech = Some(fixed(&spec, &tts_options, &spec.time_up, Instant::now(), After::Hangup));
                                 }
                             }
                         }

@@ -22,6 +22,10 @@ const FRAME: Duration = Duration::from_millis(20);
 /// "s" or "f" is 100 ms old before its first voiced frame.
 const ONSET_RMS: f32 = 330.0;
 
+/// Quiet frames (60 ms) a barge-in run may contain and still count from
+/// its start.
+const BARGE_GAP_FRAMES: u32 = 3;
+
 /// Turn-taking settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnConfig {
@@ -88,6 +92,8 @@ pub struct TurnManager {
     barge_run: Option<Instant>,
     /// Whether that run has had a voiced (VAD speech) frame.
     barge_voiced: bool,
+    /// Quiet frames inside the current run.
+    barge_gap: u32,
     /// Waiting for the brain: no silence timer.
     reply_pending: bool,
     /// When the silence timer started.
@@ -106,6 +112,7 @@ impl TurnManager {
             utterance: None,
             barge_run: None,
             barge_voiced: false,
+            barge_gap: 0,
             reply_pending: false,
             quiet_since: now,
             silences: 0,
@@ -128,10 +135,18 @@ impl TurnManager {
         let caller = speech && beyond_echo;
         if self.agent_speaking {
             let onset = beyond_echo && rms >= ONSET_RMS;
-            if !(self.interruptible && (caller || onset)) {
-                self.barge_run = None;
-                self.barge_voiced = false;
+            let active = self.interruptible && (caller || onset);
+            if !active {
+                // A stop consonant ("k" in "excuse") is a short silence
+                // inside a word: the run survives it, as the VAD's own
+                // start window does.
+                self.barge_gap += 1;
+                if !self.interruptible || self.barge_gap > BARGE_GAP_FRAMES {
+                    self.barge_run = None;
+                    self.barge_voiced = false;
+                }
             } else {
+                self.barge_gap = 0;
                 let start = *self.barge_run.get_or_insert(at);
                 self.barge_voiced |= caller;
                 // Noise can be loud but is never voiced: a barge-in needs
@@ -363,6 +378,40 @@ mod tests {
         );
         assert!(!l.tm.agent_speaking());
         assert!(l.tm.caller_speaking());
+    }
+
+    #[test]
+    fn a_short_stop_inside_a_word_does_not_restart_the_count() {
+        let mut l = Line::new();
+        l.tm.agent_started(true);
+        l.frames(50, 6000.0, 20.0, false);
+        let speech_from = l.frame;
+        // "Ex" - 40 ms of closure - "cuse".
+        l.frames(2, 6000.0, 5000.0, true);
+        l.frames(2, 6000.0, 20.0, false);
+        l.frames(10, 6000.0, 5000.0, true);
+        let (frame, action) = l.actions[0];
+        assert_eq!(
+            action,
+            TurnAction::BargeIn {
+                at: l.t0 + FRAME * speech_from
+            }
+        );
+        assert_eq!(frame, speech_from + 4);
+        // A longer pause does restart it.
+        let mut l = Line::new();
+        l.tm.agent_started(true);
+        l.frames(50, 6000.0, 20.0, false);
+        l.frames(2, 6000.0, 5000.0, true);
+        l.frames(5, 6000.0, 20.0, false);
+        let again = l.frame;
+        l.frames(10, 6000.0, 5000.0, true);
+        assert_eq!(
+            l.actions[0].1,
+            TurnAction::BargeIn {
+                at: l.t0 + FRAME * again
+            }
+        );
     }
 
     #[test]

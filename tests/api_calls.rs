@@ -83,6 +83,13 @@ impl Env {
         config.rtp.port_max = 49999;
         config.rtp.bind_ip = peers::LOOPBACK.into();
         config.sip.drain_secs = 1;
+        // The voice agent finds the installed models; its engines load
+        // only when a test's call asks for an agent.
+        config.agent.models_dir = Some(
+            std::env::var("HOTLINE_MODELS_DIR")
+                .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/models").to_owned())
+                .into(),
+        );
         tweak(&mut config);
         config.validate().unwrap();
         let config = Arc::new(config);
@@ -91,6 +98,10 @@ impl Env {
             .await
             .unwrap();
         let store = db.store.clone();
+        engine.set_agents(hotline::agent::service::AgentService::new(
+            &config,
+            Some(store.clone()),
+        ));
         numbers::load_all(&store, &engine).await.unwrap();
         let state = AppState::new(config, store.clone(), Some(engine));
         let (stop, stopped) = watch::channel(false);
@@ -227,6 +238,7 @@ on_both!(
     webhooks_are_signed_and_retried_until_delivered_or_given_up,
     stored_numbers_drive_the_engine_and_inbound_calls_are_recorded,
     max_duration_secs_ends_an_answered_call,
+    an_ai_number_runs_its_stored_agent_and_the_call_is_concluded,
 );
 
 api_on_both!(
@@ -1356,4 +1368,114 @@ async fn the_bridge_closes_calls_that_ended_while_it_lagged(api: &support::api::
         kinds_of(&events, &still_up),
         ["status:completed", "call.completed"]
     );
+}
+
+/// A stored agent with its own flow behind an `ai` number: a real caller
+/// (sipp for SIP, our RTP peer speaking espeak-ng) gives its name; the
+/// record gets the transcript as it happens, the flow's outcome and
+/// captured name, the per-turn timings, and `call.completed` comes after
+/// all of that.
+async fn an_ai_number_runs_its_stored_agent_and_the_call_is_concluded(env: &Env) {
+    let flow = json!({"start": "ask", "nodes": [
+        {"id": "ask", "type": "capture", "prompt": "Hello! What is your name?",
+         "slot": "name", "expect": "name", "next": "bye",
+         "no_input": {"next": "bye_anyway"}, "no_match": {"next": "bye_anyway"}},
+        {"id": "bye", "type": "hangup", "text": "Thanks, {name}. Goodbye!", "outcome": "achieved"},
+        {"id": "bye_anyway", "type": "hangup", "text": "Goodbye!", "outcome": "not_achieved"}
+    ]});
+    let (status, agent) = env
+        .post(
+            "/v1/agents",
+            json!({"name": "Front desk", "system_prompt": "Take names.",
+                   "model": {"provider": "flow", "flow": flow}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let (status, number) = env
+        .post(
+            "/v1/numbers",
+            json!({"e164": "+14155550177", "agent_id": agent["id"], "inbound": {"mode": "ai"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{number}");
+    let mut ws = env
+        .ws(&format!("&number_id={}", number["id"].as_str().unwrap()))
+        .await;
+
+    let speech = peers::media::script_wav(&[(4.0, "My name is John.")]).unwrap();
+    let talker = peers::talker::Talker::start(peers::talker::TalkerConfig {
+        script: peers::media::read_pcm(&speech).unwrap().1,
+        echo: None,
+    })
+    .unwrap();
+    let sip = env
+        .state
+        .engine
+        .as_ref()
+        .unwrap()
+        .local_addr(hotline_sip::transport::Transport::Udp)
+        .unwrap();
+    let mut run = SippRun::uac(Scenario::uac_wait_bye(30_000).sdp_port(talker.port()), sip);
+    run.service = "+14155550177".into();
+    run.timeout = Duration::from_secs(40);
+    let uac = tokio::task::block_in_place(|| run.spawn().unwrap());
+
+    let mut kinds = Vec::new();
+    let completed = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(40), ws.next())
+            .await
+            .expect("the call completes")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = msg else { continue };
+        let e: Value = serde_json::from_str(&t).unwrap();
+        let kind = e["event_type"].as_str().unwrap().to_owned();
+        kinds.push(kind.clone());
+        if kind == "call.completed" {
+            break e["payload"].clone();
+        }
+    };
+    let uac = tokio::task::block_in_place(|| uac.wait().unwrap());
+    drop(talker);
+    assert!(uac.all_ok(), "{}", uac.diagnostics());
+    assert!(kinds.contains(&"agent.started".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"transcript.final".to_owned()), "{kinds:?}");
+    assert_eq!(completed["status"], "completed", "{completed}");
+    assert_eq!(completed["hangup_by"], "hotline", "{completed}");
+    assert_eq!(completed["agent_id"], agent["id"]);
+    assert_eq!(completed["outcome"], "achieved", "{completed}");
+    assert_eq!(completed["structured_data"]["name"], "John", "{completed}");
+    let turns = completed["turn_metrics"].as_array().expect("turn metrics");
+    assert!(
+        !turns.is_empty() && turns[0]["voice_to_voice_ms"].is_u64(),
+        "{completed}"
+    );
+    let said: Vec<(String, String)> = completed["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap().to_owned(),
+                l["text"].as_str().unwrap().to_lowercase(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said[0],
+        ("agent".into(), "hello! what is your name?".into()),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|(s, t)| s == "caller" && t.contains("john")),
+        "{said:?}"
+    );
+    assert_eq!(said.last().unwrap().1, "thanks, john. goodbye!", "{said:?}");
+    // The record reads the same afterwards.
+    let (_, call) = env
+        .get(&format!("/v1/calls/{}", completed["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(call["outcome"], "achieved");
+    assert_eq!(call["turn_metrics"], completed["turn_metrics"]);
 }

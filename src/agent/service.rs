@@ -67,6 +67,8 @@ pub struct AgentResult {
     pub error: Option<String>,
     /// The call's recording (stereo WAV), if it was recorded.
     pub recording_path: Option<String>,
+    /// Per-turn timings.
+    pub turns: Vec<super::TurnMetrics>,
 }
 
 /// How an agent call is concluded after it ends.

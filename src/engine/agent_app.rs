@@ -126,6 +126,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     let mut end = io.handle.subscribe();
     let report = pipeline::run(spec, call, io.pcm, line, control, io.events).await;
     let mut result = prepared.conclusion.conclude(&report).await;
+    result.turns.clone_from(&report.turns);
     if let Some(r) = &report.recording {
         if let Some(e) = &r.error {
             warn!(call = %id, error = %e, "agent: the recording is incomplete");

@@ -155,6 +155,8 @@ pub struct Call {
     pub outcome: Option<String>,
     /// Data the agent collected.
     pub structured_data: Option<Value>,
+    /// The voice agent's per-turn timings (a JSON array of objects).
+    pub turn_metrics: Option<Value>,
     /// Where the recording file is.
     pub recording_path: Option<String>,
     /// The client's own key-value pairs.
@@ -246,6 +248,8 @@ pub struct CallUpdate {
     pub outcome: Option<String>,
     /// See [`Call::structured_data`].
     pub structured_data: Option<Value>,
+    /// See [`Call::turn_metrics`].
+    pub turn_metrics: Option<Value>,
     /// See [`Call::recording_path`].
     pub recording_path: Option<String>,
     /// See [`Call::agent_id`].
@@ -371,8 +375,8 @@ pub struct UsageRow {
 
 const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, number_id, agent_id, status, \
      created_at, answered_at, ended_at, duration_ms, hangup_by, hangup_reason, sip_code, \
-     sip_call_id, summary, outcome, structured_data, recording_path, metadata, request, \
-     webhook_url, client_id";
+     sip_call_id, summary, outcome, structured_data, turn_metrics, recording_path, metadata, \
+     request, webhook_url, client_id";
 
 const TERMINAL_SQL: &str = "('completed', 'busy', 'no_answer', 'failed', 'canceled')";
 
@@ -400,6 +404,7 @@ fn call_from_row(row: &AnyRow) -> Result<Call> {
         summary: row.try_get("summary")?,
         outcome: row.try_get("outcome")?,
         structured_data: opt_json_col(row, "structured_data")?,
+        turn_metrics: opt_json_col(row, "turn_metrics")?,
         recording_path: row.try_get("recording_path")?,
         metadata: serde_json::from_str(&metadata).map_err(|e| decode_err("metadata", e))?,
         request: json_col(row, "request")?,
@@ -695,6 +700,9 @@ impl Store {
         }
         if let Some(v) = &update.structured_data {
             sql.push(", structured_data = ").text(v.to_string());
+        }
+        if let Some(v) = &update.turn_metrics {
+            sql.push(", turn_metrics = ").text(v.to_string());
         }
         if let Some(at) = update.answered_at {
             sql.push(", answered_at = ").int(at);

@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "transcript interrupted flag",
         include_str!("../../migrations/0003_transcript_interrupted.sql"),
     ),
+    (
+        4,
+        "call turn metrics",
+        include_str!("../../migrations/0004_call_turn_metrics.sql"),
+    ),
 ];
 
 /// File name of the embedded SQLite database inside `data_dir`.

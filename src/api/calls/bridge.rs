@@ -642,6 +642,7 @@ impl Bridge {
                 outcome: r.outcome,
                 structured_data: r.structured_data,
                 recording_path: r.recording_path,
+                turn_metrics: (!r.turns.is_empty()).then(|| json!(r.turns)),
                 ..CallUpdate::default()
             };
             if let Err(e) = self

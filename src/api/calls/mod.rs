@@ -174,6 +174,12 @@ pub struct CallView {
     /// Data the agent collected.
     #[schema(value_type = Option<Object>)]
     pub structured_data: Option<Value>,
+    /// The voice agent's timings per turn, in ms: `stt_ms` (end of the
+    /// caller's speech to the final transcript), `llm_first_token_ms`,
+    /// `tts_first_audio_ms`, `voice_to_voice_ms` (end of speech to the
+    /// first agent audio) and `server_ms` (Hotline's own share).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub turn_metrics: Option<Value>,
     /// Where the WAV is, when the call was recorded.
     pub recording_url: Option<String>,
     /// The client's key-value pairs.
@@ -232,6 +238,7 @@ impl CallView {
             summary: call.summary,
             outcome: call.outcome,
             structured_data: call.structured_data,
+            turn_metrics: call.turn_metrics,
             metadata: call.metadata,
             system_prompt: text("system_prompt"),
             objective: text("objective"),

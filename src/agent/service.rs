@@ -233,6 +233,15 @@ impl AgentService {
         }
     }
 
+    /// Synthesizes a call's greeting while it rings (an API call with its
+    /// own first message), so it plays at once on the answer.
+    pub async fn warm_request(self: &Arc<Self>, request: &AgentRequest) {
+        match self.prepare(request, &CallInfo::default()).await {
+            Ok(p) => self.warm_greeting(&p.spec).await,
+            Err(e) => warn!(error = %e, "cannot prepare a call's greeting ahead"),
+        }
+    }
+
     async fn warm_greeting(&self, spec: &AgentSpec) {
         let text = match &spec.first_message {
             Some(t) => Some(t.clone()),

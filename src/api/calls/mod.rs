@@ -609,12 +609,17 @@ pub async fn create_call(
         }
     }
     let app = call_app(&caller.org_id, &req);
-    if matches!(app, CallApp::Agent(_)) && engine.agents().is_none() {
-        return Err(discard(ApiError::Unavailable {
-            detail: "the voice agent is not running in this server".into(),
-            retry_after: None,
-        })
-        .await);
+    if let CallApp::Agent(request) = &app {
+        let Some(agents) = engine.agents() else {
+            return Err(discard(ApiError::Unavailable {
+                detail: "the voice agent is not running in this server".into(),
+                retry_after: None,
+            })
+            .await);
+        };
+        // The greeting is synthesized while the call rings.
+        let request = (**request).clone();
+        tokio::spawn(async move { agents.warm_request(&request).await });
     }
     let outbound = OutboundCall {
         id: Some(call.id.clone()),

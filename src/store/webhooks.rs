@@ -46,8 +46,14 @@ pub struct Webhook {
 impl Webhook {
     /// Whether this webhook wants events of `event_type`. A filter entry
     /// ending in `.*` matches a family (`alert.*` matches `alert.fired`);
-    /// [`TEST_EVENT`] matches every webhook.
+    /// [`TEST_EVENT`] matches every webhook. [`PARTIAL_EVENT`] goes only
+    /// to webhooks that name it: it comes many times a second while a
+    /// caller speaks and is stale a moment later, so an empty filter
+    /// ("everything") does not take it.
     pub fn wants(&self, event_type: &str) -> bool {
+        if event_type == PARTIAL_EVENT {
+            return self.events.iter().any(|e| e == PARTIAL_EVENT);
+        }
         event_type == TEST_EVENT
             || self.events.is_empty()
             || self.events.iter().any(|e| {
@@ -60,6 +66,9 @@ impl Webhook {
             })
     }
 }
+
+/// Partial transcripts; see [`Webhook::wants`].
+pub const PARTIAL_EVENT: &str = "transcript.partial";
 
 /// What [`Store::create_webhook`] needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -646,6 +655,11 @@ mod tests {
             created_at: 0,
         };
         assert!(w.wants("call.completed"));
+        // Partials only by name.
+        assert!(!w.wants(PARTIAL_EVENT));
+        w.events = vec!["transcript.partial".into()];
+        assert!(w.wants(PARTIAL_EVENT));
+        assert!(!w.wants("transcript.final"));
         w.events = vec!["call.completed".into(), "alert.*".into()];
         assert!(w.wants("call.completed"));
         assert!(!w.wants("call.started"));

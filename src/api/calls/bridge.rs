@@ -694,7 +694,10 @@ impl Bridge {
             "interrupted": line.interrupted,
         });
         if !line.is_final {
-            self.publish(id, t, "transcript.partial", payload);
+            // Live subscribers and the webhooks that ask for partials by
+            // name (see `Webhook::wants`).
+            self.publish(id, t, "transcript.partial", payload.clone());
+            self.webhook(id, t, "transcript.partial", payload).await;
             return;
         }
         let entry = NewTranscriptEntry {

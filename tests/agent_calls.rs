@@ -6,6 +6,7 @@
 //! conversation says.
 
 mod peers;
+mod support;
 
 use std::time::Duration;
 
@@ -163,6 +164,8 @@ mod llm {
     #[derive(Clone, Default)]
     pub struct Llm {
         pub requests: Arc<Mutex<Vec<Value>>>,
+        /// The `Authorization` header of each request.
+        pub auth: Arc<Mutex<Vec<String>>>,
     }
 
     fn chunk(delta: Value, finish: Option<&str>) -> String {
@@ -176,8 +179,15 @@ mod llm {
 
     async fn completions(
         axum::extract::State(llm): axum::extract::State<Llm>,
+        headers: axum::http::HeaderMap,
         body: Bytes,
     ) -> Response {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        llm.auth.lock().unwrap().push(auth);
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         llm.requests.lock().unwrap().push(request.clone());
         if request["stream"] != json!(true) {
@@ -537,4 +547,102 @@ fn the_time_limit_ends_the_call_with_a_goodbye() {
     let answered = r.answered.unwrap();
     let lasted = r.ended.duration_since(answered).unwrap();
     assert!(lasted >= Duration::from_secs(10), "{lasted:?}");
+}
+
+/// Bring your own key: an organization's OpenAI key (`PATCH /v1/settings`)
+/// is what its agents' LLM requests carry, unless the agent has its own;
+/// the server's key is the fallback.
+#[test]
+fn an_organizations_own_key_reaches_its_agents_llm() {
+    let server = llm::Llm::default();
+    let base = llm::start(server.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = support::db::TestDb::sqlite().await;
+        let org = db.store.ensure_org("acme").await.unwrap();
+        db.store
+            .set_org_settings(
+                &org.id,
+                &serde_json::json!({"provider_keys": {"openai": "sk-acme"}}),
+            )
+            .await
+            .unwrap();
+        let agent = |key: Option<&str>| hotline::store::NewAgent {
+            name: "a".into(),
+            system_prompt: "Help.".into(),
+            first_message: None,
+            voice: None,
+            language: None,
+            model: match key {
+                Some(k) => serde_json::json!({"provider": "openai", "api_key": k}),
+                None => serde_json::json!({"provider": "openai"}),
+            },
+            tools: serde_json::json!([]),
+            voicemail_message: None,
+            transfer_number: None,
+            max_duration_secs: None,
+        };
+        let plain = db.store.create_agent(&org.id, &agent(None)).await.unwrap();
+        let own = db
+            .store
+            .create_agent(&org.id, &agent(Some("sk-agent")))
+            .await
+            .unwrap();
+        let mut config = hotline::config::Config::default();
+        config.agent.openai.base_url = base;
+        config.agent.openai.api_key = Some("sk-server".into());
+        config.providers.stt.kind = "openai".into();
+        config.providers.tts.kind = "espeak".into();
+        let service = AgentService::new(&config, Some(db.store.clone()));
+        for (agent_id, org_id) in [(&plain.id, Some(&org.id)), (&own.id, Some(&org.id))] {
+            let request = hotline::agent::service::AgentRequest {
+                org_id: org_id.cloned(),
+                agent_id: Some(agent_id.clone()),
+                ..Default::default()
+            };
+            let prepared = service
+                .prepare(&request, &hotline::agent::provider::CallInfo::default())
+                .await
+                .unwrap();
+            let mut session = prepared
+                .spec
+                .brain
+                .start_call(&hotline::agent::provider::CallInfo::default());
+            let conversation = hotline::agent::provider::Conversation {
+                system: "Help.".into(),
+                messages: vec![hotline::agent::provider::Message::User { text: "Hi".into() }],
+                tools: Vec::new(),
+            };
+            let mut rx = session.respond(&conversation);
+            while rx.recv().await.is_some() {}
+        }
+        // The server's own agent (no organization) uses the server's key.
+        let prepared = service
+            .prepare(
+                &hotline::agent::service::AgentRequest {
+                    system_prompt: Some("Help.".into()),
+                    ..Default::default()
+                },
+                &hotline::agent::provider::CallInfo::default(),
+            )
+            .await
+            .unwrap();
+        let mut session = prepared
+            .spec
+            .brain
+            .start_call(&hotline::agent::provider::CallInfo::default());
+        let conversation = hotline::agent::provider::Conversation {
+            system: "Help.".into(),
+            messages: vec![hotline::agent::provider::Message::User { text: "Hi".into() }],
+            tools: Vec::new(),
+        };
+        let mut rx = session.respond(&conversation);
+        while rx.recv().await.is_some() {}
+    });
+    let auth = server.auth.lock().unwrap().clone();
+    assert_eq!(
+        auth,
+        ["Bearer sk-acme", "Bearer sk-agent", "Bearer sk-server"],
+        "organization key, agent key, server key"
+    );
 }

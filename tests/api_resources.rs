@@ -1271,6 +1271,8 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::POST, "/v1/api-keys"),
         (Method::DELETE, "/v1/api-keys/{id}"),
         (Method::GET, "/v1/usage"),
+        (Method::GET, "/v1/settings"),
+        (Method::PATCH, "/v1/settings"),
         (Method::POST, "/v1/calls"),
         (Method::GET, "/v1/calls"),
         (Method::GET, "/v1/calls/{id}"),
@@ -1394,6 +1396,7 @@ api_on_both!(
     readiness_and_metrics,
     openapi_and_docs,
     oversized_bodies,
+    org_settings,
 );
 
 /// Sends `body` raw to a router over `state`, with the API's key, declaring
@@ -1555,4 +1558,64 @@ async fn oversized_bodies(api: &Api) {
         r.json["detail"],
         "request body is larger than the limit of 1048576 bytes"
     );
+}
+
+/// `GET/PATCH /v1/settings`: provider keys are write-only, merge per
+/// provider, are removed with null, and are checked.
+async fn org_settings(api: &Api) {
+    let r = api.send(Method::GET, "/v1/settings", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        r.json["provider_keys"],
+        json!({"openai": null, "deepgram": null, "elevenlabs": null})
+    );
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/settings",
+            Some(json!({"provider_keys": {"openai": "sk-acme", "deepgram": "dg-1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["provider_keys"]["openai"], "********");
+    assert_eq!(r.json["provider_keys"]["deepgram"], "********");
+    assert!(!r.json.to_string().contains("sk-acme"));
+    // Only what is sent changes; null removes.
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/settings",
+            Some(json!({"provider_keys": {"deepgram": null}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["provider_keys"]["openai"], "********");
+    assert_eq!(r.json["provider_keys"]["deepgram"], Value::Null);
+    let stored = api.db.store.org_settings(&api.org_id).await.unwrap();
+    assert_eq!(stored["provider_keys"], json!({"openai": "sk-acme"}));
+    // Another organization sees none of it.
+    let other = api.other_org_key("other").await;
+    let r = api.send_as(Some(&other), Method::GET, "/v1/settings", None).await;
+    assert_eq!(r.json["provider_keys"]["openai"], Value::Null);
+    for (body, loc) in [
+        (json!({"provider_keys": {"watson": "k"}}), "watson"),
+        (json!({"provider_keys": {"openai": "********"}}), "openai"),
+        (json!({"provider_keys": {"openai": ""}}), "openai"),
+        (json!({"provider_keys": {"openai": 5}}), "openai"),
+    ] {
+        let r = api
+            .send(Method::PATCH, "/v1/settings", Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            r.json["detail"][0]["loc"],
+            json!(["body", "provider_keys", loc]),
+            "{}",
+            r.json
+        );
+    }
+    let r = api
+        .send(Method::PATCH, "/v1/settings", Some(json!({"colour": 1})))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json);
 }

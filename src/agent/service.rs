@@ -7,6 +7,7 @@
 //! take about a second); a call that arrives first waits for them.
 //! Engines no call asked for are never built.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,8 +160,10 @@ pub struct AgentService {
     default_flow: OnceCell<Arc<dyn Brain>>,
     server_llm: OnceCell<Result<Arc<dyn Brain>, String>>,
     summarizer: OnceCell<Option<Arc<OpenAiSummarizer>>>,
-    cloud_stt: OnceCell<Result<Arc<dyn Stt>, String>>,
-    cloud_tts: OnceCell<Result<Arc<dyn Tts>, String>>,
+    /// The server-keyed cloud engines, one per kind, built on first use
+    /// (cheap: no I/O, so the lock is never held across an await).
+    cloud_stt: std::sync::Mutex<HashMap<SttKind, Arc<dyn Stt>>>,
+    cloud_tts: std::sync::Mutex<HashMap<TtsKind, Arc<dyn Tts>>>,
 }
 
 impl std::fmt::Debug for AgentService {
@@ -191,8 +194,8 @@ impl AgentService {
             default_flow: OnceCell::new(),
             server_llm: OnceCell::new(),
             summarizer: OnceCell::new(),
-            cloud_stt: OnceCell::new(),
-            cloud_tts: OnceCell::new(),
+            cloud_stt: std::sync::Mutex::default(),
+            cloud_tts: std::sync::Mutex::default(),
         })
     }
 
@@ -290,8 +293,29 @@ impl AgentService {
             Some(k) => k,
             None => kind::<BrainKind>(&self.providers.llm.kind).unwrap_or(BrainKind::Auto),
         };
+        let org_keys = match (&request.org_id, &self.store) {
+            (Some(org), Some(store)) => store
+                .org_settings(org)
+                .await
+                .map_err(|e| format!("organization settings: {e}"))?
+                .get("provider_keys")
+                .cloned(),
+            _ => None,
+        };
+        let org_key = |provider: &str| {
+            org_keys
+                .as_ref()
+                .and_then(|k| k.get(provider))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let brain_kind = match brain_kind {
-            BrainKind::Auto if self.llm_configured() || model.base_url.is_some() => {
+            BrainKind::Auto
+                if self.llm_configured()
+                    || model.base_url.is_some()
+                    || model.api_key.is_some()
+                    || org_key("openai").is_some() =>
+            {
                 BrainKind::Openai
             }
             BrainKind::Auto => BrainKind::Flow,
@@ -299,7 +323,7 @@ impl AgentService {
         };
         let (brain, summarizer): (Arc<dyn Brain>, _) = match brain_kind {
             BrainKind::Flow => (self.flow_brain(agent.as_ref(), &model, call).await?, None),
-            _ => self.llm_brain(&model).await?,
+            _ => self.llm_brain(&model, org_key("openai")).await?,
         };
         let stt_kind = match model.stt {
             Some(k) => k,
@@ -309,8 +333,18 @@ impl AgentService {
             Some(k) => k,
             None => kind::<TtsKind>(&self.providers.tts.kind).unwrap_or(TtsKind::Piper),
         };
-        let stt = self.stt(stt_kind).await?;
-        let tts = self.tts(tts_kind).await?;
+        let stt_key = match stt_kind {
+            SttKind::Whisper => None,
+            SttKind::Deepgram => org_key("deepgram"),
+            SttKind::Openai | SttKind::OpenaiRealtime => org_key("openai"),
+        };
+        let tts_key = match tts_kind {
+            TtsKind::Piper | TtsKind::Espeak => None,
+            TtsKind::Elevenlabs => org_key("elevenlabs"),
+            TtsKind::Openai => org_key("openai"),
+        };
+        let stt = self.stt(stt_kind, stt_key).await?;
+        let tts = self.tts(tts_kind, tts_key).await?;
 
         let c = &self.config;
         let mut spec = AgentSpec::new(stt, brain, tts);
@@ -458,10 +492,12 @@ impl AgentService {
     async fn llm_brain(
         &self,
         model: &AgentModel,
+        org_key: Option<String>,
     ) -> Result<(Arc<dyn Brain>, Option<Arc<OpenAiSummarizer>>), String> {
         let own = model.model.is_some()
             || model.base_url.is_some()
             || model.api_key.is_some()
+            || org_key.is_some()
             || model.temperature.is_some();
         if own {
             // Bring your own key (or model): an endpoint for this call.
@@ -472,8 +508,10 @@ impl AgentService {
             if let Some(u) = &model.base_url {
                 c.base_url.clone_from(u);
             }
-            if model.api_key.is_some() {
-                c.api_key.clone_from(&model.api_key);
+            // The agent's own key, else its organization's, else the
+            // server's.
+            if let Some(k) = model.api_key.clone().or(org_key) {
+                c.api_key = Some(k);
             }
             if model.temperature.is_some() {
                 c.temperature = model.temperature;
@@ -503,10 +541,12 @@ impl AgentService {
         Ok((brain, summarizer))
     }
 
-    async fn stt(&self, which: SttKind) -> Result<Arc<dyn Stt>, String> {
-        let p = &self.providers.stt;
-        match which {
-            SttKind::Whisper => self
+    /// Speech-to-text of `which`; a cloud engine with the organization's
+    /// own `key` is built for the call, the server's is shared.
+    async fn stt(&self, which: SttKind, key: Option<String>) -> Result<Arc<dyn Stt>, String> {
+        if which == SttKind::Whisper {
+            let p = &self.providers.stt;
+            return self
                 .whisper
                 .get_or_init(|| async {
                     let mut c = self.config.whisper.clone();
@@ -520,46 +560,56 @@ impl AgentService {
                         .map_err(|e| e.to_string())
                 })
                 .await
-                .clone(),
-            other => self
-                .cloud_stt
-                .get_or_init(|| async {
-                    match other {
-                        SttKind::Deepgram => {
-                            let mut c = self.config.deepgram.clone();
-                            if let Some(m) = &p.model {
-                                c.model.clone_from(m);
-                            }
-                            if p.api_key.is_some() {
-                                c.api_key.clone_from(&p.api_key);
-                            }
-                            DeepgramStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
-                        }
-                        _ => {
-                            let mut c = self.config.openai_stt.clone();
-                            if other == SttKind::OpenaiRealtime {
-                                c.transport = SttTransport::Realtime;
-                            }
-                            if let Some(m) = &p.model {
-                                c.model.clone_from(m);
-                            }
-                            if let Some(u) = &p.base_url {
-                                c.base_url.clone_from(u);
-                            }
-                            if p.api_key.is_some() {
-                                c.api_key.clone_from(&p.api_key);
-                            }
-                            OpenAiStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
-                        }
-                    }
-                    .map_err(|e| e.to_string())
-                })
-                .await
-                .clone(),
+                .clone();
         }
+        if key.is_some() {
+            return self.cloud_stt_for(which, key);
+        }
+        let mut shared = self.cloud_stt.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = shared.get(&which) {
+            return Ok(s.clone());
+        }
+        let s = self.cloud_stt_for(which, None)?;
+        shared.insert(which, s.clone());
+        Ok(s)
     }
 
-    async fn tts(&self, which: TtsKind) -> Result<Arc<dyn Tts>, String> {
+    fn cloud_stt_for(&self, which: SttKind, key: Option<String>) -> Result<Arc<dyn Stt>, String> {
+        let p = &self.providers.stt;
+        let key = key.or_else(|| p.api_key.clone());
+        match which {
+            SttKind::Deepgram => {
+                let mut c = self.config.deepgram.clone();
+                if let Some(m) = &p.model {
+                    c.model.clone_from(m);
+                }
+                if key.is_some() {
+                    c.api_key = key;
+                }
+                DeepgramStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
+            }
+            _ => {
+                let mut c = self.config.openai_stt.clone();
+                if which == SttKind::OpenaiRealtime {
+                    c.transport = SttTransport::Realtime;
+                }
+                if let Some(m) = &p.model {
+                    c.model.clone_from(m);
+                }
+                if let Some(u) = &p.base_url {
+                    c.base_url.clone_from(u);
+                }
+                if key.is_some() {
+                    c.api_key = key;
+                }
+                OpenAiStt::new(c).map(|s| Arc::new(s) as Arc<dyn Stt>)
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Text-to-speech of `which`; as [`Self::stt`] for keys.
+    async fn tts(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
         let p = &self.providers.tts;
         match which {
             TtsKind::Piper => Ok(self
@@ -584,39 +634,48 @@ impl AgentService {
                 })
                 .await
                 .clone()),
-            other => self
-                .cloud_tts
-                .get_or_init(|| async {
-                    match other {
-                        TtsKind::Elevenlabs => {
-                            let mut c = self.config.elevenlabs.clone();
-                            if let Some(v) = &p.model {
-                                c.voice_id.clone_from(v);
-                            }
-                            if p.api_key.is_some() {
-                                c.api_key.clone_from(&p.api_key);
-                            }
-                            ElevenLabsTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
-                        }
-                        _ => {
-                            let mut c = self.config.openai_tts.clone();
-                            if let Some(v) = &p.model {
-                                c.voice.clone_from(v);
-                            }
-                            if let Some(u) = &p.base_url {
-                                c.base_url.clone_from(u);
-                            }
-                            if p.api_key.is_some() {
-                                c.api_key.clone_from(&p.api_key);
-                            }
-                            OpenAiTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
-                        }
-                    }
-                    .map_err(|e| e.to_string())
-                })
-                .await
-                .clone(),
+            other if key.is_some() => self.cloud_tts_for(other, key),
+            other => {
+                let mut shared = self.cloud_tts.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(t) = shared.get(&other) {
+                    return Ok(t.clone());
+                }
+                let t = self.cloud_tts_for(other, None)?;
+                shared.insert(other, t.clone());
+                Ok(t)
+            }
         }
+    }
+
+    fn cloud_tts_for(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
+        let p = &self.providers.tts;
+        let key = key.or_else(|| p.api_key.clone());
+        match which {
+            TtsKind::Elevenlabs => {
+                let mut c = self.config.elevenlabs.clone();
+                if let Some(v) = &p.model {
+                    c.voice_id.clone_from(v);
+                }
+                if key.is_some() {
+                    c.api_key = key;
+                }
+                ElevenLabsTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
+            }
+            _ => {
+                let mut c = self.config.openai_tts.clone();
+                if let Some(v) = &p.model {
+                    c.voice.clone_from(v);
+                }
+                if let Some(u) = &p.base_url {
+                    c.base_url.clone_from(u);
+                }
+                if key.is_some() {
+                    c.api_key = key;
+                }
+                OpenAiTts::new(c).map(|t| Arc::new(t) as Arc<dyn Tts>)
+            }
+        }
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -55,6 +55,8 @@ use super::resources;
         resources::keys::list,
         resources::keys::revoke,
         resources::usage::usage,
+        resources::settings::read,
+        resources::settings::update,
         super::calls::create_call,
         super::calls::list_calls,
         super::calls::get_call,
@@ -69,6 +71,7 @@ use super::resources;
         (name = "webhooks", description = "Signed event deliveries"),
         (name = "api-keys", description = "The organization's API keys"),
         (name = "usage", description = "Calls and minutes"),
+        (name = "settings", description = "The organization's own provider keys"),
         (name = "calls", description = "Placing, following and reading calls"),
         (name = "operations", description = "Health, readiness and metrics (no key needed)"),
     )

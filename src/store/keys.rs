@@ -117,6 +117,39 @@ impl Store {
         org_from_row(&row)
     }
 
+    /// The org's settings: a JSON object, `{}` until some are saved.
+    pub async fn org_settings(&self, org_id: &str) -> Result<serde_json::Value> {
+        let row = Sql::new("SELECT settings FROM orgs WHERE id = ")
+            .text(org_id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(super::opt_json_col(&row, "settings")?
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default())))
+    }
+
+    /// Replaces the org's settings (a JSON object, at most 64 KiB).
+    pub async fn set_org_settings(&self, org_id: &str, settings: &serde_json::Value) -> Result<()> {
+        if !settings.is_object() {
+            return Err(StoreError::Invalid(
+                "settings",
+                "must be a JSON object".into(),
+            ));
+        }
+        let text = settings.to_string();
+        if text.len() > 65_536 {
+            return Err(StoreError::Invalid("settings", "too large".into()));
+        }
+        let updated = Sql::new("UPDATE orgs SET settings = ")
+            .text(text)
+            .push(" WHERE id = ")
+            .text(org_id.to_owned())
+            .push(" RETURNING id")
+            .fetch_optional(&self.pool)
+            .await?;
+        updated.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
     /// The org with this name (for the CLI).
     pub async fn get_org_by_name(&self, name: &str) -> Result<Org> {
         let row = Sql::new("SELECT id, name, created_at FROM orgs WHERE name = ")

@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "call turn metrics",
         include_str!("../../migrations/0004_call_turn_metrics.sql"),
     ),
+    (
+        5,
+        "org settings",
+        include_str!("../../migrations/0005_org_settings.sql"),
+    ),
 ];
 
 /// File name of the embedded SQLite database inside `data_dir`.

@@ -18,6 +18,7 @@
 pub mod agents;
 pub mod keys;
 pub mod numbers;
+pub mod settings;
 pub mod usage;
 pub mod webhooks;
 
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .merge(webhooks::routes())
         .merge(keys::routes())
         .merge(usage::routes())
+        .merge(settings::routes())
 }
 
 /// The error mapping of one resource: a missing `what` (or another

@@ -1595,7 +1595,9 @@ async fn org_settings(api: &Api) {
     assert_eq!(stored["provider_keys"], json!({"openai": "sk-acme"}));
     // Another organization sees none of it.
     let other = api.other_org_key("other").await;
-    let r = api.send_as(Some(&other), Method::GET, "/v1/settings", None).await;
+    let r = api
+        .send_as(Some(&other), Method::GET, "/v1/settings", None)
+        .await;
     assert_eq!(r.json["provider_keys"]["openai"], Value::Null);
     for (body, loc) in [
         (json!({"provider_keys": {"watson": "k"}}), "watson"),

@@ -174,9 +174,86 @@ impl AgentModel {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use proptest::prelude::*;
+    use serde_json::{Map, json};
 
     use super::*;
+
+    const KEYS: &[&str] = &[
+        "provider",
+        "flow",
+        "model",
+        "base_url",
+        "api_key",
+        "temperature",
+        "stt",
+        "tts",
+        "endpoint_silence_ms",
+        "greeting_interruptible",
+        "record",
+        "structured_data_schema",
+        "start",
+        "nodes",
+        "id",
+        "type",
+        "x",
+    ];
+    const WORDS: &[&str] = &[
+        "flow",
+        "openai",
+        "auto",
+        "whisper",
+        "deepgram",
+        "openai-realtime",
+        "piper",
+        "espeak",
+        "elevenlabs",
+        "demo",
+        "receptionist",
+        "http://h/v1",
+        "say",
+    ];
+
+    fn json_ish() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e4f64..1e4).prop_map(|f| json!(f)),
+            prop::sample::select(WORDS).prop_map(|s| json!(s)),
+            "\\PC{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..8).prop_map(|kv| {
+                    Value::Object(
+                        kv.into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect::<Map<_, _>>(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any JSON an API client sends is parsed or refused with problems
+        /// that name a field under `model`; never a panic.
+        #[test]
+        fn any_value_parses_or_names_its_problems(v in json_ish()) {
+            match AgentModel::parse(&v) {
+                Ok(_) => prop_assert!(v.is_object()),
+                Err(problems) => {
+                    prop_assert!(!problems.is_empty());
+                    for (path, msg) in problems {
+                        prop_assert!(path == "model" || path.starts_with("model."), "{path}");
+                        prop_assert!(!msg.is_empty());
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_empty_object_takes_every_default() {

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod alerts;
 pub mod api;
 pub mod call;
 pub mod cidr;

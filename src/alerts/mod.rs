@@ -1,0 +1,11 @@
+//! Phone alerts that escalate until a human acknowledges them (issue 6):
+//! an agent posts an alert, Hotline calls the owner's verified phone,
+//! speaks it, and keeps calling on a schedule until someone acknowledges
+//! it by keypad, API or chat, or it expires.
+//!
+//! * [`escalation`]: the lifecycle as a sans-IO state machine (time and
+//!   events in, calls and wake-ups out).
+//! * [`quiet`]: quiet hours in the organization's own time zone.
+
+pub mod escalation;
+pub mod quiet;

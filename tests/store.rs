@@ -57,6 +57,8 @@ on_both!(
     outbox_lease_expiry_and_results,
     usage_totals,
     persistence_across_reopen,
+    phones_are_verified_by_code,
+    alerts_claim_and_step_exactly_once,
 );
 
 fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) {
@@ -1450,4 +1452,268 @@ fn store_futures_are_send(s: &Store) {
             interrupted: false,
         },
     ));
+}
+
+async fn phones_are_verified_by_code(db: &mut TestDb) {
+    let s = &db.store;
+    let org = s.create_org("acme").await.unwrap().id;
+    let other = s.create_org("other").await.unwrap().id;
+    let first = s
+        .create_phone(&org, "+14155550100", Some("me"))
+        .await
+        .unwrap();
+    let second = s.create_phone(&org, "+14155550101", None).await.unwrap();
+    assert!(first.is_primary && !second.is_primary);
+    assert!(first.verified_at.is_none());
+    assert!(matches!(
+        s.create_phone(&org, "+14155550100", None).await,
+        Err(StoreError::Conflict("e164"))
+    ));
+    assert!(matches!(
+        s.create_phone(&org, "4155550100", None).await,
+        Err(StoreError::Invalid("e164", _))
+    ));
+    // The same number may belong to another org too.
+    s.create_phone(&other, "+14155550100", None).await.unwrap();
+    assert_not_found(s.get_phone(&other, &first.id).await);
+
+    let now = 1_000_000;
+    assert_eq!(
+        s.verify_phone(&org, &first.id, "123456", now)
+            .await
+            .unwrap(),
+        Err(hotline::store::CodeRefusal::Expired)
+    );
+    s.set_phone_code(&org, &first.id, "123456", now + 600_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.verify_phone(&org, &first.id, "654321", now)
+            .await
+            .unwrap(),
+        Err(hotline::store::CodeRefusal::Wrong)
+    );
+    assert!(
+        s.verified_phone(&org, "+14155550100")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let verified = s
+        .verify_phone(&org, &first.id, "123456", now + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(verified.verified_at, Some(now + 1));
+    assert_eq!(
+        s.verified_phone(&org, "+14155550100")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+    // A used code is gone; expired codes and too many guesses are refused.
+    assert_eq!(
+        s.verify_phone(&org, &first.id, "123456", now + 2)
+            .await
+            .unwrap(),
+        Err(hotline::store::CodeRefusal::Expired)
+    );
+    s.set_phone_code(&org, &second.id, "111111", now + 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.verify_phone(&org, &second.id, "111111", now + 10)
+            .await
+            .unwrap(),
+        Err(hotline::store::CodeRefusal::Expired)
+    );
+    s.set_phone_code(&org, &second.id, "222222", now + 600_000)
+        .await
+        .unwrap();
+    for _ in 0..hotline::store::MAX_CODE_ATTEMPTS {
+        assert_eq!(
+            s.verify_phone(&org, &second.id, "000000", now)
+                .await
+                .unwrap(),
+            Err(hotline::store::CodeRefusal::Wrong)
+        );
+    }
+    assert_eq!(
+        s.verify_phone(&org, &second.id, "222222", now)
+            .await
+            .unwrap(),
+        Err(hotline::store::CodeRefusal::TooManyAttempts)
+    );
+    let p = s.set_primary_phone(&org, &second.id).await.unwrap();
+    assert!(p.is_primary);
+    assert!(!s.get_phone(&org, &first.id).await.unwrap().is_primary);
+    assert_eq!(s.primary_phone(&org).await.unwrap().unwrap().id, second.id);
+}
+
+async fn alerts_claim_and_step_exactly_once(db: &mut TestDb) {
+    use hotline::alerts::escalation::{Escalation, Input, Retry, Severity, Status};
+    let s = &db.store;
+    let org = s.create_org("acme").await.unwrap().id;
+    let phone = s.create_phone(&org, "+14155550100", None).await.unwrap();
+    let now = 10_000_000;
+    let new = |client: Option<&str>, delay_ms: i64| {
+        let mut e = Escalation::new(Severity::Normal, delay_ms, now + 3_600_000);
+        e.step(Input::Created, now, Retry::default(), None);
+        hotline::store::NewAlert {
+            key_id: None,
+            title: "Deploy needs approval".into(),
+            message: Some("Release 42 waits.".into()),
+            severity: "normal".into(),
+            alert_type: "approval".into(),
+            delay_seconds: delay_ms / 1000,
+            phone_id: phone.id.clone(),
+            escalation: e,
+            metadata: Some(json!({"pr": 42})),
+            client_id: client.map(str::to_owned),
+            created_at: now,
+        }
+    };
+    // Unverified phones get no alerts.
+    assert!(matches!(
+        s.create_alert(&org, &new(None, 0)).await,
+        Err(StoreError::Invalid("phone_number", _))
+    ));
+    s.set_phone_code(&org, &phone.id, "123456", now + 60_000)
+        .await
+        .unwrap();
+    s.verify_phone(&org, &phone.id, "123456", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let (delayed, created) = s
+        .create_alert(&org, &new(Some("req-1"), 300_000))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(delayed.escalation.status, Status::WaitingForPrimaryAck);
+    assert_eq!(delayed.to_number, "+14155550100");
+    // Idempotent, also when racing.
+    let racers = (0..4).map(|_| {
+        let s = s.clone();
+        let n = new(Some("req-2"), 0);
+        let org = org.clone();
+        tokio::spawn(async move { s.create_alert(&org, &n).await.unwrap() })
+    });
+    let mut ids = HashSet::new();
+    let mut fresh = 0;
+    for r in racers {
+        let (a, created) = r.await.unwrap();
+        ids.insert(a.id);
+        fresh += usize::from(created);
+    }
+    assert_eq!((ids.len(), fresh), (1, 1));
+    let (again, created) = s.create_alert(&org, &new(Some("req-1"), 0)).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, delayed.id);
+
+    // Nothing is due before the delay; then exactly one claimer gets it.
+    assert!(
+        s.claim_due_alerts(now + 299_999, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = now + 300_000;
+    let claims = (0..4).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim_due_alerts(due, 10, 30_000).await.unwrap() })
+    });
+    let mut claimed = Vec::new();
+    for c in claims {
+        claimed.extend(c.await.unwrap().into_iter().map(|a| a.id));
+    }
+    claimed.sort();
+    assert_eq!(claimed, std::slice::from_ref(&delayed.id));
+    // While leased, nobody else gets it; after the lease, someone does.
+    assert!(
+        s.claim_due_alerts(due + 29_999, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let alert = s
+        .claim_due_alerts(due + 30_000, 10, 30_000)
+        .await
+        .unwrap()
+        .remove(0);
+
+    // A step is saved over the state it came from, once.
+    let mut state = alert.escalation.clone();
+    let actions = state.step(Input::Due, due + 30_000, Retry::default(), None);
+    assert!(!actions.is_empty());
+    let transitions = vec![(Status::WaitingForPrimaryAck, Status::EscalatingCall, None)];
+    assert!(
+        s.save_escalation(
+            &alert,
+            alert.escalation_step,
+            &state,
+            &transitions,
+            due + 30_000
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.save_escalation(
+            &alert,
+            alert.escalation_step,
+            &state,
+            &transitions,
+            due + 30_000
+        )
+        .await
+        .unwrap()
+    );
+    let stored = s.get_alert(&org, &alert.id).await.unwrap();
+    assert_eq!(stored.escalation.status, Status::EscalatingCall);
+    assert_eq!(stored.escalation_step, 1);
+    assert!(stored.escalation.calling);
+    // A call in progress has no wake-up: nothing to claim.
+    assert!(
+        s.claim_due_alerts(due + 3_600_000, 10, 30_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.id != alert.id)
+    );
+    let events = s.alert_events(&alert.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("waiting_for_primary_ack", "escalating_call")
+    );
+
+    // Deliveries.
+    let mut d = s
+        .start_alert_delivery(&stored, 1, due + 30_000)
+        .await
+        .unwrap();
+    d.status = "acknowledged".into();
+    d.call_id = Some("call_1".into());
+    d.ended_at = Some(due + 60_000);
+    s.update_alert_delivery(&d).await.unwrap();
+    let list = s.alert_deliveries(&alert.id).await.unwrap();
+    assert_eq!(list, [d]);
+
+    // Listing by status, newest first.
+    let page = s
+        .list_alerts(&org, Some(Status::EscalatingCall), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.len(),
+        2,
+        "{:?}",
+        page.items
+            .iter()
+            .map(|a| &a.escalation.status)
+            .collect::<Vec<_>>()
+    );
 }

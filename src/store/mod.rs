@@ -42,6 +42,7 @@
 //! `UPDATE` that re-checks the claimable state.
 
 mod agents;
+mod alerts;
 mod calls;
 mod keys;
 mod numbers;
@@ -61,6 +62,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 use crate::config::Config;
 
 pub use agents::{Agent, AgentUpdate, NewAgent};
+pub use alerts::{Alert, AlertDelivery, CodeRefusal, MAX_CODE_ATTEMPTS, NewAlert, Phone};
 pub use calls::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, TranscriptEntry,
     UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,
@@ -95,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "org settings",
         include_str!("../../migrations/0005_org_settings.sql"),
+    ),
+    (
+        6,
+        "alerts",
+        include_str!("../../migrations/0006_alerts.sql"),
     ),
 ];
 

@@ -6,6 +6,9 @@
 //! * [`escalation`]: the lifecycle as a sans-IO state machine (time and
 //!   events in, calls and wake-ups out).
 //! * [`quiet`]: quiet hours in the organization's own time zone.
+//! * [`keypad`]: what the person on an alert call keyed (acknowledge,
+//!   snooze).
 
 pub mod escalation;
+pub mod keypad;
 pub mod quiet;

@@ -8,7 +8,10 @@
 //! * [`quiet`]: quiet hours in the organization's own time zone.
 //! * [`keypad`]: what the person on an alert call keyed (acknowledge,
 //!   snooze).
+//! * [`call`]: what an alert call says and how it reports its outcome
+//!   (the call engine runs it as `CallApp::Alert`).
 
+pub mod call;
 pub mod escalation;
 pub mod keypad;
 pub mod quiet;

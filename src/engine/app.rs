@@ -31,6 +31,8 @@ pub enum CallApp {
     Stream(mpsc::Sender<CallAudio>),
     /// Run the voice agent.
     Agent(Box<AgentRequest>),
+    /// Speak an alert and take its acknowledgement or snooze by keypad.
+    Alert(Arc<crate::alerts::call::AlertCall>),
 }
 
 /// An answered call's audio, for a [`CallApp::Stream`] consumer.
@@ -97,6 +99,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
         CallApp::Echo => echo(io).await,
         CallApp::Play(spec) => play(ctx, spec, io).await,
         CallApp::Agent(request) => super::agent_app::run(ctx, *request, io).await,
+        CallApp::Alert(call) => super::alert_app::run(call, io).await,
         CallApp::Stream(to) => {
             let audio = CallAudio {
                 handle: io.handle.clone(),

@@ -17,6 +17,7 @@
 
 mod admit;
 mod agent_app;
+mod alert_app;
 pub mod app;
 mod core;
 mod leg;

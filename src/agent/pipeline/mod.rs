@@ -16,7 +16,8 @@ pub mod tool_rounds;
 pub mod turns;
 
 pub use call::{
-    AgentReport, AgentSpec, CallControl, GreetingCache, Line, TurnMetrics, ready_opening, run,
+    AgentReport, AgentSpec, CallControl, Greeting, GreetingCache, Line, TurnMetrics, ready_opening,
+    run,
 };
 pub use recording::RecordingReport;
 pub use turns::{TurnAction, TurnConfig, TurnManager};

@@ -7,8 +7,10 @@
 //! the thin async driver that feeds them. [`recording`] records the call
 //! as heard; [`tool_rounds`] runs the brain's HTTP tools within a reply.
 
+pub mod backchannel;
 pub mod call;
 pub mod echo;
+pub mod onset;
 pub mod playout;
 pub mod recording;
 pub mod sentences;

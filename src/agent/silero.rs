@@ -211,11 +211,6 @@ impl SpeechConfirmer {
         })
     }
 
-    /// Probability from which a window counts as speech.
-    pub fn threshold(&self) -> f32 {
-        self.inner.threshold
-    }
-
     /// Whether `audio` (16 kHz mono, e.g. the 200–500 ms after an onset)
     /// is speech. Runs on the blocking pool; waits for a free context when
     /// all are busy. Dropping the future before it completes lets a check

@@ -1294,7 +1294,6 @@ struct SpeechCheck {
     upto: std::time::Instant,
     /// Where the run starts in the audio checked.
     run_at: usize,
-    threshold: f32,
     probabilities: Pin<Box<dyn Future<Output = Result<Vec<f32>, ProviderError>> + Send>>,
 }
 
@@ -1313,7 +1312,6 @@ impl SpeechCheck {
             run,
             upto,
             run_at,
-            threshold: c.threshold(),
             probabilities: Box::pin(async move { c.probabilities(samples).await }),
         }
     }
@@ -1326,7 +1324,7 @@ async fn next_check(check: &mut Option<SpeechCheck>) -> Option<bool> {
         return std::future::pending().await;
     };
     match c.probabilities.as_mut().await {
-        Ok(p) => Some(heard_speech(&p, c.run_at, c.threshold)),
+        Ok(p) => Some(heard_speech(&p, c.run_at)),
         Err(e) => {
             debug!(error = %e, "agent: a barge-in speech check failed");
             None

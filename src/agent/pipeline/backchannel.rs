@@ -6,6 +6,17 @@
 //! backchannel, it resumes from a little before where it stopped instead
 //! of answering them.
 //!
+//! What is recorded for a resumed reply: the caller's backchannel is a
+//! final caller line of the transcript (as said, with its times), but not
+//! a turn of the brain's conversation, which never answers it. The agent's
+//! reply stays one line and one assistant message, whole and not
+//! interrupted, from its first frame to its real end, so the caller's line
+//! falls inside its span; `agent.speaking` goes false at the pause and true
+//! at the resume. An utterance with no words at all (a cough that Silero
+//! let through) resumes the reply too. Anything else ends it as any
+//! barge-in does: cut to what was heard, interrupted, before the caller's
+//! words go to the brain.
+//!
 //! Sans-IO: [`Backchannels`] says whether a final transcript is one, and
 //! [`Handed`] keeps copies of the frames handed to the line so that those
 //! the flush threw away can be played again.

@@ -28,10 +28,11 @@
 //! Options (`key=value`): `turns=` (scripted and local turns, default 30
 //! and 21), `reps=` (greeting runs per row and barge-ins, default 20),
 //! `steps=1,2,4,…` (concurrency, default 1,2,4,6,8,10,12), `cap=` (seconds
-//! for the whole concurrency part, default 420).
+//! for the whole concurrency part, default 420), `silero=off` (barge-ins
+//! without the Silero check, as before it).
 //!
 //! Run: `cargo bench --bench agent_latency [-- PART… key=value…]`. Needs
-//! the models (`scripts/models`) for `greeting`, `local` and
+//! the models (`scripts/models`) for `greeting`, `barge` (Silero), `local` and
 //! `concurrency`, and espeak-ng and sox (`scripts/deps`) for the caller's
 //! speech. Results and the machine go in `benches/RESULTS.md`.
 
@@ -49,6 +50,7 @@ use hotline::agent::pipeline::{
 };
 use hotline::agent::piper::PiperConfig;
 use hotline::agent::scripted::{ScriptedBrain, ScriptedStt, ScriptedTts};
+use hotline::agent::silero::{SileroConfig, SpeechConfirmer};
 use hotline::agent::whisper::{WhisperConfig, WhisperStt};
 use hotline::agent::{BrainEvent, CallInfo, Tts};
 use hotline::call::CallEvent;
@@ -924,7 +926,7 @@ async fn greeting(voice: &mut Voice, reps: usize, engines: Option<&Engines>) {
     }
 }
 
-async fn barge(voice: &mut Voice, reps: usize) {
+async fn barge(voice: &mut Voice, reps: usize, silero: bool) {
     let mut plan = vec![voice.line(
         "Can you tell me your opening hours?",
         Trigger::Idle {
@@ -948,7 +950,17 @@ async fn barge(voice: &mut Voice, reps: usize) {
         ));
     }
     let texts: Vec<String> = plan.iter().map(|l| l.text.clone()).collect();
-    let spec = scripted_spec(texts, LONG_REPLY);
+    let mut spec = scripted_spec(texts, LONG_REPLY);
+    // As the server runs it: Silero must hear speech in the onset.
+    if silero {
+        let config = SileroConfig {
+            models_dir: models_dir(),
+            ..SileroConfig::default()
+        };
+        spec.confirmer = Some(Arc::new(
+            SpeechConfirmer::new(&config).expect("the Silero model loads"),
+        ));
+    }
     let barge_min = spec.turns.barge_in_min;
     let run = call(
         spec,
@@ -996,8 +1008,9 @@ async fn barge(voice: &mut Voice, reps: usize) {
         }
     }
     header(&format!(
-        "Barge-in 1 s into a long reply (barge_in_min {} ms)",
-        barge_min.as_millis()
+        "Barge-in 1 s into a long reply (barge_in_min {} ms, Silero {})",
+        barge_min.as_millis(),
+        if silero { "on" } else { "off" }
     ));
     row(
         "**caller's speech onset → last audible agent frame out**",
@@ -1291,7 +1304,8 @@ fn main() {
             greeting(&mut voice, num("reps", 20, 200), engines.as_ref()).await;
         }
         if has("barge") {
-            barge(&mut voice, num("reps", 20, 200)).await;
+            let silero = opts.get("silero").is_none_or(|v| v != "off");
+            barge(&mut voice, num("reps", 20, 200), silero).await;
         }
         if let Some(e) = engines.as_ref() {
             if has("local") {

@@ -435,7 +435,7 @@ fn a_key_press_picks_a_menu_choice_and_the_agent_transfers_with_refer() {
     std::fs::write(flow.path(), MENU_FLOW).unwrap();
     let mut h = hotline_with_agent(|c| c.agent.flow.file = Some(flow.path().to_owned()));
     // The caller says a word that picks nothing, then presses 1 (RFC 4733).
-    let pcap = peers::pcap::speech_dtmf_pcap("Okay.", "1").unwrap();
+    let pcap = peers::pcap::speech_dtmf_pcap("Let me see.", "1").unwrap();
     let mut run = SippRun::uac(
         Scenario::uac_transfer(r"\+14155550123", 30_000).play_pcap(&pcap),
         h.sip_addr(),

@@ -27,6 +27,8 @@ const FRAME: Duration = Duration::from_millis(20);
 enum Say {
     Silence(Duration),
     Speech(&'static str),
+    /// Any sound, 16 kHz.
+    Sound(Vec<i16>),
 }
 
 #[derive(Default)]
@@ -136,24 +138,25 @@ async fn converse(
     // The caller's audio, as 20 ms frames.
     let mut caller: Vec<(bool, Vec<i16>)> = Vec::new();
     for item in script {
-        match item {
+        let pcm = match item {
             Say::Silence(d) => {
                 for _ in 0..(d.as_millis() / 20) {
                     caller.push((false, vec![0; 320]));
                 }
+                continue;
             }
-            Say::Speech(text) => {
-                // The caller "starts speaking" at the first audible frame
-                // (espeak-ng's file starts with a little silence).
-                let mut started = false;
-                for c in speech(text).chunks(320) {
-                    let mut f = c.to_vec();
-                    f.resize(320, 0);
-                    let onset = !started && rms(&f) > peers::audio::NON_SILENT_RMS;
-                    started |= onset;
-                    caller.push((onset, f));
-                }
-            }
+            Say::Speech(text) => speech(text),
+            Say::Sound(pcm) => pcm,
+        };
+        // The caller "starts speaking" at the first audible frame
+        // (espeak-ng's file starts with a little silence).
+        let mut started = false;
+        for c in pcm.chunks(320) {
+            let mut f = c.to_vec();
+            f.resize(320, 0);
+            let onset = !started && rms(&f) > peers::audio::NON_SILENT_RMS;
+            started |= onset;
+            caller.push((onset, f));
         }
     }
     let t0 = Instant::now();
@@ -562,6 +565,221 @@ async fn a_flow_handles_the_callers_silence_itself() {
     );
     assert_eq!(*run.recorder.commands.lock().unwrap(), ["hangup"]);
     assert_eq!(run.report.outcome.unwrap().outcome, "not_achieved");
+}
+
+// ------------------------------------------- noise and backchannels ---
+
+/// The real Silero model (`scripts/models` installs it).
+fn confirmer() -> Arc<hotline::agent::silero::SpeechConfirmer> {
+    use hotline::agent::silero::{SileroConfig, SpeechConfirmer};
+    let dir = std::env::var_os("HOTLINE_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/data/models").into());
+    let config = SileroConfig {
+        models_dir: dir,
+        ..SileroConfig::default()
+    };
+    assert!(
+        config.model_path().is_file(),
+        "{} is missing: run `scripts/models` (or set HOTLINE_MODELS_DIR)",
+        config.model_path().display()
+    );
+    Arc::new(SpeechConfirmer::new(&config).expect("silero loads"))
+}
+
+/// A door slamming: a 70 Hz thump with a crack of noise, full scale,
+/// dying away over about 200 ms (loud, and voiced enough for the energy
+/// VAD to call parts of it speech).
+fn door_slam() -> Vec<i16> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..8_000)
+        .map(|n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            let t = f64::from(n) / 16_000.0;
+            let thump = (2.0 * std::f64::consts::PI * 70.0 * t).sin();
+            ((0.6 * noise + 0.6 * thump) * (-t / 0.08).exp() * 30_000.0) as i16
+        })
+        .collect()
+}
+
+const REPLY: &str = "This is a long answer. It has several sentences in it. \
+                     The caller will not wait for all of them.";
+
+/// The caller asks, then `then` (a backchannel, a slam, an interruption)
+/// 2.6 s after asking, about 1.5 s into the agent's reply.
+async fn reply_with(spec: AgentSpec, then: Say) -> Run {
+    converse(
+        spec,
+        vec![
+            Say::Speech("Tell me everything"),
+            Say::Silence(Duration::from_millis(2600)),
+            then,
+        ],
+        Duration::from_secs(14),
+        0.0,
+        vec![],
+    )
+    .await
+}
+
+fn agent_said(run: &Run) -> Vec<(String, bool)> {
+    run.recorder
+        .transcript()
+        .into_iter()
+        .filter(|l| l.speaker == "agent")
+        .map(|l| (l.text, l.interrupted))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn silero_keeps_a_door_slam_from_interrupting_but_not_the_caller() {
+    let spec_with = |confirmer: Option<_>, stt: &[&str]| {
+        let brain = ScriptedBrain::saying(REPLY, Duration::from_millis(200), Duration::ZERO);
+        let mut s = spec(stt, brain);
+        s.confirmer = confirmer;
+        s
+    };
+    // Without Silero the slam stops the agent: it is loud, beyond the echo
+    // guard, and the energy VAD takes part of it for voice.
+    let run = reply_with(
+        spec_with(None, &["Tell me everything", ""]),
+        Say::Sound(door_slam()),
+    )
+    .await;
+    assert_eq!(run.played.flushes.len(), 1, "the slam is a barge-in");
+
+    // With Silero it does not: the reply plays to its end, whole.
+    let silero = confirmer();
+    let run = reply_with(
+        spec_with(Some(silero.clone()), &["Tell me everything", ""]),
+        Say::Sound(door_slam()),
+    )
+    .await;
+    assert!(
+        run.played.flushes.is_empty(),
+        "the slam interrupted the agent"
+    );
+    assert_eq!(agent_said(&run), [(REPLY.to_owned(), false)]);
+    let slam = run.played.speech_starts[1];
+    assert!(
+        loud(&run.played.frames)
+            .iter()
+            .any(|t| *t > slam + Duration::from_secs(1)),
+        "the agent went on talking"
+    );
+
+    // Speech still stops it, as fast as without Silero.
+    let run = reply_with(
+        spec_with(Some(silero), &["Tell me everything", "Stop please"]),
+        Say::Speech("Stop please"),
+    )
+    .await;
+    let barge = run.played.speech_starts[1];
+    assert_eq!(run.played.flushes.len(), 1, "one barge-in");
+    let flushed = run.played.flushes[0];
+    assert!(
+        flushed >= barge && flushed - barge <= Duration::from_millis(150),
+        "{:?}",
+        flushed - barge
+    );
+    let said = agent_said(&run);
+    assert!(said[0].1, "{said:?}");
+    assert!(REPLY.starts_with(&said[0].0) && said[0].0.len() < REPLY.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_pauses_the_reply_and_it_resumes_whole() {
+    let brain = ScriptedBrain::saying(REPLY, Duration::from_millis(200), Duration::ZERO);
+    let run = reply_with(
+        spec(&["Tell me everything", "Okay."], brain.clone()),
+        Say::Speech("Okay."),
+    )
+    .await;
+    // The agent stopped within the barge-in target, as for any speech.
+    let said_okay = run.played.speech_starts[1];
+    assert_eq!(run.played.flushes.len(), 1);
+    let flushed = run.played.flushes[0];
+    assert!(flushed - said_okay <= Duration::from_millis(150));
+    // Then it went on with the same reply once the words were known, and
+    // was not asked to answer "okay".
+    assert_eq!(brain.seen.lock().unwrap().len(), 1);
+    let lines: Vec<(&str, String, bool)> = run
+        .recorder
+        .transcript()
+        .into_iter()
+        .map(|l| (l.speaker, l.text, l.interrupted))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("caller", "Tell me everything".into(), false),
+            ("caller", "Okay.".into(), false),
+            ("agent", REPLY.into(), false),
+        ]
+    );
+    // Its record covers the whole reply, around the caller's line.
+    let transcript = run.recorder.transcript();
+    let (okay, reply) = (&transcript[1], &transcript[2]);
+    assert!(reply.start_ms < okay.start_ms && reply.end_ms > okay.end_ms);
+    assert!(matches!(run.report.messages.last(),
+        Some(Message::Assistant { text, interrupted: false, .. }) if text == REPLY));
+    assert!(
+        !run.report
+            .messages
+            .iter()
+            .any(|m| matches!(m, Message::User { text } if text.contains("Okay")))
+    );
+    // Every frame of the reply played: those before the cut, and after
+    // the pause all the rest (with a little of what came before it).
+    let reply_frames = REPLY.chars().count() * 3; // 60 ms a character
+    let loud = loud(&run.played.frames);
+    let before = loud.iter().filter(|t| **t <= flushed).count();
+    let resumed: Vec<&Instant> = loud.iter().filter(|t| **t > flushed + FRAME * 2).collect();
+    assert!(!resumed.is_empty(), "the reply did not resume");
+    assert!(
+        before + resumed.len() >= reply_frames,
+        "{before} + {} frames of {reply_frames}",
+        resumed.len()
+    );
+    assert!(
+        before + resumed.len() <= reply_frames + 25,
+        "{before} + {} frames of {reply_frames}: backed up too far",
+        resumed.len()
+    );
+    // It resumed after the caller's words were recognized, not before.
+    assert!(*resumed[0] - flushed > Duration::from_millis(600));
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_a_backchannel_still_interrupts() {
+    for (words, enabled) in [("Okay, but what about the price?", true), ("Okay.", false)] {
+        let brain = ScriptedBrain::saying(REPLY, Duration::from_millis(200), Duration::ZERO);
+        let mut s = spec(&["Tell me everything", words], brain.clone());
+        s.backchannels.enabled = enabled;
+        let say = if enabled {
+            Say::Speech("Okay, but what about the price?")
+        } else {
+            Say::Speech("Okay.")
+        };
+        let run = reply_with(s, say).await;
+        assert_eq!(run.played.flushes.len(), 1, "{words}");
+        let said = agent_said(&run);
+        // The cut reply, then the answer to the caller's words.
+        assert_eq!(said.len(), 2, "{words}: {said:?}");
+        assert!(said[0].1, "{words}: {said:?}");
+        assert!(REPLY.starts_with(&said[0].0) && said[0].0.len() < REPLY.len());
+        let seen = brain.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{words}");
+        assert!(seen[1].messages.iter().any(|m| matches!(m,
+            Message::Assistant { text, interrupted: true, .. } if *text == said[0].0)));
+        assert!(
+            matches!(seen[1].messages.last(), Some(Message::User { text }) if text == words),
+            "{words}"
+        );
+    }
 }
 
 // ------------------------------------------------------------ HTTP tools ---

@@ -85,6 +85,9 @@ pub struct AgentModel {
     pub endpoint_silence_ms: Option<u64>,
     /// Whether callers can interrupt the greeting.
     pub greeting_interruptible: Option<bool>,
+    /// Whether backchannels ("mm-hmm", "okay") said over the agent let it
+    /// go on instead of interrupting it.
+    pub backchannels: Option<bool>,
     /// Record this agent's calls.
     pub record: Option<bool>,
     /// JSON Schema of the data to extract after each call (LLM brains).
@@ -261,6 +264,13 @@ mod tests {
             AgentModel::parse(&json!({})).unwrap(),
             AgentModel::default()
         );
+    }
+
+    #[test]
+    fn backchannels_can_be_turned_off() {
+        let m = AgentModel::parse(&json!({"backchannels": false})).unwrap();
+        assert_eq!(m.backchannels, Some(false));
+        assert!(AgentModel::parse(&json!({"backchannels": "no"})).is_err());
     }
 
     #[test]

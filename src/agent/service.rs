@@ -26,6 +26,7 @@ use super::openai::{
 use super::pipeline::{AgentReport, AgentSpec, GreetingCache, TurnConfig, ready_opening};
 use super::provider::{Brain, CallInfo, Stt, Tts};
 use super::settings::AgentConfig;
+use super::silero::SpeechConfirmer;
 use super::whisper::WhisperStt;
 use crate::api::validate::DenyList;
 use crate::config::{Config, ProvidersConfig};
@@ -155,6 +156,7 @@ pub struct AgentService {
     store: Option<Store>,
     greetings: Arc<GreetingCache>,
     whisper: OnceCell<Result<Arc<dyn Stt>, String>>,
+    silero: OnceCell<Option<Arc<SpeechConfirmer>>>,
     local_tts: OnceCell<Arc<dyn Tts>>,
     espeak: OnceCell<Arc<dyn Tts>>,
     default_flow: OnceCell<Arc<dyn Brain>>,
@@ -189,6 +191,7 @@ impl AgentService {
             store,
             greetings: Arc::default(),
             whisper: OnceCell::new(),
+            silero: OnceCell::new(),
             local_tts: OnceCell::new(),
             espeak: OnceCell::new(),
             default_flow: OnceCell::new(),
@@ -372,6 +375,8 @@ impl AgentService {
         spec.greeting_interruptible = model
             .greeting_interruptible
             .unwrap_or(c.greeting_interruptible);
+        spec.backchannels.enabled = model.backchannels.unwrap_or(c.backchannels);
+        spec.confirmer = self.confirmer().await;
         spec.endpoint_silence =
             Duration::from_millis(model.endpoint_silence_ms.unwrap_or(c.endpoint_silence_ms));
         spec.turns = TurnConfig {
@@ -539,6 +544,28 @@ impl AgentService {
             .await
             .clone();
         Ok((brain, summarizer))
+    }
+
+    /// Silero for barge-in onsets; without its model, barge-ins go ahead
+    /// unconfirmed (logged once).
+    async fn confirmer(&self) -> Option<Arc<SpeechConfirmer>> {
+        self.silero
+            .get_or_init(|| async {
+                let c = self.config.silero.clone();
+                match tokio::task::spawn_blocking(move || SpeechConfirmer::new(&c)).await {
+                    Ok(Ok(s)) => Some(Arc::new(s)),
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "barge-ins are not checked for speech");
+                        None
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "barge-ins are not checked for speech");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 
     /// Speech-to-text of `which`; a cloud engine with the organization's

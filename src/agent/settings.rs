@@ -40,6 +40,10 @@ pub struct AgentConfig {
     pub max_duration_secs: u64,
     /// Whether callers can interrupt the greeting.
     pub greeting_interruptible: bool,
+    /// Whether a backchannel ("mm-hmm", "yeah", "okay") said over the
+    /// agent lets it go on: it stops at once as for any interruption, and
+    /// resumes when the caller's words turn out to be only that.
+    pub backchannels: bool,
     /// Record agent calls (stereo WAV in `<data_dir>/recordings`) unless
     /// the call says otherwise.
     pub record: bool,
@@ -76,6 +80,7 @@ impl Default for AgentConfig {
             max_utterance_secs: 30,
             max_duration_secs: 1800,
             greeting_interruptible: true,
+            backchannels: true,
             record: false,
             flow: FlowConfig::default(),
             whisper: WhisperConfig::default(),

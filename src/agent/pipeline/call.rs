@@ -11,7 +11,9 @@
 //! there is room for what they produce.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,16 +24,20 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info, warn};
 
+use super::backchannel::{Backchannels, Handed};
 use super::echo::rms;
+use super::onset::{heard_speech, onset_audio};
 use super::playout::{FrameMaker, Playout};
 use super::recording::{Recording, RecordingReport};
 use super::sentences::SentenceSplitter;
 use super::tool_rounds::{ToolRounds, ToolRunner};
 use super::turns::{TurnAction, TurnConfig, TurnManager};
+use crate::agent::ProviderError;
 use crate::agent::provider::{
     Brain, BrainEvent, BrainOutcome, BrainSession, CallInfo, Conversation, Message, Stt, SttEvent,
     SttOptions, ToolCall, ToolSpec, Tts, TtsEvent, TtsOptions,
 };
+use crate::agent::silero::{SpeechConfirmer, to_f32};
 use crate::agent::tools::HttpTool;
 use crate::call::{CallEvent, TranscriptLine};
 use crate::rtp::{FRAME_SAMPLES, PCM_RATE, PTIME};
@@ -106,6 +112,13 @@ pub struct AgentSpec {
     pub transfer_to: Option<String>,
     /// Pre-synthesized greetings.
     pub greetings: Arc<GreetingCache>,
+    /// Silero, which must hear speech in the caller's sound before it
+    /// interrupts the agent (see [`super::onset`]); without it, any loud
+    /// voiced sound of `turns.barge_in_min` does.
+    pub confirmer: Option<Arc<SpeechConfirmer>>,
+    /// Caller words over the agent that do not interrupt it (see
+    /// [`super::backchannel`]).
+    pub backchannels: Backchannels,
 }
 
 impl std::fmt::Debug for AgentSpec {
@@ -146,6 +159,8 @@ impl AgentSpec {
             voice: None,
             transfer_to: None,
             greetings: Arc::default(),
+            confirmer: None,
+            backchannels: Backchannels::default(),
         }
     }
 }
@@ -316,6 +331,12 @@ struct Speech {
     playout: Playout,
     maker: FrameMaker,
     pending: VecDeque<(usize, Vec<i16>)>,
+    /// Frames handed to the line before a pause that the caller did not
+    /// hear (or heard the end of a word of), to hand again on resuming.
+    replay: VecDeque<Vec<i16>>,
+    /// Copies of the frames handed to the line, kept for a resume when
+    /// backchannels are on.
+    handed: Handed,
     /// Frames handed to the line.
     queued: usize,
     started: bool,
@@ -369,6 +390,8 @@ impl Speech {
             playout: Playout::new(),
             maker: FrameMaker::new(),
             pending: VecDeque::new(),
+            replay: VecDeque::new(),
+            handed: Handed::default(),
             queued: 0,
             started: false,
             interruptible: true,
@@ -417,8 +440,33 @@ impl Speech {
 
     /// Nothing more will come from the brain or TTS, and all frames are out.
     fn produced_all(&self) -> bool {
-        self.brain.is_none() && self.tts_audio.is_none() && self.pending.is_empty()
+        self.brain.is_none() && self.tts_audio.is_none() && !self.has_frames()
     }
+
+    fn has_frames(&self) -> bool {
+        !self.pending.is_empty() || !self.replay.is_empty()
+    }
+
+    /// The next frame for the line: first those to play again after a
+    /// pause, then new ones (with their segment).
+    fn next_frame(&mut self) -> Option<(Option<usize>, Vec<i16>)> {
+        if let Some(f) = self.replay.pop_front() {
+            return Some((None, f));
+        }
+        self.pending.pop_front().map(|(seg, f)| (Some(seg), f))
+    }
+}
+
+/// A reply stopped by a barge-in, kept until the caller's words say
+/// whether it goes on (a backchannel) or is over.
+struct Paused {
+    speech: Speech,
+    /// What the caller heard of it.
+    heard: String,
+    /// When it stopped, from the call's start.
+    cut_ms: u64,
+    /// Utterances the caller started since.
+    utterances: u32,
 }
 
 /// Runs the agent on a call until the call ends. `frames` is the caller's
@@ -444,6 +492,9 @@ pub async fn run<L: Line, C: CallControl>(
         }
     };
     let mut turns = TurnManager::new(spec.turns.clone(), start.into_std());
+    if spec.confirmer.is_some() {
+        turns.check_onsets();
+    }
     let mut session: Box<dyn BrainSession> = spec.brain.start_call(&call);
     let tts_options = TtsOptions {
         voice: spec.voice.clone(),
@@ -476,8 +527,10 @@ pub async fn run<L: Line, C: CallControl>(
     let mut actions: Vec<TurnAction> = Vec::new();
     let mut digits = String::new();
     let mut digits_deadline: Option<Instant> = None;
+    let mut check: Option<SpeechCheck> = None;
     // Agent side.
     let mut speech: Option<Speech> = None;
+    let mut paused: Option<Paused> = None;
     let max_capacity = line.sink().max_capacity();
     let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
     let mut ending = false;
@@ -515,20 +568,32 @@ pub async fn run<L: Line, C: CallControl>(
 
     loop {
         let now = Instant::now();
+        // Something else is being said: a paused reply is over.
+        if speech.is_some()
+            && let Some(p) = paused.take()
+        {
+            settle(p, &mut conversation, &control);
+        }
         // Agent audio: move converted frames to the line while it has room.
         if let Some(s) = speech.as_mut() {
-            while !s.pending.is_empty() {
+            while s.has_frames() {
                 let Ok(permit) = line.sink().try_reserve() else {
                     break;
                 };
-                let (segment, frame) = s.pending.pop_front().expect("checked non-empty");
+                let (segment, frame) = s.next_frame().expect("checked non-empty");
                 let queued_ahead = max_capacity - line.sink().capacity();
                 let plays_at = now + PTIME * queued_ahead as u32;
                 turns.agent_frame(plays_at.into_std(), rms(&frame));
                 if let Some(r) = recording.as_mut() {
                     r.agent_queued(plays_at - start, &frame);
                 }
-                s.playout.frame(segment);
+                // A frame played again was counted the first time.
+                if let Some(segment) = segment {
+                    s.playout.frame(segment);
+                }
+                if spec.backchannels.enabled {
+                    s.handed.push(&frame, max_capacity);
+                }
                 permit.send(frame);
                 s.queued += 1;
                 if !s.started {
@@ -593,7 +658,7 @@ pub async fn run<L: Line, C: CallControl>(
         }
         let draining = speech
             .as_ref()
-            .is_some_and(|s| !s.pending.is_empty() || s.queued > 0);
+            .is_some_and(|s| s.has_frames() || s.queued > 0);
         let timer = [
             turns.next_deadline().map(Instant::from_std),
             digits_deadline,
@@ -627,44 +692,10 @@ pub async fn run<L: Line, C: CallControl>(
                         report.stt_frames_dropped += 1;
                     }
                 }
-                for action in actions.drain(..) {
-                    match action {
-                        TurnAction::BargeIn { at } => {
-                            if let Some(s) = speech.take() {
-                                let heard = interrupt(s, &line, &control, &mut conversation, &mut recording, ms(Instant::from_std(at))).await;
-                                info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
-                                turns.set_reply_pending(false, at);
-                                if ending {
-                                    speech = Some(fixed(&spec, &tts_options, &spec.time_up, Instant::now(), After::Hangup));
-                                }
-                            }
-                        }
-                        TurnAction::UtteranceStarted { at } => {
-                            let at = Instant::from_std(at);
-                            // A reply still being thought about is stale now:
-                            // the caller has more to say.
-                            if speech.as_ref().is_some_and(|s| !s.started) {
-                                speech = None;
-                                turns.set_reply_pending(false, at.into_std());
-                            }
-                            let stream = spec.stt.start(&stt_options);
-                            for (t, f) in &preroll {
-                                if *t + PTIME > at && stream.audio.try_send(f.clone()).is_err() {
-                                    report.stt_frames_dropped += 1;
-                                }
-                            }
-                            utterance_start_ms = ms(at);
-                            stt_audio = Some(stream.audio);
-                            stt_events = Some(stream.events);
-                        }
-                        TurnAction::UtteranceEnded { at, .. } => {
-                            stt_audio = None;
-                            eos = Some(Instant::from_std(at));
-                            turns.set_reply_pending(true, at);
-                        }
-                        TurnAction::Silence { .. } => {}
-                    }
-                }
+            }
+            heard = next_check(&mut check) => {
+                let c = check.take().expect("it answered");
+                turns.speech_checked(c.run, c.upto, heard, Instant::now().into_std(), &mut actions);
             }
             ev = next_stt(&mut stt_events) => match ev {
                 Some(SttEvent::Partial(t)) => control.publish(CallEvent::Transcript(TranscriptLine {
@@ -679,19 +710,36 @@ pub async fn run<L: Line, C: CallControl>(
                     stt_events = None;
                     let final_at = Instant::now();
                     let text = t.text.trim().to_owned();
-                    if text.is_empty() {
+                    // Over a paused reply, a backchannel (or no words at
+                    // all: a cough Silero let through) lets it go on;
+                    // anything else ends it.
+                    let length = eos.map_or(Duration::MAX, |e| Duration::from_millis(ms(e).saturating_sub(utterance_start_ms)));
+                    let goes_on = paused.is_some() && speech.is_none()
+                        && (text.is_empty() || spec.backchannels.matches(&text, length));
+                    if !goes_on && let Some(p) = paused.take() {
+                        settle(p, &mut conversation, &control);
+                    }
+                    if text.is_empty() && !goes_on {
                         debug!(call = %call.call_id, "agent: an utterance with no words");
                         turns.set_reply_pending(false, final_at.into_std());
                         continue;
                     }
-                    control.publish(CallEvent::Transcript(TranscriptLine {
-                        speaker: "caller",
-                        text: text.clone(),
-                        is_final: true,
-                        start_ms: utterance_start_ms + t.start_ms,
-                        end_ms: utterance_start_ms + t.end_ms.max(t.start_ms),
-                        interrupted: false,
-                    }));
+                    if !text.is_empty() {
+                        control.publish(CallEvent::Transcript(TranscriptLine {
+                            speaker: "caller",
+                            text: text.clone(),
+                            is_final: true,
+                            start_ms: utterance_start_ms + t.start_ms,
+                            end_ms: utterance_start_ms + t.end_ms.max(t.start_ms),
+                            interrupted: false,
+                        }));
+                    }
+                    if goes_on && let Some(p) = paused.take() {
+                        info!(call = %call.call_id, said = %text, "agent: a backchannel; the reply goes on");
+                        eos = None;
+                        speech = Some(resume(p, &mut turns, &control, final_at));
+                        continue;
+                    }
                     push_user(&mut conversation, &text);
                     let mut s = Speech::new(Some(session.respond(&conversation)), spec.tts.as_ref(), &tts_options, final_at);
                     s.eos = Some((eos.take().unwrap_or(final_at), final_at));
@@ -700,10 +748,16 @@ pub async fn run<L: Line, C: CallControl>(
                 Some(SttEvent::Error(e)) => {
                     warn!(call = %call.call_id, error = %e, "agent: speech recognition failed for an utterance");
                     stt_events = None;
+                    if let Some(p) = paused.take() {
+                        settle(p, &mut conversation, &control);
+                    }
                     turns.set_reply_pending(false, Instant::now().into_std());
                 }
                 None => {
                     stt_events = None;
+                    if let Some(p) = paused.take() {
+                        settle(p, &mut conversation, &control);
+                    }
                     turns.set_reply_pending(false, Instant::now().into_std());
                 }
             },
@@ -775,6 +829,9 @@ pub async fn run<L: Line, C: CallControl>(
             },
             ev = events.recv() => match ev {
                 Ok(CallEvent::Dtmf { digit, .. }) => {
+                    if let Some(p) = paused.take() {
+                        settle(p, &mut conversation, &control);
+                    }
                     // A key press interrupts the agent like speech does.
                     if speech.as_ref().is_some_and(|s| s.started && s.interruptible) {
                         let s = speech.take().expect("checked");
@@ -793,6 +850,7 @@ pub async fn run<L: Line, C: CallControl>(
             },
             _ = sleep_until(timer.unwrap_or(now + Duration::from_secs(3600))), if timer.is_some() => {
                 let now = Instant::now();
+                turns.poll_onsets(now.into_std(), &mut actions);
                 if digits_deadline.is_some_and(|d| d <= now) {
                     digits_deadline = None;
                     if !digits.is_empty() && speech.as_ref().is_none_or(|s| !s.started) {
@@ -833,6 +891,84 @@ pub async fn run<L: Line, C: CallControl>(
             // Wakes the loop to move frames to the line as it drains.
             _ = tokio::time::sleep(PTIME), if draining => {}
         }
+        // What the turn manager decided, whichever branch ran.
+        for action in actions.drain(..) {
+            match action {
+                TurnAction::BargeIn { at } => {
+                    let Some(s) = speech.take() else { continue };
+                    let cut_ms = ms(Instant::from_std(at));
+                    turns.set_reply_pending(false, at);
+                    if spec.backchannels.enabled && !ending {
+                        let p = pause(s, &line, &control, &mut recording, cut_ms).await;
+                        info!(call = %call.call_id, heard = %p.heard, "agent: caller barged in; the reply is paused");
+                        paused = Some(p);
+                    } else {
+                        let heard = interrupt(
+                            s,
+                            &line,
+                            &control,
+                            &mut conversation,
+                            &mut recording,
+                            cut_ms,
+                        )
+                        .await;
+                        info!(call = %call.call_id, heard = %heard, "agent: caller barged in");
+                        if ending {
+                            let time_up = &spec.time_up;
+                            speech = Some(fixed(
+                                &spec,
+                                &tts_options,
+                                time_up,
+                                Instant::now(),
+                                After::Hangup,
+                            ));
+                        }
+                    }
+                }
+                TurnAction::UtteranceStarted { at } => {
+                    let at = Instant::from_std(at);
+                    // A reply still being thought about is stale now:
+                    // the caller has more to say.
+                    if speech.as_ref().is_some_and(|s| !s.started) {
+                        speech = None;
+                        turns.set_reply_pending(false, at.into_std());
+                    }
+                    // The caller went on after the utterance that paused
+                    // the agent: not a backchannel.
+                    if let Some(p) = paused.as_mut() {
+                        p.utterances += 1;
+                        if p.utterances > 1
+                            && let Some(p) = paused.take()
+                        {
+                            settle(p, &mut conversation, &control);
+                        }
+                    }
+                    let stream = spec.stt.start(&stt_options);
+                    for (t, f) in &preroll {
+                        if *t + PTIME > at && stream.audio.try_send(f.clone()).is_err() {
+                            report.stt_frames_dropped += 1;
+                        }
+                    }
+                    utterance_start_ms = ms(at);
+                    stt_audio = Some(stream.audio);
+                    stt_events = Some(stream.events);
+                }
+                TurnAction::UtteranceEnded { at, .. } => {
+                    stt_audio = None;
+                    eos = Some(Instant::from_std(at));
+                    turns.set_reply_pending(true, at);
+                }
+                TurnAction::CheckSpeech { run, upto } => {
+                    if let Some(c) = &spec.confirmer {
+                        check = Some(SpeechCheck::start(c, &preroll, run, upto));
+                    }
+                }
+                TurnAction::Silence { .. } => {}
+            }
+        }
+    }
+    if let Some(p) = paused.take() {
+        settle(p, &mut conversation, &control);
     }
     finish(report, conversation, session.outcome(), recording, &line).await
 }
@@ -1047,6 +1183,22 @@ async fn interrupt<L: Line, C: CallControl>(
     recording: &mut Option<Recording>,
     end_ms: u64,
 ) -> String {
+    let p = pause(s, line, control, recording, end_ms).await;
+    let heard = p.heard.clone();
+    settle(p, conversation, control);
+    heard
+}
+
+/// Stops the agent mid-speech as [`interrupt`] does, but keeps the reply:
+/// what the caller did not hear of it (from the last pause between words
+/// before the cut, when backchannels keep copies) is ready to play again.
+async fn pause<L: Line, C: CallControl>(
+    mut s: Speech,
+    line: &L,
+    control: &C,
+    recording: &mut Option<Recording>,
+    cut_ms: u64,
+) -> Paused {
     // Frames still in the line's queue were never heard.
     let in_queue = line.sink().max_capacity() - line.sink().capacity();
     let played = s.queued.saturating_sub(in_queue);
@@ -1056,17 +1208,43 @@ async fn interrupt<L: Line, C: CallControl>(
     }
     let heard = s.playout.heard(played);
     control.publish(CallEvent::AgentSpeaking { speaking: false });
-    let messages = s.tools.into_messages(&heard, true, s.tool_calls);
+    let again = s.handed.rewind(in_queue);
+    s.queued = s.queued.saturating_sub(again.len());
+    for f in again.into_iter().rev() {
+        s.replay.push_front(f);
+    }
+    Paused {
+        speech: s,
+        heard,
+        cut_ms,
+        utterances: 0,
+    }
+}
+
+/// A paused reply is over: it is recorded as far as the caller heard it,
+/// interrupted.
+fn settle<C: CallControl>(p: Paused, conversation: &mut Conversation, control: &C) {
+    let s = p.speech;
+    let messages = s.tools.into_messages(&p.heard, true, s.tool_calls);
     finish_speech(
         conversation,
         control,
         s.start_ms,
-        end_ms,
-        &heard,
+        p.cut_ms,
+        &p.heard,
         true,
         messages,
     );
-    heard
+}
+
+/// The caller only said a backchannel: the paused reply goes on. It is
+/// recorded when it ends, whole and not interrupted, like any other.
+fn resume<C: CallControl>(p: Paused, turns: &mut TurnManager, control: &C, now: Instant) -> Speech {
+    let s = p.speech;
+    turns.agent_started(s.interruptible);
+    turns.set_reply_pending(false, now.into_std());
+    control.publish(CallEvent::AgentSpeaking { speaking: true });
+    s
 }
 
 /// Records what the agent said (as heard) in the conversation (its
@@ -1108,6 +1286,50 @@ fn push_user(conversation: &mut Conversation, text: &str) {
     conversation.messages.push(Message::User {
         text: text.to_owned(),
     });
+}
+
+/// A Silero check of a barge-in run, in flight.
+struct SpeechCheck {
+    run: std::time::Instant,
+    upto: std::time::Instant,
+    /// Where the run starts in the audio checked.
+    run_at: usize,
+    probabilities: Pin<Box<dyn Future<Output = Result<Vec<f32>, ProviderError>> + Send>>,
+}
+
+impl SpeechCheck {
+    fn start(
+        confirmer: &Arc<SpeechConfirmer>,
+        preroll: &VecDeque<(Instant, Vec<i16>)>,
+        run: std::time::Instant,
+        upto: std::time::Instant,
+    ) -> Self {
+        let frames = preroll.iter().map(|(t, f)| (t.into_std(), f.as_slice()));
+        let (audio, run_at) = onset_audio(frames, run, upto);
+        let samples = to_f32(&audio);
+        let c = confirmer.clone();
+        SpeechCheck {
+            run,
+            upto,
+            run_at,
+            probabilities: Box::pin(async move { c.probabilities(samples).await }),
+        }
+    }
+}
+
+/// Silero's answer to the check in flight: whether it heard speech, or
+/// `None` if it could not say.
+async fn next_check(check: &mut Option<SpeechCheck>) -> Option<bool> {
+    let Some(c) = check.as_mut() else {
+        return std::future::pending().await;
+    };
+    match c.probabilities.as_mut().await {
+        Ok(p) => Some(heard_speech(&p, c.run_at)),
+        Err(e) => {
+            debug!(error = %e, "agent: a barge-in speech check failed");
+            None
+        }
+    }
 }
 
 async fn next_stt(events: &mut Option<mpsc::Receiver<SttEvent>>) -> Option<SttEvent> {

@@ -4,11 +4,15 @@
 //! The decisions live in sans-IO pieces that take time as an argument
 //! ([`turns::TurnManager`], [`echo::EchoGuard`],
 //! [`sentences::SentenceSplitter`], [`playout::Playout`]); [`call::run`] is
-//! the thin async driver that feeds them. [`recording`] records the call
-//! as heard; [`tool_rounds`] runs the brain's HTTP tools within a reply.
+//! the thin async driver that feeds them. [`onset`] lets Silero veto
+//! barge-ins on noise; [`backchannel`] lets "mm-hmm" pause rather than end
+//! a reply. [`recording`] records the call as heard; [`tool_rounds`] runs
+//! the brain's HTTP tools within a reply.
 
+pub mod backchannel;
 pub mod call;
 pub mod echo;
+pub mod onset;
 pub mod playout;
 pub mod recording;
 pub mod sentences;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hotline_media::vad::VadEvent;
 
 use super::echo::EchoGuard;
+use super::onset::{OnsetGate, Step};
 
 /// How long one caller frame lasts.
 const FRAME: Duration = Duration::from_millis(20);
@@ -37,6 +38,10 @@ pub struct TurnConfig {
     pub silence_reprompt: Duration,
     /// How far the caller must be above the expected echo, in dB.
     pub echo_margin_db: f32,
+    /// With speech checks on ([`TurnManager::check_onsets`]), how long a
+    /// barge-in that is due waits for Silero's answer before it goes
+    /// ahead without it.
+    pub confirm_timeout: Duration,
 }
 
 impl Default for TurnConfig {
@@ -46,6 +51,7 @@ impl Default for TurnConfig {
             max_utterance: Duration::from_secs(30),
             silence_reprompt: Duration::from_secs(8),
             echo_margin_db: 6.0,
+            confirm_timeout: Duration::from_millis(30),
         }
     }
 }
@@ -77,6 +83,15 @@ pub enum TurnAction {
         /// 1 for the first silence, 2 for the next, …
         count: u32,
     },
+    /// Ask Silero whether the caller's sound over the agent is speech
+    /// (only with [`TurnManager::check_onsets`]), and report the answer to
+    /// [`TurnManager::speech_checked`].
+    CheckSpeech {
+        /// The first frame of the run.
+        run: Instant,
+        /// Its latest frame: the audio to judge ends there.
+        upto: Instant,
+    },
 }
 
 /// See the module documentation.
@@ -94,6 +109,8 @@ pub struct TurnManager {
     barge_voiced: bool,
     /// Quiet frames inside the current run.
     barge_gap: u32,
+    /// Silero's checks of the run, when it has a say.
+    onsets: Option<OnsetGate>,
     /// Waiting for the brain: no silence timer.
     reply_pending: bool,
     /// When the silence timer started.
@@ -113,6 +130,7 @@ impl TurnManager {
             barge_run: None,
             barge_voiced: false,
             barge_gap: 0,
+            onsets: None,
             reply_pending: false,
             quiet_since: now,
             silences: 0,
@@ -142,24 +160,23 @@ impl TurnManager {
                 // start window does.
                 self.barge_gap += 1;
                 if !self.interruptible || self.barge_gap > BARGE_GAP_FRAMES {
-                    self.barge_run = None;
-                    self.barge_voiced = false;
+                    self.end_run();
                 }
             } else {
                 self.barge_gap = 0;
                 let start = *self.barge_run.get_or_insert(at);
                 self.barge_voiced |= caller;
-                // Noise can be loud but is never voiced: a barge-in needs
-                // both the length and a voiced frame.
-                if self.barge_voiced && at + FRAME - start >= self.config.barge_in_min {
-                    self.barge_run = None;
-                    self.barge_voiced = false;
-                    self.agent_speaking = false;
-                    out.push(TurnAction::BargeIn { at: start });
-                    if self.utterance.is_none() {
-                        self.open(start, out);
-                    }
-                }
+                // Most noise is never voiced: a barge-in needs both the
+                // length and a voiced frame, and Silero's word when it
+                // has one.
+                let min = self.config.barge_in_min;
+                let ready = self.barge_voiced && at + FRAME - start >= min;
+                let step = match self.onsets.as_mut() {
+                    Some(gate) => gate.frame(start, at, ready, min),
+                    None if ready => Step::BargeIn,
+                    None => Step::Wait,
+                };
+                self.act(start, step, out);
             }
         }
         match vad {
@@ -184,6 +201,66 @@ impl TurnManager {
         }
     }
 
+    /// Has every barge-in run checked by Silero ([`TurnAction::CheckSpeech`])
+    /// before it may interrupt the agent.
+    pub fn check_onsets(&mut self) {
+        self.onsets = Some(OnsetGate::new(self.config.confirm_timeout));
+    }
+
+    /// Silero's answer to [`TurnAction::CheckSpeech`] `{ run, upto }`:
+    /// `Some(true)` if it heard speech, `None` if the check failed; `now`
+    /// is when it came.
+    pub fn speech_checked(
+        &mut self,
+        run: Instant,
+        upto: Instant,
+        heard: Option<bool>,
+        now: Instant,
+        out: &mut Vec<TurnAction>,
+    ) {
+        let Some(gate) = self.onsets.as_mut() else {
+            return;
+        };
+        if !self.agent_speaking || self.barge_run != Some(run) {
+            return;
+        }
+        let step = gate.checked(run, upto, heard, now);
+        self.act(run, step, out);
+    }
+
+    /// Timers of the barge-in checks: call at (or after)
+    /// [`next_deadline`](Self::next_deadline), with [`poll`](Self::poll).
+    pub fn poll_onsets(&mut self, now: Instant, out: &mut Vec<TurnAction>) {
+        let (Some(gate), Some(run)) = (self.onsets.as_mut(), self.barge_run) else {
+            return;
+        };
+        let step = gate.poll(now);
+        self.act(run, step, out);
+    }
+
+    fn act(&mut self, start: Instant, step: Step, out: &mut Vec<TurnAction>) {
+        match step {
+            Step::BargeIn => {
+                self.end_run();
+                self.agent_speaking = false;
+                out.push(TurnAction::BargeIn { at: start });
+                if self.utterance.is_none() {
+                    self.open(start, out);
+                }
+            }
+            Step::Check(upto) => out.push(TurnAction::CheckSpeech { run: start, upto }),
+            Step::Wait => {}
+        }
+    }
+
+    fn end_run(&mut self) {
+        self.barge_run = None;
+        self.barge_voiced = false;
+        if let Some(gate) = self.onsets.as_mut() {
+            gate.reset();
+        }
+    }
+
     /// An agent frame of level `rms` queued to play at `plays_at`.
     pub fn agent_frame(&mut self, plays_at: Instant, rms: f32) {
         self.echo.agent_frame(plays_at, rms);
@@ -194,13 +271,13 @@ impl TurnManager {
     pub fn agent_started(&mut self, interruptible: bool) {
         self.agent_speaking = true;
         self.interruptible = interruptible;
-        self.barge_run = None;
+        self.end_run();
     }
 
     /// The agent's audio finished playing at `at` (not interrupted).
     pub fn agent_finished(&mut self, at: Instant) {
         self.agent_speaking = false;
-        self.barge_run = None;
+        self.end_run();
         self.quiet_since = at;
     }
 
@@ -223,15 +300,25 @@ impl TurnManager {
         }
     }
 
-    /// When [`poll`](Self::poll) next has something to say.
+    /// When [`poll`](Self::poll) or [`poll_onsets`](Self::poll_onsets)
+    /// next has something to say.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let onset = self.onsets.as_ref().and_then(OnsetGate::deadline);
+        match (self.silence_deadline(), onset) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn silence_deadline(&self) -> Option<Instant> {
         self.silence_clock_running()
             .then(|| self.quiet_since + self.config.silence_reprompt)
     }
 
-    /// Timers: call at (or after) [`next_deadline`](Self::next_deadline).
+    /// The silence timer: call at (or after)
+    /// [`next_deadline`](Self::next_deadline).
     pub fn poll(&mut self, now: Instant) -> Option<TurnAction> {
-        let deadline = self.next_deadline()?;
+        let deadline = self.silence_deadline()?;
         if now < deadline {
             return None;
         }
@@ -313,6 +400,21 @@ mod tests {
             self.frame += 1;
         }
 
+        /// Silero answers the check asked on the last frame, 2 ms later.
+        fn answer(&mut self, heard: Option<bool>) {
+            let Some((frame, TurnAction::CheckSpeech { run, upto })) = self.actions.last().copied()
+            else {
+                return;
+            };
+            if frame + 1 != self.frame {
+                return;
+            }
+            let mut out = vec![];
+            let now = upto + Duration::from_millis(2);
+            self.tm.speech_checked(run, upto, heard, now, &mut out);
+            self.actions.extend(out.into_iter().map(|a| (frame, a)));
+        }
+
         fn kinds(&self) -> Vec<&'static str> {
             self.actions
                 .iter()
@@ -322,6 +424,7 @@ mod tests {
                     TurnAction::UtteranceEnded { forced: true, .. } => "cut",
                     TurnAction::BargeIn { .. } => "barge",
                     TurnAction::Silence { .. } => "silence",
+                    TurnAction::CheckSpeech { .. } => "check",
                 })
                 .collect()
         }
@@ -412,6 +515,74 @@ mod tests {
                 at: l.t0 + FRAME * again
             }
         );
+    }
+
+    #[test]
+    fn with_speech_checks_noise_is_held_and_speech_is_not_delayed() {
+        let mut l = Line::new();
+        l.tm.check_onsets();
+        l.tm.agent_started(true);
+        l.frames(50, 6000.0, 20.0, false);
+        // A door slam: loud, and voiced to the VAD; Silero hears no speech
+        // in it however long it lasts.
+        for _ in 0..15 {
+            l.step(6000.0, 9000.0, true, None);
+            l.answer(Some(false));
+        }
+        assert!(l.kinds().iter().all(|k| *k == "check"), "{:?}", l.kinds());
+        assert_eq!(l.kinds().len(), 13);
+        assert!(l.tm.agent_speaking());
+        assert!(!l.tm.caller_speaking());
+        l.frames(5, 6000.0, 20.0, false);
+        l.actions.clear();
+        // Speech: heard by the first check, so the barge-in comes on the
+        // frame that completes 100 ms, as without Silero.
+        let speech_from = l.frame;
+        for _ in 0..6 {
+            l.step(6000.0, 5000.0, true, None);
+            l.answer(Some(true));
+        }
+        assert_eq!(l.kinds(), ["check", "barge", "start"]);
+        assert_eq!(
+            l.actions[1],
+            (
+                speech_from + 4,
+                TurnAction::BargeIn {
+                    at: l.t0 + FRAME * speech_from
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn a_check_that_does_not_answer_in_time_lets_the_barge_in_through() {
+        let mut l = Line::new();
+        l.tm.check_onsets();
+        l.tm.agent_started(true);
+        l.frames(50, 6000.0, 20.0, false);
+        let speech_from = l.frame;
+        // Silero never answers.
+        l.frames(5, 6000.0, 5000.0, true);
+        assert_eq!(l.kinds(), ["check"]);
+        let due = l.t0 + FRAME * (speech_from + 4);
+        assert_eq!(l.tm.next_deadline(), Some(due + Duration::from_millis(30)));
+        let mut out = vec![];
+        l.tm.poll_onsets(due + Duration::from_millis(29), &mut out);
+        assert!(out.is_empty());
+        l.tm.poll_onsets(due + Duration::from_millis(30), &mut out);
+        assert_eq!(
+            out,
+            [
+                TurnAction::BargeIn {
+                    at: l.t0 + FRAME * speech_from
+                },
+                TurnAction::UtteranceStarted {
+                    at: l.t0 + FRAME * speech_from
+                }
+            ]
+        );
+        assert!(!l.tm.agent_speaking());
+        assert_eq!(l.tm.next_deadline(), None);
     }
 
     #[test]

@@ -832,11 +832,15 @@ pub async fn run<L: Line, C: CallControl>(
                     if let Some(p) = paused.take() {
                         settle(p, &mut conversation, &control);
                     }
-                    // A key press interrupts the agent like speech does.
+                    // A key press interrupts the agent like speech does, and
+                    // a reply not yet started is stale: the keys come next.
                     if speech.as_ref().is_some_and(|s| s.started && s.interruptible) {
                         let s = speech.take().expect("checked");
                         interrupt(s, &line, &control, &mut conversation, &mut recording, ms(Instant::now())).await;
                         turns.agent_finished(Instant::now().into_std());
+                    } else if speech.as_ref().is_some_and(|s| !s.started && s.after == After::Listen) {
+                        speech = None;
+                        turns.set_reply_pending(false, Instant::now().into_std());
                     }
                     if digit == '#' {
                         digits_deadline = Some(Instant::now());
@@ -853,7 +857,11 @@ pub async fn run<L: Line, C: CallControl>(
                 turns.poll_onsets(now.into_std(), &mut actions);
                 if digits_deadline.is_some_and(|d| d <= now) {
                     digits_deadline = None;
-                    if !digits.is_empty() && speech.as_ref().is_none_or(|s| !s.started) {
+                    // Keys are never lost: while the agent says something
+                    // that cannot be cut, they wait for it to finish.
+                    if !digits.is_empty() && speech.as_ref().is_some_and(|s| s.started) {
+                        digits_deadline = Some(now + PTIME * 10);
+                    } else if !digits.is_empty() {
                         let d = std::mem::take(&mut digits);
                         conversation.messages.push(Message::Dtmf { digits: d });
                         turns.set_reply_pending(true, now.into_std());

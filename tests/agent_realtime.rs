@@ -236,6 +236,8 @@ async fn server(refuse: bool) -> (String, Log, oneshot::Receiver<Conn>) {
     tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
         let header_log = server_log.clone();
+        // The signature is tungstenite's handshake `Callback`.
+        #[allow(clippy::result_large_err)]
         let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let header = |n: &str| {
                 req.headers()

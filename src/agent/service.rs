@@ -139,7 +139,7 @@ pub enum AgentRun {
     Pipeline(AgentSpec),
     /// The OpenAI Realtime API, speech to speech
     /// ([`openai::run_realtime`]).
-    Realtime(Box<RealtimeRun>),
+    Realtime(RealtimeRun),
 }
 
 /// A realtime agent's settings: the server's, resolved for this agent,
@@ -534,7 +534,7 @@ impl AgentService {
                 .clone(),
         };
         Ok(PreparedAgent {
-            run: AgentRun::Realtime(Box::new(RealtimeRun { config, setup })),
+            run: AgentRun::Realtime(RealtimeRun { config, setup }),
             recording,
             conclusion: Conclusion {
                 summarizer,
@@ -806,4 +806,49 @@ fn default_prompt() -> String {
 
 fn default_greeting() -> String {
     "Hello! This is the Hotline assistant. How can I help you?".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_endpoints_follow_the_api_base() {
+        assert_eq!(
+            realtime_url("https://api.openai.com/v1/"),
+            "wss://api.openai.com/v1/realtime"
+        );
+        assert_eq!(
+            realtime_url("http://127.0.0.1:8000/v1"),
+            "ws://127.0.0.1:8000/v1/realtime"
+        );
+        assert_eq!(realtime_url("ws://h/rt"), "ws://h/rt");
+    }
+
+    #[tokio::test]
+    async fn providers_llm_openai_realtime_runs_the_realtime_agent() {
+        let mut config = Config::default();
+        config.providers.llm.kind = "openai-realtime".into();
+        config.providers.llm.model = Some("gpt-realtime-mini".into());
+        config.providers.llm.base_url = Some("http://127.0.0.1:9/v1".into());
+        let service = AgentService::new(&config, None);
+        let request = AgentRequest {
+            first_message: Some("Hi there.".into()),
+            max_duration: Some(Duration::from_secs(60)),
+            ..AgentRequest::default()
+        };
+        let p = service
+            .prepare(&request, &CallInfo::default())
+            .await
+            .unwrap();
+        let AgentRun::Realtime(rt) = p.run else {
+            panic!("the pipeline was prepared");
+        };
+        assert_eq!(rt.config.model, "gpt-realtime-mini");
+        assert_eq!(rt.config.url, "ws://127.0.0.1:9/v1/realtime");
+        assert_eq!(rt.setup.first_message.as_deref(), Some("Hi there."));
+        assert_eq!(rt.setup.max_duration, Some(Duration::from_secs(60)));
+        assert!(rt.setup.apology_tts.is_some());
+        assert!(rt.setup.instructions.contains("end_call"));
+    }
 }

@@ -138,7 +138,6 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             pipeline::run(spec, call, io.pcm, line, control, io.events).await
         }
         AgentRun::Realtime(rt) => {
-            let rt = *rt;
             run_realtime(rt.config, rt.setup, call, io.pcm, line, control, io.events).await
         }
     };

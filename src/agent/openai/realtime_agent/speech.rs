@@ -144,11 +144,8 @@ impl Speech {
             }
             if item.frames > 0 || !item.transcript.is_empty() {
                 let words: Vec<&str> = item.transcript.split_whitespace().collect();
-                let n = if item.frames == 0 {
-                    0
-                } else {
-                    words.len() * left / item.frames
-                };
+                // No audio yet: none of its words were heard.
+                let n = (words.len() * left).checked_div(item.frames).unwrap_or(0);
                 parts.push(words[..n].join(" "));
                 cuts.push(Cut {
                     item_id: item.id.clone(),

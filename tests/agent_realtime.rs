@@ -551,6 +551,8 @@ async fn greets_answers_and_hangs_up_after_end_call() {
     let mut setup = RealtimeSetup::new("You take restaurant bookings.");
     setup.first_message = Some("Hello! How can I help?".into());
     setup.voice = Some("cedar".into());
+    let dir = tempfile::tempdir().unwrap();
+    setup.recording = Some(dir.path().join("call.wav"));
     let run = call(config(url), setup, Duration::from_secs(15), vec![]).await;
     script.await.unwrap();
     let seen = log.lock().unwrap();
@@ -668,6 +670,18 @@ async fn greets_answers_and_hangs_up_after_end_call() {
     );
     assert_eq!(run.report.turns.len(), 1);
     assert!(run.report.turns[0].voice_to_voice_ms.is_some());
+
+    // Recorded as heard: stereo, the agent's tone on the right.
+    let rec = run.report.recording.as_ref().expect("recorded");
+    assert_eq!(rec.error, None);
+    let wav = hotline_media::wav::read_wav(&std::fs::read(&rec.path).unwrap()).unwrap();
+    assert_eq!((wav.format.sample_rate, wav.format.channels), (16_000, 2));
+    let right = wav.channel(1);
+    let agent_secs = peers::audio::active_fraction(&right, 16_000) * right.len() as f64 / 16_000.0;
+    assert!(
+        (1.6..=2.0).contains(&agent_secs),
+        "{agent_secs} s of agent audio"
+    );
 }
 
 #[tokio::test]

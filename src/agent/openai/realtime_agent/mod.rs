@@ -561,6 +561,18 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 Err(e) => break Stop::Failed(e),
             }
         };
+        if let Stop::Done = stop
+            && let Some(s) = self.speech.take()
+            && s.started
+        {
+            // The call ended while the agent spoke: the conversation keeps
+            // what was heard.
+            let played = s.queued.saturating_sub(self.in_queue());
+            let (heard, _) = s.heard(played);
+            let start_ms = s.start_ms;
+            let end = self.ms(Instant::now());
+            self.record_speech(s, heard, start_ms, end, true);
+        }
         if let Stop::Failed(reason) = stop {
             warn!(call = %self.call.call_id, %reason, "agent: the realtime API failed");
             if let Some(s) = self.speech.take() {

@@ -14,7 +14,8 @@
 //!   off): when the server hears the caller start speaking over
 //!   interruptible speech, the line is flushed, the reply cancelled, and
 //!   its items truncated to the audio actually played, which also cuts the
-//!   transcript line (by proportion, see [`speech`]).
+//!   transcript line (by proportion: the API does not align words to
+//!   audio).
 //! * Tools: `end_call` and `transfer_call` act once the speech has played,
 //!   `send_dtmf` at once; HTTP tools run and their answers go back to the
 //!   model, which is asked to go on.

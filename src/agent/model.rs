@@ -24,6 +24,10 @@ pub enum BrainKind {
     Flow,
     /// An OpenAI-compatible LLM.
     Openai,
+    /// The OpenAI Realtime API: speech to speech for the whole call, so
+    /// `stt` and `tts` do not apply (`model`, `base_url` and `api_key` do).
+    #[serde(rename = "openai-realtime")]
+    OpenaiRealtime,
 }
 
 /// Which speech-to-text an agent runs.
@@ -283,6 +287,13 @@ mod tests {
         assert_eq!(m.tts, Some(TtsKind::Elevenlabs));
         assert_eq!(kind::<SttKind>("Whisper"), Some(SttKind::Whisper));
         assert_eq!(kind::<BrainKind>("gpt"), None);
+        assert_eq!(
+            kind::<BrainKind>("OpenAI-Realtime"),
+            Some(BrainKind::OpenaiRealtime)
+        );
+        let m = AgentModel::parse(&json!({"provider": "openai-realtime", "model": "gpt-realtime"}))
+            .unwrap();
+        assert_eq!(m.provider, Some(BrainKind::OpenaiRealtime));
     }
 
     #[test]

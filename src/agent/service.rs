@@ -21,7 +21,7 @@ use super::flow::{FlowBrain, builtin, check_model};
 use super::model::{AgentModel, BrainKind, SttKind, TtsKind, kind};
 use super::openai::{
     self, DeepgramStt, ElevenLabsTts, OpenAiBrain, OpenAiConfig, OpenAiStt, OpenAiSummarizer,
-    OpenAiTts, SttTransport, SummaryRequest,
+    OpenAiTts, RealtimeAgentConfig, RealtimeSetup, SttTransport, SummaryRequest,
 };
 use super::pipeline::{AgentReport, AgentSpec, GreetingCache, TurnConfig, ready_opening};
 use super::provider::{Brain, CallInfo, Stt, Tts};
@@ -136,11 +136,31 @@ impl Conclusion {
     }
 }
 
+/// How a call's agent runs.
+#[derive(Debug)]
+pub enum AgentRun {
+    /// The STT → brain → TTS pipeline, with these settings.
+    Pipeline(AgentSpec),
+    /// The OpenAI Realtime API, speech to speech
+    /// ([`openai::run_realtime`]).
+    Realtime(RealtimeRun),
+}
+
+/// A realtime agent's settings: the server's, resolved for this agent,
+/// and the call's.
+#[derive(Debug)]
+pub struct RealtimeRun {
+    /// Endpoint, model, key, turn detection.
+    pub config: RealtimeAgentConfig,
+    /// Instructions, greeting, tools, limits.
+    pub setup: RealtimeSetup,
+}
+
 /// A call's agent, ready to run.
 #[derive(Debug)]
 pub struct PreparedAgent {
-    /// The pipeline's settings.
-    pub spec: AgentSpec,
+    /// How it runs.
+    pub run: AgentRun,
     /// Where the call is to be recorded, if it is.
     pub recording: Option<PathBuf>,
     /// How to conclude the call.
@@ -212,15 +232,22 @@ impl AgentService {
     pub async fn warm_up(self: &Arc<Self>) {
         let default = AgentRequest::default();
         match self.prepare(&default, &CallInfo::default()).await {
-            Ok(p) => {
-                self.warm_greeting(&p.spec).await;
+            Ok(PreparedAgent {
+                run: AgentRun::Pipeline(spec),
+                ..
+            }) => {
+                self.warm_greeting(&spec).await;
                 info!(
-                    stt = p.spec.stt.name(),
-                    brain = p.spec.brain.name(),
-                    tts = p.spec.tts.name(),
+                    stt = spec.stt.name(),
+                    brain = spec.brain.name(),
+                    tts = spec.tts.name(),
                     "voice agent ready"
                 );
             }
+            Ok(PreparedAgent {
+                run: AgentRun::Realtime(rt),
+                ..
+            }) => info!(model = %rt.config.model, "voice agent ready (OpenAI Realtime)"),
             Err(e) => warn!(error = %e, "the default voice agent is not available"),
         }
     }
@@ -234,7 +261,12 @@ impl AgentService {
             ..AgentRequest::default()
         };
         match self.prepare(&request, &CallInfo::default()).await {
-            Ok(p) => self.warm_greeting(&p.spec).await,
+            Ok(PreparedAgent {
+                run: AgentRun::Pipeline(spec),
+                ..
+            }) => self.warm_greeting(&spec).await,
+            // The realtime model speaks its own greeting.
+            Ok(_) => {}
             Err(e) => warn!(agent = %agent.id, error = %e, "cannot prepare the agent's greeting"),
         }
     }
@@ -324,6 +356,11 @@ impl AgentService {
             BrainKind::Auto => BrainKind::Flow,
             k => k,
         };
+        if brain_kind == BrainKind::OpenaiRealtime {
+            return self
+                .prepare_realtime(request, agent.as_ref(), &model, call)
+                .await;
+        }
         let (brain, summarizer): (Arc<dyn Brain>, _) = match brain_kind {
             BrainKind::Flow => (self.flow_brain(agent.as_ref(), &model, call).await?, None),
             _ => self.llm_brain(&model, org_key("openai")).await?,
@@ -423,7 +460,131 @@ impl AgentService {
         });
         spec.recording.clone_from(&recording);
         Ok(PreparedAgent {
-            spec,
+            run: AgentRun::Pipeline(spec),
+            recording,
+            conclusion: Conclusion {
+                summarizer,
+                objective: request.objective.clone(),
+                schema: model.structured_data_schema.clone(),
+            },
+        })
+    }
+
+    /// A realtime agent: the same request and agent settings as the
+    /// pipeline's, given to the realtime model instead.
+    async fn prepare_realtime(
+        &self,
+        request: &AgentRequest,
+        agent: Option<&Agent>,
+        model: &AgentModel,
+        call: &CallInfo,
+    ) -> Result<PreparedAgent, String> {
+        let c = &self.config;
+        let mut config = c.openai_realtime.clone();
+        let mut own_key = None;
+        let p = &self.providers.llm;
+        let server = kind::<BrainKind>(&p.kind) == Some(BrainKind::OpenaiRealtime);
+        for (m, url, key) in [
+            (
+                p.model.as_ref().filter(|_| server),
+                p.base_url.as_ref().filter(|_| server),
+                p.api_key.as_ref().filter(|_| server),
+            ),
+            (
+                model.model.as_ref(),
+                model.base_url.as_ref(),
+                model.api_key.as_ref(),
+            ),
+        ] {
+            if let Some(m) = m {
+                config.model.clone_from(m);
+            }
+            if let Some(u) = url {
+                config.url = realtime_url(u);
+            }
+            if let Some(k) = key {
+                config.api_key = Some(k.clone());
+            }
+        }
+        if model.api_key.is_some() {
+            own_key.clone_from(&model.api_key);
+        }
+        config
+            .check()
+            .map_err(|(k, m)| format!("agent.openai_realtime.{k}: {m}"))?;
+        let prompt = request
+            .system_prompt
+            .clone()
+            .or_else(|| agent.map(|a| a.system_prompt.clone()))
+            .unwrap_or_else(default_prompt);
+        let mut setup = RealtimeSetup::new(match &request.objective {
+            Some(o) => format!("{prompt}\n\nThe objective of this call: {o}"),
+            None => prompt,
+        });
+        setup.first_message = request
+            .first_message
+            .clone()
+            .or_else(|| agent.and_then(|a| a.first_message.clone()))
+            .or_else(|| agent.is_none().then(default_greeting));
+        setup.greeting_interruptible = model
+            .greeting_interruptible
+            .unwrap_or(c.greeting_interruptible);
+        setup.max_duration = Some(
+            request
+                .max_duration
+                .or_else(|| {
+                    agent
+                        .and_then(|a| a.max_duration_secs)
+                        .and_then(|s| u64::try_from(s).ok())
+                        .map(Duration::from_secs)
+                })
+                .unwrap_or(Duration::from_secs(c.max_duration_secs)),
+        );
+        setup.language = request
+            .language
+            .clone()
+            .or_else(|| agent.and_then(|a| a.language.clone()));
+        setup.voice = request
+            .voice
+            .clone()
+            .or_else(|| agent.and_then(|a| a.voice.clone()));
+        setup.transfer_to = agent.and_then(|a| a.transfer_number.clone());
+        if let Some(a) = agent {
+            setup.http_tools = super::tools::parse_tools(&a.tools, None).map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                format!("agent tools: {}", list.join("; "))
+            })?;
+        }
+        // The apology is for when the API fails: a local voice that needs
+        // no model.
+        setup.apology_tts = self.tts(TtsKind::Espeak).await.ok();
+        let record = request.record.or(model.record).unwrap_or(c.record);
+        let recording = (record && !call.call_id.is_empty()).then(|| {
+            self.data_dir
+                .join("recordings")
+                .join(format!("{}.wav", call.call_id))
+        });
+        setup.recording.clone_from(&recording);
+        // The summary is made by the server's chat model, with the agent's
+        // own key if it brought one.
+        let summarizer = match own_key {
+            Some(key) => {
+                let mut s = self.server_llm_config();
+                s.api_key = Some(key);
+                OpenAiSummarizer::new(s).ok().map(Arc::new)
+            }
+            None => self
+                .summarizer
+                .get_or_init(|| async {
+                    OpenAiSummarizer::new(self.server_llm_config())
+                        .ok()
+                        .map(Arc::new)
+                })
+                .await
+                .clone(),
+        };
+        Ok(PreparedAgent {
+            run: AgentRun::Realtime(RealtimeRun { config, setup }),
             recording,
             conclusion: Conclusion {
                 summarizer,
@@ -712,6 +873,27 @@ fn flow_of(def: super::flow::FlowDef) -> Result<Arc<dyn Brain>, String> {
         .map_err(|issues| format!("built-in flow: {issues:?}"))
 }
 
+/// The realtime endpoint under an API base: `https://host/v1` →
+/// `wss://host/v1/realtime`; a `ws(s)://` URL is taken as the endpoint.
+fn realtime_url(base: &str) -> String {
+    let base = openai_base(base);
+    if base.starts_with("ws://") || base.starts_with("wss://") {
+        return base;
+    }
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base
+    };
+    format!("{ws}/realtime")
+}
+
+fn openai_base(base: &str) -> String {
+    base.trim().trim_end_matches('/').to_owned()
+}
+
 fn default_prompt() -> String {
     "You are Hotline's helpful voice assistant on a phone call. Keep replies short: \
      one or two sentences, plain words, no lists or markdown. When the caller is done, \
@@ -721,4 +903,49 @@ fn default_prompt() -> String {
 
 fn default_greeting() -> String {
     "Hello! This is the Hotline assistant. How can I help you?".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_endpoints_follow_the_api_base() {
+        assert_eq!(
+            realtime_url("https://api.openai.com/v1/"),
+            "wss://api.openai.com/v1/realtime"
+        );
+        assert_eq!(
+            realtime_url("http://127.0.0.1:8000/v1"),
+            "ws://127.0.0.1:8000/v1/realtime"
+        );
+        assert_eq!(realtime_url("ws://h/rt"), "ws://h/rt");
+    }
+
+    #[tokio::test]
+    async fn providers_llm_openai_realtime_runs_the_realtime_agent() {
+        let mut config = Config::default();
+        config.providers.llm.kind = "openai-realtime".into();
+        config.providers.llm.model = Some("gpt-realtime-mini".into());
+        config.providers.llm.base_url = Some("http://127.0.0.1:9/v1".into());
+        let service = AgentService::new(&config, None);
+        let request = AgentRequest {
+            first_message: Some("Hi there.".into()),
+            max_duration: Some(Duration::from_secs(60)),
+            ..AgentRequest::default()
+        };
+        let p = service
+            .prepare(&request, &CallInfo::default())
+            .await
+            .unwrap();
+        let AgentRun::Realtime(rt) = p.run else {
+            panic!("the pipeline was prepared");
+        };
+        assert_eq!(rt.config.model, "gpt-realtime-mini");
+        assert_eq!(rt.config.url, "ws://127.0.0.1:9/v1/realtime");
+        assert_eq!(rt.setup.first_message.as_deref(), Some("Hi there."));
+        assert_eq!(rt.setup.max_duration, Some(Duration::from_secs(60)));
+        assert!(rt.setup.apology_tts.is_some());
+        assert!(rt.setup.instructions.contains("end_call"));
+    }
 }

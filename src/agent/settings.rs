@@ -10,6 +10,7 @@ use super::espeak::EspeakConfig;
 use super::flow::FlowConfig;
 use super::openai::{
     DeepgramConfig, ElevenLabsConfig, OpenAiConfig, OpenAiSttConfig, OpenAiTtsConfig,
+    RealtimeAgentConfig,
 };
 use super::piper::PiperConfig;
 use super::silero::SileroConfig;
@@ -68,6 +69,9 @@ pub struct AgentConfig {
     pub deepgram: DeepgramConfig,
     /// ElevenLabs streaming TTS.
     pub elevenlabs: ElevenLabsConfig,
+    /// The OpenAI Realtime API (speech to speech), for agents whose brain
+    /// is `openai-realtime`.
+    pub openai_realtime: RealtimeAgentConfig,
 }
 
 impl Default for AgentConfig {
@@ -92,6 +96,7 @@ impl Default for AgentConfig {
             openai_tts: OpenAiTtsConfig::default(),
             deepgram: DeepgramConfig::default(),
             elevenlabs: ElevenLabsConfig::default(),
+            openai_realtime: RealtimeAgentConfig::default(),
         }
     }
 }
@@ -114,7 +119,9 @@ impl AgentConfig {
                 ));
             }
         }
-        Ok(())
+        self.openai_realtime
+            .check()
+            .map_err(|(k, m)| (format!("agent.openai_realtime.{k}"), m))
     }
 
     /// The models directory: the configured one, else `<data_dir>/models`.
@@ -167,5 +174,11 @@ mod tests {
         };
         assert_eq!(c.check().unwrap_err().0, "agent.endpoint_silence_ms");
         assert!(AgentConfig::default().check().is_ok());
+        let mut c = AgentConfig::default();
+        c.openai_realtime.silence_duration_ms = 10;
+        assert_eq!(
+            c.check().unwrap_err().0,
+            "agent.openai_realtime.silence_duration_ms"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The voice agent as a call application: the pipeline
-//! ([`crate::agent::pipeline::run`]) on the call's media and signalling.
+//! ([`crate::agent::pipeline::run`]), or the OpenAI Realtime agent
+//! ([`run_realtime`]), on the call's media and signalling.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use super::app::AppIo;
+use crate::agent::openai::realtime_agent::{self, run_realtime};
 use crate::agent::pipeline::{self, CallControl, Line};
 use crate::agent::provider::CallInfo;
-use crate::agent::service::AgentRequest;
+use crate::agent::service::{AgentRequest, AgentRun};
 use crate::api::validate::{DenyList, callable};
 use crate::call::{CallCommand, CallDirection, CallEvent, CallHandle, CallRegistry};
 use crate::rtp::MediaHandle;
@@ -104,11 +106,18 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             return;
         }
     };
-    let spec = prepared.spec;
-    let started = CallEvent::AgentStarted {
-        stt: spec.stt.name().to_owned(),
-        brain: spec.brain.name().to_owned(),
-        tts: spec.tts.name().to_owned(),
+    let started = match &prepared.run {
+        AgentRun::Pipeline(spec) => CallEvent::AgentStarted {
+            stt: spec.stt.name().to_owned(),
+            brain: spec.brain.name().to_owned(),
+            tts: spec.tts.name().to_owned(),
+        },
+        // One model hears and speaks.
+        AgentRun::Realtime(rt) => CallEvent::AgentStarted {
+            stt: realtime_agent::NAME.to_owned(),
+            brain: rt.config.model.clone(),
+            tts: realtime_agent::NAME.to_owned(),
+        },
     };
     let control = EngineControl {
         handle: io.handle.clone(),
@@ -124,7 +133,14 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     // The conclusion is published after the call's end (the agent may be
     // the one hanging up, and returns before the BYE completes).
     let mut end = io.handle.subscribe();
-    let report = pipeline::run(spec, call, io.pcm, line, control, io.events).await;
+    let report = match prepared.run {
+        AgentRun::Pipeline(spec) => {
+            pipeline::run(spec, call, io.pcm, line, control, io.events).await
+        }
+        AgentRun::Realtime(rt) => {
+            run_realtime(rt.config, rt.setup, call, io.pcm, line, control, io.events).await
+        }
+    };
     let mut result = prepared.conclusion.conclude(&report).await;
     result.turns.clone_from(&report.turns);
     if let Some(r) = &report.recording {

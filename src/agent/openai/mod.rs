@@ -10,6 +10,8 @@
 //!   utterance, or the realtime transcription WebSocket with partials.
 //! * [`deepgram`]: [`DeepgramStt`], Deepgram's streaming recognition,
 //!   here because it shares the plumbing (keys, retries, WebSocket).
+//! * [`realtime_agent`]: [`run_realtime`], a whole call through the
+//!   OpenAI Realtime API (speech to speech), instead of the pipeline.
 //! * [`elevenlabs`]: [`ElevenLabsTts`], ElevenLabs speech over its
 //!   `stream-input` WebSocket, likewise.
 //!
@@ -22,6 +24,7 @@ pub mod elevenlabs;
 mod http;
 pub mod llm;
 mod messages;
+pub mod realtime_agent;
 mod realtime_stt;
 mod schema;
 mod segments;
@@ -35,6 +38,7 @@ pub use deepgram::{DeepgramConfig, DeepgramStt};
 pub use elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
+pub use realtime_agent::{RealtimeAgentConfig, RealtimeSetup, run_realtime};
 pub use stt::{OpenAiStt, OpenAiSttConfig, RealtimeProtocol, SttTransport};
 pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};
 pub use tts::{OpenAiTts, OpenAiTtsConfig};

@@ -103,7 +103,7 @@ impl Upsampler {
     }
 }
 
-fn append_message(samples: &[i16]) -> String {
+pub(crate) fn append_message(samples: &[i16]) -> String {
     let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     json!({
         "type": "input_audio_buffer.append",

@@ -605,7 +605,8 @@ fn an_organizations_own_key_reaches_its_agents_llm() {
                 .await
                 .unwrap();
             let mut session = prepared
-                .spec
+                .pipeline()
+                .expect("a pipeline agent")
                 .brain
                 .start_call(&hotline::agent::provider::CallInfo::default());
             let conversation = hotline::agent::provider::Conversation {
@@ -628,7 +629,8 @@ fn an_organizations_own_key_reaches_its_agents_llm() {
             .await
             .unwrap();
         let mut session = prepared
-            .spec
+            .pipeline()
+            .expect("a pipeline agent")
             .brain
             .start_call(&hotline::agent::provider::CallInfo::default());
         let conversation = hotline::agent::provider::Conversation {

@@ -167,6 +167,16 @@ pub struct PreparedAgent {
     pub conclusion: Conclusion,
 }
 
+impl PreparedAgent {
+    /// The pipeline's settings, unless the agent runs on the Realtime API.
+    pub fn pipeline(&self) -> Option<&AgentSpec> {
+        match &self.run {
+            AgentRun::Pipeline(spec) => Some(spec),
+            AgentRun::Realtime(_) => None,
+        }
+    }
+}
+
 /// The engines and the recipe; one per server.
 pub struct AgentService {
     config: AgentConfig,
@@ -275,7 +285,12 @@ impl AgentService {
     /// own first message), so it plays at once on the answer.
     pub async fn warm_request(self: &Arc<Self>, request: &AgentRequest) {
         match self.prepare(request, &CallInfo::default()).await {
-            Ok(p) => self.warm_greeting(&p.spec).await,
+            Ok(PreparedAgent {
+                run: AgentRun::Pipeline(spec),
+                ..
+            }) => self.warm_greeting(&spec).await,
+            // A realtime agent's voice is the API's: nothing to warm.
+            Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot prepare a call's greeting ahead"),
         }
     }
@@ -557,7 +572,7 @@ impl AgentService {
         }
         // The apology is for when the API fails: a local voice that needs
         // no model.
-        setup.apology_tts = self.tts(TtsKind::Espeak).await.ok();
+        setup.apology_tts = self.tts(TtsKind::Espeak, None).await.ok();
         let record = request.record.or(model.record).unwrap_or(c.record);
         let recording = (record && !call.call_id.is_empty()).then(|| {
             self.data_dir

@@ -1,7 +1,12 @@
 //! The voice agent as a call application: the pipeline
 //! ([`crate::agent::pipeline::run`]) on the call's media and signalling.
+//!
+//! The caller's frames reach the pipeline through a
+//! [`FrameSwitch`](super::transfer::FrameSwitch), so that a transfer's
+//! bridge can take them over from the agent (see [`super::transfer`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -10,12 +15,17 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use super::app::AppIo;
+use super::transfer::{self, FrameSwitch, TransferJob};
 use crate::agent::pipeline::{self, CallControl, Line};
 use crate::agent::provider::CallInfo;
 use crate::agent::service::AgentRequest;
 use crate::api::validate::{DenyList, callable};
 use crate::call::{CallCommand, CallDirection, CallEvent, CallHandle, CallRegistry};
 use crate::rtp::MediaHandle;
+
+/// Caller frames queued for the pipeline: a second, as the media
+/// session's own queue holds; the pipeline reads them as they come.
+const AGENT_FRAMES: usize = 50;
 
 /// The agent's audio path: the RTP session's paced queue.
 struct MediaLine {
@@ -39,6 +49,12 @@ struct EngineControl {
     registry: CallRegistry,
     publish: tokio::sync::broadcast::Sender<CallEvent>,
     deny: Arc<DenyList>,
+    ctx: Arc<Ctx>,
+    media: MediaHandle,
+    switch: Arc<FrameSwitch>,
+    trunk: Option<String>,
+    /// Set once a transfer's bridge has taken the call.
+    bridged: Arc<AtomicBool>,
 }
 
 impl CallControl for EngineControl {
@@ -57,12 +73,26 @@ impl CallControl for EngineControl {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(call = %self.handle.id, target, reason = %e.msg, "agent: transfer refused");
+                    // The pipeline waits for the outcome: this is it.
+                    self.publish(CallEvent::TransferFailed {
+                        sip_code: 403,
+                        reason: "failed".into(),
+                    });
                     return;
                 }
             }
         };
         info!(call = %self.handle.id, %target, "agent: transferring the call");
-        let _ = self.handle.command(CallCommand::Transfer { target });
+        tokio::spawn(transfer::run(TransferJob {
+            ctx: self.ctx.clone(),
+            handle: self.handle.clone(),
+            publish: self.publish.clone(),
+            media: self.media.clone(),
+            switch: self.switch.clone(),
+            trunk: self.trunk.clone(),
+            target,
+            bridged: self.bridged.clone(),
+        }));
     }
 
     fn send_dtmf(&self, digits: &str) {
@@ -110,11 +140,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
         brain: spec.brain.name().to_owned(),
         tts: spec.tts.name().to_owned(),
     };
+    let (to_agent, frames) = tokio::sync::mpsc::channel(AGENT_FRAMES);
+    let switch = Arc::new(FrameSwitch::start(io.pcm, to_agent));
+    let bridged = Arc::new(AtomicBool::new(false));
     let control = EngineControl {
         handle: io.handle.clone(),
         registry: io.registry.clone(),
         publish: io.publish.clone(),
         deny: service.deny_list(),
+        ctx: ctx.clone(),
+        media: io.media.clone(),
+        switch,
+        trunk: io.trunk.clone(),
+        bridged: bridged.clone(),
     };
     control.publish(started);
     let line = MediaLine {
@@ -124,7 +162,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     // The conclusion is published after the call's end (the agent may be
     // the one hanging up, and returns before the BYE completes).
     let mut end = io.handle.subscribe();
-    let report = pipeline::run(spec, call, io.pcm, line, control, io.events).await;
+    let report = pipeline::run(spec, call, frames, line, control, io.events).await;
     let mut result = prepared.conclusion.conclude(&report).await;
     if let Some(r) = &report.recording {
         if let Some(e) = &r.error {
@@ -142,11 +180,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             }
         }
     };
-    // A BYE transaction takes at most 32 s.
-    if tokio::time::timeout(Duration::from_secs(40), ended)
+    if bridged.load(Ordering::Acquire) {
+        // The agent handed the call to a transfer's bridge, which lasts
+        // as long as the conversation does.
+        ended.await;
+    } else if tokio::time::timeout(Duration::from_secs(40), ended)
         .await
         .is_err()
     {
+        // A BYE transaction takes at most 32 s.
         warn!(call = %id, "agent: the call did not end after the agent finished");
     }
     info!(call = %id, turns = report.turns.len(), outcome = ?result.outcome, "agent: call concluded");

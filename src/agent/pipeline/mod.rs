@@ -5,7 +5,8 @@
 //! ([`turns::TurnManager`], [`echo::EchoGuard`],
 //! [`sentences::SentenceSplitter`], [`playout::Playout`]); [`call::run`] is
 //! the thin async driver that feeds them. [`recording`] records the call
-//! as heard; [`tool_rounds`] runs the brain's HTTP tools within a reply.
+//! as heard; [`tool_rounds`] runs the brain's HTTP tools within a reply;
+//! [`transfer`] waits for the outcome of `transfer_call`.
 
 pub mod call;
 pub mod echo;
@@ -13,6 +14,7 @@ pub mod playout;
 pub mod recording;
 pub mod sentences;
 pub mod tool_rounds;
+pub mod transfer;
 pub mod turns;
 
 pub use call::{

@@ -597,6 +597,10 @@ pub async fn run<L: Line, C: CallControl>(
                 }
                 After::Transfer(target) => {
                     transfer = PendingTransfer::start(&mut conversation);
+                    // What the caller says while the transfer is under
+                    // way is not a turn: a recognition started is dropped.
+                    stt_audio = None;
+                    stt_events = None;
                     control.transfer(&target);
                 }
             }

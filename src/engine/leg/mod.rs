@@ -506,6 +506,8 @@ impl Leg {
             self.emit(CallEvent::TransferStatus { sip_code: 491 });
             return;
         }
+        // Even a REFER that cannot be built may end in a bridge.
+        self.transfer_asked = true;
         let domain = self.host.clone();
         let refer_to = if target.starts_with("sip:")
             || target.starts_with("sips:")
@@ -533,7 +535,6 @@ impl Leg {
         };
         info!(call = %self.handle.id, to = %refer_to, "blind transfer");
         self.transferring = true;
-        self.transfer_asked = true;
         self.send_in_dialog(Method::Refer, headers, Vec::new(), Pending::Refer)
             .await;
     }

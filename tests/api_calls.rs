@@ -1161,6 +1161,7 @@ fn ended(id: &CallId, outcome: Outcome, answered: Option<std::time::SystemTime>)
             reason: "BYE".into(),
         },
         sip_call_id: "sip-call-id".into(),
+        bridged_with: None,
     }))
 }
 

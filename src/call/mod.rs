@@ -103,6 +103,14 @@ pub enum CallCommand {
     },
     /// Stop whatever is playing, with a short fade.
     StopAudio,
+    /// The call's audio now runs to and from call `with`: the bridge a
+    /// transfer falls back on when REFER is refused (see
+    /// `engine::transfer`). Ending either call ends the other, and the
+    /// call that asked for the transfer ends as [`Outcome::Transferred`].
+    Bridged {
+        /// The other call of the bridge.
+        with: CallId,
+    },
 }
 
 /// What a call reports.
@@ -124,6 +132,22 @@ pub enum CallEvent {
     TransferStatus {
         /// The SIP status in the last `message/sipfrag` NOTIFY.
         sip_code: u16,
+    },
+    /// A transfer failed for good: REFER was refused and the call Hotline
+    /// placed to the target instead was not answered (or REFER reported
+    /// the target's own refusal). The call goes on as before.
+    TransferFailed {
+        /// The SIP status that ended the attempt (486 busy, 480 or 408 no
+        /// answer, 503 when the call could not even be placed…).
+        sip_code: u16,
+        /// `busy`, `no_answer` or `failed`.
+        reason: String,
+    },
+    /// The call is bridged to call `with` (a transfer's fallback): what
+    /// each side says reaches the other.
+    Bridged {
+        /// The other call.
+        with: CallId,
     },
     /// The caller finished entering digits at a `play` number's prompt.
     DigitsCollected {

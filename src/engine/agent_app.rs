@@ -1,8 +1,13 @@
 //! The voice agent as a call application: the pipeline
 //! ([`crate::agent::pipeline::run`]), or the OpenAI Realtime agent
 //! ([`run_realtime`]), on the call's media and signalling.
+//!
+//! The caller's frames reach the agent through a
+//! [`FrameSwitch`](super::transfer::FrameSwitch), so that a transfer's
+//! bridge can take them over from the agent (see [`super::transfer`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -11,6 +16,7 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use super::app::AppIo;
+use super::transfer::{self, FrameSwitch, TransferJob};
 use crate::agent::openai::realtime_agent::{self, run_realtime};
 use crate::agent::pipeline::{self, CallControl, Line};
 use crate::agent::provider::CallInfo;
@@ -18,6 +24,10 @@ use crate::agent::service::{AgentRequest, AgentRun};
 use crate::api::validate::{DenyList, callable};
 use crate::call::{CallCommand, CallDirection, CallEvent, CallHandle, CallRegistry};
 use crate::rtp::MediaHandle;
+
+/// Caller frames queued for the pipeline: a second, as the media
+/// session's own queue holds; the pipeline reads them as they come.
+const AGENT_FRAMES: usize = 50;
 
 /// The agent's audio path: the RTP session's paced queue.
 struct MediaLine {
@@ -41,6 +51,12 @@ struct EngineControl {
     registry: CallRegistry,
     publish: tokio::sync::broadcast::Sender<CallEvent>,
     deny: Arc<DenyList>,
+    ctx: Arc<Ctx>,
+    media: MediaHandle,
+    switch: Arc<FrameSwitch>,
+    trunk: Option<String>,
+    /// Set once a transfer's bridge has taken the call.
+    bridged: Arc<AtomicBool>,
 }
 
 impl CallControl for EngineControl {
@@ -59,12 +75,26 @@ impl CallControl for EngineControl {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(call = %self.handle.id, target, reason = %e.msg, "agent: transfer refused");
+                    // The pipeline waits for the outcome: this is it.
+                    self.publish(CallEvent::TransferFailed {
+                        sip_code: 403,
+                        reason: "failed".into(),
+                    });
                     return;
                 }
             }
         };
         info!(call = %self.handle.id, %target, "agent: transferring the call");
-        let _ = self.handle.command(CallCommand::Transfer { target });
+        tokio::spawn(transfer::run(TransferJob {
+            ctx: self.ctx.clone(),
+            handle: self.handle.clone(),
+            publish: self.publish.clone(),
+            media: self.media.clone(),
+            switch: self.switch.clone(),
+            trunk: self.trunk.clone(),
+            target,
+            bridged: self.bridged.clone(),
+        }));
     }
 
     fn send_dtmf(&self, digits: &str) {
@@ -119,11 +149,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             tts: realtime_agent::NAME.to_owned(),
         },
     };
+    let (to_agent, frames) = tokio::sync::mpsc::channel(AGENT_FRAMES);
+    let switch = Arc::new(FrameSwitch::start(io.pcm, to_agent));
+    let bridged = Arc::new(AtomicBool::new(false));
     let control = EngineControl {
         handle: io.handle.clone(),
         registry: io.registry.clone(),
         publish: io.publish.clone(),
         deny: service.deny_list(),
+        ctx: ctx.clone(),
+        media: io.media.clone(),
+        switch,
+        trunk: io.trunk.clone(),
+        bridged: bridged.clone(),
     };
     control.publish(started);
     let line = MediaLine {
@@ -135,10 +173,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     let mut end = io.handle.subscribe();
     let report = match prepared.run {
         AgentRun::Pipeline(spec) => {
-            pipeline::run(spec, call, io.pcm, line, control, io.events).await
+            pipeline::run(spec, call, frames, line, control, io.events).await
         }
         AgentRun::Realtime(rt) => {
-            run_realtime(rt.config, rt.setup, call, io.pcm, line, control, io.events).await
+            run_realtime(rt.config, rt.setup, call, frames, line, control, io.events).await
         }
     };
     let mut result = prepared.conclusion.conclude(&report).await;
@@ -159,11 +197,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             }
         }
     };
-    // A BYE transaction takes at most 32 s.
-    if tokio::time::timeout(Duration::from_secs(40), ended)
+    if bridged.load(Ordering::Acquire) {
+        // The agent handed the call to a transfer's bridge, which lasts
+        // as long as the conversation does.
+        ended.await;
+    } else if tokio::time::timeout(Duration::from_secs(40), ended)
         .await
         .is_err()
     {
+        // A BYE transaction takes at most 32 s.
         warn!(call = %id, "agent: the call did not end after the agent finished");
     }
     info!(call = %id, turns = report.turns.len(), outcome = ?result.outcome, "agent: call concluded");

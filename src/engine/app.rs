@@ -91,6 +91,8 @@ pub(crate) struct AppIo {
     pub events: broadcast::Receiver<CallEvent>,
     pub publish: broadcast::Sender<CallEvent>,
     pub registry: crate::call::CallRegistry,
+    /// The call's trunk, if it has one.
+    pub trunk: Option<String>,
 }
 
 /// Runs `app` until the call ends.

@@ -9,6 +9,8 @@
 //! * Each **call task** ([`leg`]) owns its dialog, its SDP state and its
 //!   RTP session, and runs the call's application ([`app`]: `echo`, `play`,
 //!   later the voice agent) once the call is answered.
+//! * The voice agent's **transfer** ([`transfer`]) is REFER with a bridge
+//!   fallback: Hotline calls the target itself when REFER is refused.
 //!
 //! The engine never waits on a call: it hands messages over with
 //! `try_send`, and a call whose queue is full loses the message as UDP
@@ -24,6 +26,7 @@ mod leg;
 pub mod net;
 pub mod numbers;
 mod register;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -190,6 +190,16 @@ impl Scenario {
             .hold_ms(wait_ms)
     }
 
+    /// UAC whose far end refuses a transfer: calls, waits up to
+    /// `refer_wait_ms` for REFER and answers it `status`; then answers the
+    /// far end's BYE if it comes within `hold_ms`, or hangs up itself.
+    pub fn uac_refer_refused(status: u16, refer_wait_ms: u64, hold_ms: u64) -> Self {
+        Self::base("uac_refer_refused.xml", "[auto_media_port]")
+            .var("REFER_STATUS", status)
+            .var("REFER_WAIT_MS", refer_wait_ms)
+            .hold_ms(hold_ms)
+    }
+
     /// UAC outside any dialog: OPTIONS must get 200 with an Allow listing
     /// INVITE and BYE, then a BYE for a made-up dialog must get 481.
     pub fn uac_options_481() -> Self {

@@ -44,6 +44,9 @@ pub struct Talk {
     pub heard: Vec<Heard>,
     /// When each frame of the script went out, since the answer.
     pub sent: Vec<Duration>,
+    /// The server's audio as received (8 kHz, packets in arrival order,
+    /// no gaps filled), for tests that look at what was said.
+    pub pcm: Vec<i16>,
 }
 
 impl Talk {
@@ -151,10 +154,11 @@ fn run(socket: UdpSocket, config: TalkerConfig, stop: &AtomicBool, talk: &Mutex<
                 let mut pcm = Vec::with_capacity(FRAME);
                 g711::decode_slice(Law::Mu, p.payload(), &mut pcm);
                 let rms = super::audio::rms(&pcm);
-                talk.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .heard
-                    .push(Heard { at: now - t0, rms });
+                {
+                    let mut talk = talk.lock().unwrap_or_else(|e| e.into_inner());
+                    talk.heard.push(Heard { at: now - t0, rms });
+                    talk.pcm.extend_from_slice(&pcm);
+                }
                 if config.echo.is_some() {
                     echo_line.push_back(pcm);
                     if echo_line.len() > 100 {

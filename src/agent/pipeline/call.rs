@@ -31,6 +31,7 @@ use super::playout::{FrameMaker, Playout};
 use super::recording::{Recording, RecordingReport};
 use super::sentences::SentenceSplitter;
 use super::tool_rounds::{ToolRounds, ToolRunner};
+use super::transfer::{PendingTransfer, Settled};
 use super::turns::{TurnAction, TurnConfig, TurnManager};
 use crate::agent::ProviderError;
 use crate::agent::provider::{
@@ -282,7 +283,11 @@ pub struct TurnMetrics {
 pub trait CallControl: Send + 'static {
     /// Ends the call.
     fn hangup(&self);
-    /// Blind-transfers the call (REFER).
+    /// Transfers the call (REFER, with a bridge when REFER is refused).
+    /// The agent waits for the outcome on the call's events:
+    /// [`CallEvent::TransferFailed`], [`CallEvent::Bridged`], a 2xx
+    /// [`CallEvent::TransferStatus`] or the call's end (see
+    /// [`super::transfer`]).
     fn transfer(&self, target: &str);
     /// Sends RFC 4733 digits.
     fn send_dtmf(&self, digits: &str);
@@ -531,6 +536,8 @@ pub async fn run<L: Line, C: CallControl>(
     // Agent side.
     let mut speech: Option<Speech> = None;
     let mut paused: Option<Paused> = None;
+    // A `transfer_call` waiting for its outcome: the agent is quiet.
+    let mut transfer: Option<PendingTransfer> = None;
     let max_capacity = line.sink().max_capacity();
     let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
     let mut ending = false;
@@ -653,7 +660,14 @@ pub async fn run<L: Line, C: CallControl>(
                     control.hangup();
                     break;
                 }
-                After::Transfer(target) => control.transfer(&target),
+                After::Transfer(target) => {
+                    transfer = PendingTransfer::start(&mut conversation);
+                    // What the caller says while the transfer is under
+                    // way is not a turn: a recognition started is dropped.
+                    stt_audio = None;
+                    stt_events = None;
+                    control.transfer(&target);
+                }
             }
         }
         let draining = speech
@@ -666,7 +680,8 @@ pub async fn run<L: Line, C: CallControl>(
         ]
         .into_iter()
         .flatten()
-        .min();
+        .min()
+        .filter(|_| transfer.is_none());
 
         tokio::select! {
             frame = frames.recv() => {
@@ -674,6 +689,9 @@ pub async fn run<L: Line, C: CallControl>(
                 let at = Instant::now();
                 if let Some(r) = recording.as_mut() {
                     r.caller(at - start, &frame);
+                }
+                if transfer.is_some() {
+                    continue;
                 }
                 vad_frames.clear();
                 vad_events.clear();
@@ -828,6 +846,20 @@ pub async fn run<L: Line, C: CallControl>(
                 }
             },
             ev = events.recv() => match ev {
+                Ok(ev) if transfer.is_some() && !matches!(ev, CallEvent::Ended(_)) => {
+                    let settled = transfer.as_ref().and_then(|t| t.on_event(&ev, &mut conversation));
+                    match settled {
+                        Some(Settled::Failed) => {
+                            transfer = None;
+                            info!(call = %call.call_id, "agent: the transfer failed; the call goes on");
+                            let now = Instant::now();
+                            turns.set_reply_pending(true, now.into_std());
+                            speech = Some(Speech::new(Some(session.respond(&conversation)), spec.tts.as_ref(), &tts_options, now));
+                        }
+                        Some(Settled::Handed) => break,
+                        None => {}
+                    }
+                }
                 Ok(CallEvent::Dtmf { digit, .. }) => {
                     if let Some(p) = paused.take() {
                         settle(p, &mut conversation, &control);

@@ -7,7 +7,8 @@
 //! the thin async driver that feeds them. [`onset`] lets Silero veto
 //! barge-ins on noise; [`backchannel`] lets "mm-hmm" pause rather than end
 //! a reply. [`recording`] records the call as heard; [`tool_rounds`] runs
-//! the brain's HTTP tools within a reply.
+//! the brain's HTTP tools within a reply; [`transfer`] waits for the
+//! outcome of `transfer_call`.
 
 pub mod backchannel;
 pub mod call;
@@ -17,6 +18,7 @@ pub mod playout;
 pub mod recording;
 pub mod sentences;
 pub mod tool_rounds;
+pub mod transfer;
 pub mod turns;
 
 pub use call::{

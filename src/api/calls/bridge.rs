@@ -337,6 +337,14 @@ impl Bridge {
             CallEvent::TransferStatus { sip_code } => {
                 self.publish(&id, &t, "call.transfer", json!({ "sip_code": sip_code }));
             }
+            CallEvent::TransferFailed { sip_code, reason } => {
+                let payload = json!({"status": "failed", "sip_code": sip_code, "reason": reason});
+                self.publish(&id, &t, "call.transfer", payload);
+            }
+            CallEvent::Bridged { with } => {
+                let payload = json!({"status": "bridged", "bridged_with": with});
+                self.publish(&id, &t, "call.transfer", payload);
+            }
             CallEvent::Transcript(line) => self.transcript(&id, &t, line).await,
             CallEvent::AgentSpeaking { speaking } => {
                 let kind = if speaking {
@@ -798,6 +806,7 @@ mod tests {
                 reason: String::new(),
             },
             sip_call_id: String::new(),
+            bridged_with: None,
         }
     }
 

@@ -38,6 +38,12 @@ impl Leg {
             ToLeg::TransportError { key } => {
                 let purpose = self.pending.remove(&key);
                 debug!(call = %self.handle.id, ?purpose, "transport error");
+                if purpose == Some(Pending::Refer) {
+                    // Whoever asked for the transfer must learn that it
+                    // went nowhere, as for a refused REFER.
+                    self.transferring = false;
+                    self.emit(CallEvent::TransferStatus { sip_code: 503 });
+                }
                 None
             }
             ToLeg::Cancelled | ToLeg::AckTimeout => None,

@@ -37,7 +37,7 @@ use crate::rtp::{MediaEvent, MediaHandle, MediaOutputs, MediaStats, SessionConfi
 
 pub(crate) use uac::place;
 pub use uac::{OutboundCall, PlaceError};
-pub(crate) use uas::{InboundSetup, spawn_inbound};
+pub(crate) use uas::{InboundSetup, ringback, ringback_region, spawn_inbound};
 
 /// What one of our client transactions is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,15 @@ pub(crate) struct Leg {
     /// A blind transfer under way: the call ends when its NOTIFY says the
     /// new call was answered.
     transferring: bool,
+    /// A transfer was asked of this call: bridged, it ends as
+    /// [`Outcome::Transferred`].
+    transfer_asked: bool,
+    /// The call this one is bridged to (a transfer's fallback): it is hung
+    /// up when this one ends.
+    bridged_with: Option<crate::call::CallId>,
+    /// The trunk the call came in on or went out through, for calls the
+    /// call's application places (a transfer's fallback).
+    trunk: Option<String>,
 }
 
 /// What differs between an inbound and an outbound call's start.
@@ -118,6 +127,7 @@ pub(crate) struct LegStart {
     pub flow: Option<Destination>,
     pub host: String,
     pub port: u16,
+    pub trunk: Option<String>,
 }
 
 impl Leg {
@@ -152,6 +162,9 @@ impl Leg {
             answered: None,
             held_by_peer: false,
             transferring: false,
+            transfer_asked: false,
+            bridged_with: None,
+            trunk: s.trunk,
         }
     }
 
@@ -294,6 +307,7 @@ impl Leg {
             events: self.publish.subscribe(),
             publish: self.publish.clone(),
             registry: self.ctx.registry.clone(),
+            trunk: self.trunk.clone(),
         };
         let run = app::run(self.ctx.clone(), self.app.clone(), io);
         // The echo app only moves frames between the session's queues, 50
@@ -475,6 +489,12 @@ impl Leg {
                 self.transfer(&target).await;
                 None
             }
+            CallCommand::Bridged { with } => {
+                info!(call = %self.handle.id, with = %with, "bridged");
+                self.bridged_with = Some(with.clone());
+                self.emit(CallEvent::Bridged { with });
+                None
+            }
         }
     }
 
@@ -486,6 +506,8 @@ impl Leg {
             self.emit(CallEvent::TransferStatus { sip_code: 491 });
             return;
         }
+        // Even a REFER that cannot be built may end in a bridge.
+        self.transfer_asked = true;
         let domain = self.host.clone();
         let refer_to = if target.starts_with("sip:")
             || target.starts_with("sips:")
@@ -530,7 +552,7 @@ impl Leg {
 
     /// Tears the call down and reports its record; the last thing a call
     /// task does.
-    async fn finish(mut self, hangup: Hangup) {
+    async fn finish(mut self, mut hangup: Hangup) {
         if let Some(task) = self.app_task.take() {
             // The voice agent ends by itself when the call does (its audio
             // and events close), then concludes the call (a summary, the
@@ -549,6 +571,16 @@ impl Leg {
                 .and_then(Result::ok),
             None => None,
         };
+        if let Some(other) = &self.bridged_with {
+            // The bridge is one conversation: whichever side leaves ends it.
+            if let Some(h) = self.ctx.registry.get(other) {
+                let _ = h.command(CallCommand::Hangup);
+            }
+            if self.transfer_asked && hangup.outcome == Outcome::Completed {
+                hangup.outcome = Outcome::Transferred;
+                hangup.reason = format!("bridged transfer ended: {}", hangup.reason);
+            }
+        }
         let record = CallRecord {
             id: self.handle.id.clone(),
             direction: self.handle.info.direction,
@@ -559,6 +591,7 @@ impl Leg {
             ended: SystemTime::now(),
             hangup,
             sip_call_id: self.sip_call_id.clone(),
+            bridged_with: self.bridged_with.clone(),
         };
         info!(
             call = %record.id,

@@ -155,6 +155,7 @@ pub(crate) async fn place(ctx: Arc<Ctx>, call: OutboundCall) -> Result<CallHandl
         flow: None,
         host,
         port,
+        trunk: call.trunk.clone(),
     });
     ctx.engine
         .send(ToEngine::Attach {

@@ -86,6 +86,7 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         flow: s.source.is_reliable().then_some(s.source),
         host,
         port,
+        trunk: s.trunk.clone(),
     });
     let to_tag = message::new_tag();
     let hangup = match leg
@@ -359,7 +360,7 @@ impl Leg {
 }
 
 /// The ringback tone plan callers expect, by country code.
-fn ringback_region(country_code: Option<&str>) -> Region {
+pub(crate) fn ringback_region(country_code: Option<&str>) -> Region {
     match country_code {
         Some("1") => Region::Us,
         Some("44") => Region::Uk,
@@ -368,7 +369,7 @@ fn ringback_region(country_code: Option<&str>) -> Region {
 }
 
 /// Plays ringback into the call until aborted.
-async fn ringback(media: crate::rtp::MediaHandle, region: Region) {
+pub(crate) async fn ringback(media: crate::rtp::MediaHandle, region: Region) {
     let Ok(mut tone) = ToneGenerator::new(&ToneSpec::ringback(region), PCM_RATE) else {
         return;
     };

@@ -57,6 +57,9 @@ struct EngineControl {
     trunk: Option<String>,
     /// Set once a transfer's bridge has taken the call.
     bridged: Arc<AtomicBool>,
+    /// The agent's configured transfer target: the only `sip:` URI a
+    /// transfer may go to.
+    configured: Option<String>,
 }
 
 impl CallControl for EngineControl {
@@ -69,6 +72,16 @@ impl CallControl for EngineControl {
         // same rules as a call placed through the API apply, so a prompt
         // cannot send callers to premium or emergency numbers.
         let target = if target.starts_with("sip:") || target.starts_with("sips:") {
+            // Hotline may dial the target itself (the bridge fallback): a
+            // URI a prompt made up must not become a call to anywhere.
+            if self.configured.as_deref() != Some(target) {
+                warn!(call = %self.handle.id, target, "agent: transfer to a SIP URI that is not the agent's transfer target refused");
+                self.publish(CallEvent::TransferFailed {
+                    sip_code: 403,
+                    reason: "failed".into(),
+                });
+                return;
+            }
             target.to_owned()
         } else {
             match callable("number", target, &self.deny) {
@@ -162,6 +175,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
         switch,
         trunk: io.trunk.clone(),
         bridged: bridged.clone(),
+        configured: match &prepared.run {
+            AgentRun::Pipeline(spec) => spec.transfer_to.clone(),
+            AgentRun::Realtime(rt) => rt.setup.transfer_to.clone(),
+        },
     };
     control.publish(started);
     let line = MediaLine {

@@ -270,19 +270,12 @@ impl AgentService {
             agent_id: Some(agent.id.clone()),
             ..AgentRequest::default()
         };
-        match self.prepare(&request, &CallInfo::default()).await {
-            Ok(PreparedAgent {
-                run: AgentRun::Pipeline(spec),
-                ..
-            }) => self.warm_greeting(&spec).await,
-            // The realtime model speaks its own greeting.
-            Ok(_) => {}
-            Err(e) => warn!(agent = %agent.id, error = %e, "cannot prepare the agent's greeting"),
-        }
+        self.warm_request(&request).await;
     }
 
-    /// Synthesizes a call's greeting while it rings (an API call with its
-    /// own first message), so it plays at once on the answer.
+    /// Synthesizes the greeting `request` would open with (an agent just
+    /// saved, or an API call's own first message while it rings), so it
+    /// plays at once on the answer.
     pub async fn warm_request(self: &Arc<Self>, request: &AgentRequest) {
         match self.prepare(request, &CallInfo::default()).await {
             Ok(PreparedAgent {
@@ -291,7 +284,11 @@ impl AgentService {
             }) => self.warm_greeting(&spec).await,
             // A realtime agent's voice is the API's: nothing to warm.
             Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot prepare a call's greeting ahead"),
+            Err(e) => warn!(
+                agent = request.agent_id.as_deref().unwrap_or("-"),
+                error = %e,
+                "cannot prepare a greeting ahead of calls"
+            ),
         }
     }
 

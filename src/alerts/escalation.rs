@@ -84,8 +84,14 @@ pub enum Input {
     Created,
     /// Its wake-up time came.
     Due,
-    /// Its call ended.
-    CallEnded(CallResult),
+    /// Call number `attempt` ended. A report of an earlier call (one the
+    /// escalation already gave up on) is ignored.
+    CallEnded {
+        /// Which call (1-based).
+        attempt: u32,
+        /// How it ended.
+        result: CallResult,
+    },
     /// Acknowledged outside a call (`api`, `chat`, `manual`).
     Acknowledged {
         /// The source.
@@ -119,13 +125,20 @@ pub enum Action {
     },
 }
 
-/// Retry settings of an organization.
+/// The timing an escalation follows: the organization's retry policy
+/// and the server's call limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     /// Between an unanswered call and the next, ms.
     pub interval_ms: i64,
     /// Calls after the first.
     pub max_retries: u32,
+    /// A call whose end is not reported within this long counts as
+    /// unanswered: the node placing it died with it. Longer than any alert
+    /// call (ringing, the alert, three prompts).
+    pub call_timeout_ms: i64,
+    /// One minute of snooze, ms: 60 000 except in tests.
+    pub snooze_minute_ms: i64,
 }
 
 impl Default for Retry {
@@ -133,6 +146,8 @@ impl Default for Retry {
         Retry {
             interval_ms: 120_000,
             max_retries: 3,
+            call_timeout_ms: 300_000,
+            snooze_minute_ms: 60_000,
         }
     }
 }
@@ -152,8 +167,9 @@ pub struct Escalation {
     pub attempts: u32,
     /// A call is in progress.
     pub calling: bool,
-    /// When to wake it next (unix ms); none while a call is in progress
-    /// or once final.
+    /// When to wake it next (unix ms): the next call, the end of a delay,
+    /// snooze or quiet hours, or, while a call is in progress, the time
+    /// after which its end counts as lost; none once final.
     pub next_at: Option<i64>,
     /// How it was acknowledged.
     pub acknowledged_via: Option<String>,
@@ -214,20 +230,28 @@ impl Escalation {
                     self.next_at = Some((now + self.delay_ms).min(self.expires_at));
                 } else {
                     self.to(Status::EscalatingCall, &mut out);
-                    self.call(now, quiet, &mut out);
+                    self.call(now, retry, quiet, &mut out);
                 }
             }
             Input::Due => {
                 if self.calling {
-                    // A call in progress reports its own end.
+                    // The call's end was never reported: whoever placed it
+                    // is gone, and the call with it.
+                    if self.next_at.is_some_and(|t| t <= now) {
+                        self.calling = false;
+                        self.unanswered(now, retry, &mut out);
+                    }
                 } else if now >= self.expires_at {
                     self.to(Status::Expired, &mut out);
                 } else if self.next_at.is_some_and(|t| t <= now) {
                     self.to(Status::EscalatingCall, &mut out);
-                    self.call(now, quiet, &mut out);
+                    self.call(now, retry, quiet, &mut out);
                 }
             }
-            Input::CallEnded(result) => {
+            Input::CallEnded { attempt, result } => {
+                if !self.calling || attempt != self.attempts {
+                    return out;
+                }
                 self.calling = false;
                 match result {
                     CallResult::Acknowledged => {
@@ -237,16 +261,9 @@ impl Escalation {
                     }
                     CallResult::Snoozed { minutes } => {
                         self.to(Status::Snoozed, &mut out);
-                        self.wake(now + i64::from(minutes.max(1)) * 60_000);
+                        self.wake(now + i64::from(minutes.max(1)) * retry.snooze_minute_ms);
                     }
-                    CallResult::Unanswered => {
-                        if self.attempts > retry.max_retries {
-                            self.failure = Some(format!("no answer after {} calls", self.attempts));
-                            self.to(Status::Failed, &mut out);
-                        } else {
-                            self.wake(now + retry.interval_ms);
-                        }
-                    }
+                    CallResult::Unanswered => self.unanswered(now, retry, &mut out),
                 }
             }
             Input::Acknowledged { via } => {
@@ -270,6 +287,17 @@ impl Escalation {
         out
     }
 
+    /// The call went unanswered: retry after the interval, or fail once
+    /// the retries are spent.
+    fn unanswered(&mut self, now: i64, retry: Retry, out: &mut Vec<Action>) {
+        if self.attempts > retry.max_retries {
+            self.failure = Some(format!("no answer after {} calls", self.attempts));
+            self.to(Status::Failed, out);
+        } else {
+            self.wake(now + retry.interval_ms);
+        }
+    }
+
     /// Sets the next wake-up, or expires when it would come too late.
     fn wake(&mut self, at: i64) {
         // Nothing would happen after the end: wake at the end at the latest.
@@ -277,7 +305,7 @@ impl Escalation {
     }
 
     /// A call is due now: place it, or hold it for quiet hours.
-    fn call(&mut self, now: i64, quiet: Option<&Window>, out: &mut Vec<Action>) {
+    fn call(&mut self, now: i64, retry: Retry, quiet: Option<&Window>, out: &mut Vec<Action>) {
         if self.severity == Severity::Normal
             && let Some(w) = quiet
             && w.contains(now)
@@ -289,7 +317,8 @@ impl Escalation {
         }
         self.attempts += 1;
         self.calling = true;
-        self.next_at = None;
+        // A watchdog, not a plan: the call's end normally comes first.
+        self.next_at = Some(now + retry.call_timeout_ms);
         out.push(Action::PlaceCall {
             attempt: self.attempts,
         });
@@ -325,7 +354,10 @@ mod tests {
         let a = e.step(Input::Created, 0, retry(), None);
         assert_eq!(kinds(&a), ["-> escalating_call", "call 1"]);
         let a = e.step(
-            Input::CallEnded(CallResult::Acknowledged),
+            Input::CallEnded {
+                attempt: 1,
+                result: CallResult::Acknowledged,
+            },
             30_000,
             retry(),
             None,
@@ -360,6 +392,7 @@ mod tests {
         let r = Retry {
             interval_ms: 2 * MIN,
             max_retries: 2,
+            ..retry()
         };
         let mut e = Escalation::new(Severity::Critical, 0, 60 * MIN);
         let mut now = 0;
@@ -367,7 +400,10 @@ mod tests {
         for _ in 0..3 {
             now += 30_000;
             log.extend(kinds(&e.step(
-                Input::CallEnded(CallResult::Unanswered),
+                Input::CallEnded {
+                    attempt: e.attempts,
+                    result: CallResult::Unanswered,
+                },
                 now,
                 r,
                 None,
@@ -396,7 +432,10 @@ mod tests {
         let mut e = Escalation::new(Severity::Normal, 0, 60 * MIN);
         e.step(Input::Created, 0, retry(), None);
         let a = e.step(
-            Input::CallEnded(CallResult::Snoozed { minutes: 15 }),
+            Input::CallEnded {
+                attempt: 1,
+                result: CallResult::Snoozed { minutes: 15 },
+            },
             MIN,
             retry(),
             None,
@@ -413,7 +452,10 @@ mod tests {
         e.step(Input::Created, 0, retry(), None);
         // A snooze past the end wakes it at the end, where it expires.
         e.step(
-            Input::CallEnded(CallResult::Snoozed { minutes: 30 }),
+            Input::CallEnded {
+                attempt: 1,
+                result: CallResult::Snoozed { minutes: 30 },
+            },
             MIN,
             retry(),
             None,
@@ -437,7 +479,10 @@ mod tests {
         // The call's own end comes after: ignored.
         assert!(
             e.step(
-                Input::CallEnded(CallResult::Unanswered),
+                Input::CallEnded {
+                    attempt: 1,
+                    result: CallResult::Unanswered,
+                },
                 6_000,
                 retry(),
                 None
@@ -485,5 +530,45 @@ mod tests {
         assert_eq!(short.next_at, Some(night + 60 * MIN));
         let a = short.step(Input::Due, night + 60 * MIN, retry(), Some(&w));
         assert_eq!(kinds(&a), ["-> expired"]);
+    }
+
+    #[test]
+    fn a_call_whose_end_never_comes_counts_as_unanswered() {
+        let r = retry();
+        let mut e = Escalation::new(Severity::Normal, 0, 60 * MIN);
+        e.step(Input::Created, 0, r, None);
+        assert_eq!(e.next_at, Some(r.call_timeout_ms));
+        // The call is running: an early wake-up leaves it alone.
+        assert!(e.step(Input::Due, MIN, r, None).is_empty());
+        assert!(e.calling);
+        // Its node died: at the watchdog the next call is scheduled.
+        e.step(Input::Due, r.call_timeout_ms, r, None);
+        assert!(!e.calling);
+        assert_eq!(e.next_at, Some(r.call_timeout_ms + r.interval_ms));
+        let a = e.step(Input::Due, r.call_timeout_ms + r.interval_ms, r, None);
+        assert_eq!(kinds(&a), ["call 2"]);
+        // The lost call's late report changes nothing.
+        let late = Input::CallEnded {
+            attempt: 1,
+            result: CallResult::Acknowledged,
+        };
+        assert!(e.step(late, 20 * MIN, r, None).is_empty());
+        assert!(e.calling);
+    }
+
+    #[test]
+    fn snooze_minutes_follow_the_configured_length() {
+        let r = Retry {
+            snooze_minute_ms: 100,
+            ..retry()
+        };
+        let mut e = Escalation::new(Severity::Normal, 0, 60 * MIN);
+        e.step(Input::Created, 0, r, None);
+        let ended = Input::CallEnded {
+            attempt: 1,
+            result: CallResult::Snoozed { minutes: 5 },
+        };
+        e.step(ended, 1_000, r, None);
+        assert_eq!(e.next_at, Some(1_500));
     }
 }

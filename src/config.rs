@@ -48,6 +48,9 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// The voice agent: conversation defaults and engine settings.
     pub agent: crate::agent::settings::AgentConfig,
+    /// Phone alerts: how their calls are placed and scheduled, and the
+    /// default policy of organizations.
+    pub alerts: crate::alerts::settings::AlertsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             numbers: vec![NumberConfig::echo_demo(), NumberConfig::agent_demo()],
             providers: ProvidersConfig::default(),
             agent: crate::agent::settings::AgentConfig::default(),
+            alerts: crate::alerts::settings::AlertsConfig::default(),
         }
     }
 }
@@ -741,6 +745,10 @@ impl Config {
             ));
         }
         if let Err((field, message)) = self.agent.check() {
+            return Err(invalid(&field, message));
+        }
+        let trunk_names: Vec<&str> = self.trunks.iter().map(|t| t.name.as_str()).collect();
+        if let Err((field, message)) = self.alerts.check(&trunk_names) {
             return Err(invalid(&field, message));
         }
         use crate::agent::model::{BrainKind, SttKind, TtsKind, kind};

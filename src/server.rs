@@ -41,7 +41,8 @@ pub async fn run(
     // The control plane's background work: call events into records, live
     // events and webhooks; webhook deliveries out of the outbox.
     let (tasks_stop, tasks_stopped) = tokio::sync::watch::channel(false);
-    let wake = Arc::new(tokio::sync::Notify::new());
+    let wake = state.webhook_wake.clone();
+    let alerts = crate::api::alerts::scheduler::spawn(state.clone(), tasks_stopped.clone());
     let bridge = crate::api::calls::bridge::spawn(
         state.clone(),
         registry,
@@ -88,6 +89,7 @@ pub async fn run(
     // outbox keeps what is left for the next start) and close WebSockets.
     let _ = tasks_stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), bridge).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), alerts).await;
     let _ = tokio::time::timeout(Duration::from_secs(15), deliverer).await;
     hub.close_all();
     let _ = http_stop.send(());

@@ -808,6 +808,25 @@ impl AgentService {
         .map_err(|e| e.to_string())
     }
 
+    /// The server's own voice and the shared cache of synthesized
+    /// prompts: what calls that need no agent speak with (phone alerts,
+    /// verification codes). The configured TTS with the server's key; the
+    /// embedded voice by default, and espeak-ng when a cloud voice cannot
+    /// be built.
+    pub async fn voice(&self) -> (Arc<dyn Tts>, Arc<GreetingCache>) {
+        let which = kind::<TtsKind>(&self.providers.tts.kind).unwrap_or(TtsKind::Piper);
+        let tts = match self.tts(which, None).await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "the configured voice is unavailable; using espeak-ng");
+                self.tts(TtsKind::Espeak, None)
+                    .await
+                    .expect("espeak-ng needs no key")
+            }
+        };
+        (tts, self.greetings.clone())
+    }
+
     /// Text-to-speech of `which`; as [`Self::stt`] for keys.
     async fn tts(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
         let p = &self.providers.tts;

@@ -40,6 +40,9 @@ pub struct AlertCall {
     pub cache: Arc<GreetingCache>,
     /// Where the outcome goes.
     pub outcome: OutcomeSlot,
+    /// Whether the keypad prompt follows the speech. Without it (a
+    /// verification code), the speech is said twice and the call ends.
+    pub keypad: bool,
 }
 
 impl std::fmt::Debug for AlertCall {
@@ -64,7 +67,21 @@ impl AlertCall {
             tts,
             cache,
             outcome: Arc::new(Mutex::new(Some(tx))),
+            keypad: true,
         };
+        (Arc::new(call), rx)
+    }
+
+    /// A call that says `speech` twice and hangs up (no keypad): how a
+    /// phone's verification code is read out.
+    pub fn announcement(
+        speech: String,
+        tts: Arc<dyn Tts>,
+        cache: Arc<GreetingCache>,
+    ) -> (Arc<AlertCall>, oneshot::Receiver<CallOutcome>) {
+        let (call, rx) = AlertCall::new(speech, tts, cache);
+        let mut call = Arc::into_inner(call).expect("just made");
+        call.keypad = false;
         (Arc::new(call), rx)
     }
 
@@ -79,6 +96,16 @@ impl AlertCall {
             let _ = tx.send(outcome);
         }
     }
+}
+
+/// What a verification call says: the code digit by digit, so that it is
+/// read as digits, not as a number.
+pub fn code_speech(code: &str) -> String {
+    let digits: Vec<String> = code.chars().map(String::from).collect();
+    format!(
+        "This is Hotline. Your verification code is: {}.",
+        digits.join(", ")
+    )
 }
 
 /// What is said for an alert: its title and, if it has one, its message.
@@ -98,6 +125,14 @@ pub fn speech(title: &str, message: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_is_read_digit_by_digit() {
+        assert_eq!(
+            code_speech("407193"),
+            "This is Hotline. Your verification code is: 4, 0, 7, 1, 9, 3."
+        );
+    }
 
     #[test]
     fn the_speech_reads_title_then_message() {

@@ -97,8 +97,12 @@ pub enum Input {
         /// The source.
         via: String,
     },
-    /// The organization's emergency stop.
-    Stopped,
+    /// The organization stopped its alerts (the emergency stop, or the
+    /// voice channel turned off).
+    Stopped {
+        /// Why, for the alert's history.
+        reason: String,
+    },
 }
 
 /// What to do.
@@ -275,12 +279,12 @@ impl Escalation {
                 self.acknowledged_at = Some(now);
                 self.to(Status::Acknowledged, &mut out);
             }
-            Input::Stopped => {
+            Input::Stopped { reason } => {
                 if self.calling {
                     out.push(Action::HangUp);
                     self.calling = false;
                 }
-                self.failure = Some("stopped by the organization's emergency stop".into());
+                self.failure = Some(reason);
                 self.to(Status::Failed, &mut out);
             }
         }
@@ -495,7 +499,10 @@ mod tests {
     fn the_emergency_stop_ends_escalation() {
         let mut e = Escalation::new(Severity::Critical, 0, 60 * MIN);
         e.step(Input::Created, 0, retry(), None);
-        let a = e.step(Input::Stopped, 1_000, retry(), None);
+        let stop = Input::Stopped {
+            reason: "emergency stop".into(),
+        };
+        let a = e.step(stop, 1_000, retry(), None);
         assert_eq!(kinds(&a), ["hang up", "-> failed"]);
     }
 

@@ -10,8 +10,15 @@
 //!   snooze).
 //! * [`call`]: what an alert call says and how it reports its outcome
 //!   (the call engine runs it as `CallApp::Alert`).
+//! * [`policy`]: an organization's alert policy (quiet hours, retries,
+//!   limits, the emergency stop).
+//! * [`settings`]: the server's `[alerts]` settings.
+//!
+//! The scheduler and the HTTP endpoints are in [`crate::api::alerts`].
 
 pub mod call;
 pub mod escalation;
 pub mod keypad;
+pub mod policy;
 pub mod quiet;
+pub mod settings;

@@ -24,9 +24,14 @@ pub struct LiveEvent {
     /// `call.status`, `transcript.partial`, `transcript.final`, `dtmf`,
     /// `agent.speaking`…
     pub event_type: String,
-    /// The call it belongs to.
+    /// The call it belongs to; empty, and not sent, for an alert's events.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub call_id: String,
-    /// Per call, 1, 2, 3…: gaps tell a client it missed something.
+    /// The alert it belongs to (`alert.*` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<String>,
+    /// Per call (or alert), 1, 2, 3…: gaps tell a client it missed
+    /// something.
     pub sequence: u64,
     /// Unix milliseconds.
     pub timestamp: i64,
@@ -128,7 +133,11 @@ impl Hub {
     pub fn publish(&self, mut event: LiveEvent) {
         {
             let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-            let seq = seqs.entry(event.call_id.clone()).or_insert(0);
+            let key = match (&event.alert_id, event.call_id.is_empty()) {
+                (Some(alert), true) => alert.clone(),
+                _ => event.call_id.clone(),
+            };
+            let seq = seqs.entry(key).or_insert(0);
             *seq += 1;
             event.sequence = *seq;
         }
@@ -156,7 +165,7 @@ impl Hub {
         self.lock_subscribers().clear();
     }
 
-    /// Forgets a finished call's sequence counter.
+    /// Forgets a finished call's (or final alert's) sequence counter.
     pub fn call_ended(&self, call_id: &str) {
         self.sequences
             .lock()
@@ -177,6 +186,7 @@ mod tests {
         LiveEvent {
             event_type: "call.status".into(),
             call_id: call.into(),
+            alert_id: None,
             sequence: 0,
             timestamp: 0,
             payload: serde_json::json!({"status": "ringing"}),

@@ -1,6 +1,7 @@
 //! The control plane's HTTP API under `/v1`: conventions shared by every
 //! endpoint (errors, validation, rate limits) and webhook signing.
 
+pub mod alerts;
 pub mod auth;
 pub mod calls;
 pub mod error;
@@ -24,4 +25,5 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .merge(resources::routes())
         .merge(calls::routes())
+        .merge(alerts::routes())
 }

@@ -2,6 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
+use crate::api::alerts::AlertsRuntime;
 use crate::api::calls::bridge::Placed;
 use crate::api::live::Hub;
 use crate::api::metrics::Metrics;
@@ -35,6 +38,11 @@ pub struct AppState {
     pub deny: Arc<DenyList>,
     /// Calls placed through the API, for the bridge to announce as queued.
     pub placed: Arc<Placed>,
+    /// Wakes the webhook deliverer when an event was queued (it also
+    /// polls, so a missed wake-up only delays a delivery).
+    pub webhook_wake: Arc<Notify>,
+    /// Phone alerts: the scheduler's wake-up and this node's alert calls.
+    pub alerts: Arc<AlertsRuntime>,
 }
 
 /// Most API keys (and, separately, organizations) whose buckets are
@@ -61,6 +69,8 @@ impl AppState {
             org_limiter: Arc::new(Mutex::new(org_limiter)),
             deny: Arc::new(deny),
             placed: Arc::new(Placed::default()),
+            webhook_wake: Arc::new(Notify::new()),
+            alerts: Arc::new(AlertsRuntime::default()),
             config,
         }
     }

@@ -21,6 +21,8 @@ use crate::rtp::PTIME;
 const ROUNDS: usize = 3;
 /// Time for a key after each prompt.
 const KEY_WAIT: Duration = Duration::from_secs(6);
+/// Between the two readings of an announcement.
+const PAUSE: Duration = Duration::from_secs(1);
 
 /// How a stretch of the call ended.
 enum Heard {
@@ -49,6 +51,10 @@ pub(crate) async fn run(call: Arc<AlertCall>, mut io: AppIo) {
         let _ = io.handle.command(CallCommand::Hangup);
         return;
     };
+    if !call.keypad {
+        announce(&call, &mut io, &speech).await;
+        return;
+    }
     let mut keypad = Keypad::new();
     let mut decision = None;
     'rounds: for round in 0..ROUNDS {
@@ -110,6 +116,29 @@ pub(crate) async fn run(call: Arc<AlertCall>, mut io: AppIo) {
     call.report(outcome);
     if let Some(bye) = synth(&call, &words).await {
         let _ = say(&mut io, &bye, &mut Keypad::new()).await;
+    }
+    let _ = io.handle.command(CallCommand::Hangup);
+}
+
+/// Says `speech` twice, a pause between, and hangs up: keys are ignored.
+async fn announce(call: &AlertCall, io: &mut AppIo, speech: &Greeting) {
+    let mut deaf = Keypad::new();
+    for round in 0..2 {
+        if round > 0
+            && matches!(
+                listen(&mut io.events, &mut deaf, Instant::now() + PAUSE).await,
+                Heard::Gone
+            )
+        {
+            break;
+        }
+        if matches!(say(io, speech, &mut deaf).await, Heard::Gone) {
+            break;
+        }
+    }
+    call.report(CallOutcome::NoKey);
+    if let Some(bye) = synth(call, "Goodbye.").await {
+        let _ = say(io, &bye, &mut Keypad::new()).await;
     }
     let _ = io.handle.command(CallCommand::Hangup);
 }

@@ -456,7 +456,8 @@ impl Store {
         }
     }
 
-    async fn alert_by_client_id(&self, org_id: &str, client_id: &str) -> Result<Option<Alert>> {
+    /// The org's alert created with idempotency key `client_id`, if any.
+    pub async fn alert_by_client_id(&self, org_id: &str, client_id: &str) -> Result<Option<Alert>> {
         let row = Sql::new(&format!("SELECT {ALERT_COLS} FROM alerts WHERE org_id = "))
             .text(org_id.to_owned())
             .push(" AND client_id = ")
@@ -678,5 +679,56 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(delivery_from_row).collect()
+    }
+    /// Alerts created since `since` by the org (or by one of its keys):
+    /// how many, and when the oldest of them was created.
+    pub async fn count_alerts_since(
+        &self,
+        org_id: &str,
+        key_id: Option<&str>,
+        since: i64,
+    ) -> Result<(i64, Option<i64>)> {
+        let mut sql =
+            Sql::new("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM alerts WHERE org_id = ");
+        sql.text(org_id.to_owned())
+            .push(" AND created_at >= ")
+            .int(since);
+        if let Some(k) = key_id {
+            sql.push(" AND key_id = ").text(k.to_owned());
+        }
+        let row = sql
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((row.try_get("n")?, row.try_get("oldest")?))
+    }
+
+    /// Alerts created since `since` that count against the monthly quota:
+    /// all but those acknowledged before any call was placed.
+    pub async fn count_billable_alerts_since(&self, org_id: &str, since: i64) -> Result<i64> {
+        let row = Sql::new("SELECT COUNT(*) AS n FROM alerts a WHERE a.org_id = ")
+            .text(org_id.to_owned())
+            .push(" AND a.created_at >= ")
+            .int(since)
+            .push(
+                " AND NOT (a.status = 'acknowledged' AND NOT EXISTS \
+                 (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id))",
+            )
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// The org's alerts that are not final yet, oldest first.
+    pub async fn open_alerts(&self, org_id: &str) -> Result<Vec<Alert>> {
+        let rows = Sql::new(&format!("SELECT {ALERT_COLS} FROM alerts WHERE org_id = "))
+            .text(org_id.to_owned())
+            .push(
+                " AND status NOT IN ('acknowledged', 'expired', 'failed') ORDER BY created_at, id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_from_row).collect()
     }
 }

@@ -732,6 +732,7 @@ impl Bridge {
         self.state.hub.publish(LiveEvent {
             event_type: event_type.into(),
             call_id: id.to_string(),
+            alert_id: None,
             sequence: 0,
             timestamp: now_ms(),
             payload,

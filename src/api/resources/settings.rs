@@ -2,7 +2,9 @@
 //! keys for cloud speech and language providers ("bring your own key"):
 //! an organization's agents use them unless the agent carries its own, and
 //! the server's keys are the fallback. Keys are write-only: reads show
-//! whether one is set, never the key.
+//! whether one is set, never the key. And its alert policy: quiet hours,
+//! the voice channel, the emergency stop, retries, rate limits and the
+//! monthly quota.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+use crate::alerts::policy::AlertPolicy;
+use crate::api::alerts::handlers::stop_all;
+use crate::api::alerts::scheduler::stop_reason;
 use crate::api::extract::JsonBody;
 use crate::api::validate::Problems;
 use crate::api::{ApiError, AppState, Caller};
@@ -33,6 +38,9 @@ pub struct SettingsOut {
     /// Provider → `"********"` when a key is set, `null` when not.
     #[schema(value_type = Object)]
     pub provider_keys: Value,
+    /// The alert policy in effect: the server's defaults, overridden by
+    /// what the organization set.
+    pub alerts: AlertPolicy,
 }
 
 /// A change to the settings: only what is sent changes.
@@ -43,9 +51,15 @@ pub struct UpdateSettings {
     /// to remove it.
     #[schema(value_type = Option<Object>)]
     pub provider_keys: Option<Map<String, Value>>,
+    /// Alert policy fields to change (see `alerts` in the answer); `null`
+    /// for a field returns it to the server's default. Turning
+    /// `emergency_stop` on (or `voice_enabled` off) stops every alert
+    /// still escalating.
+    #[schema(value_type = Option<Object>)]
+    pub alerts: Option<Map<String, Value>>,
 }
 
-fn shown(settings: &Value) -> SettingsOut {
+fn shown(state: &AppState, settings: &Value) -> SettingsOut {
     let keys = settings.get("provider_keys");
     let mut out = Map::new();
     for p in PROVIDERS {
@@ -57,6 +71,7 @@ fn shown(settings: &Value) -> SettingsOut {
     }
     SettingsOut {
         provider_keys: Value::Object(out),
+        alerts: AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts")),
     }
 }
 
@@ -70,7 +85,7 @@ pub async fn read(
     caller: Caller,
 ) -> Result<Json<SettingsOut>, ApiError> {
     let settings = state.store.org_settings(&caller.org_id).await?;
-    Ok(Json(shown(&settings)))
+    Ok(Json(shown(&state, &settings)))
 }
 
 /// Changes the organization's settings.
@@ -114,8 +129,19 @@ pub async fn update(
             }
         }
     }
-    p.finish()?;
     let mut settings = state.store.org_settings(&caller.org_id).await?;
+    let before = AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts"));
+    let alerts = body
+        .alerts
+        .as_ref()
+        .map(|changes| alert_changes(&state, &settings, changes, &mut p));
+    p.finish()?;
+    if let Some(stored) = alerts {
+        settings
+            .as_object_mut()
+            .expect("settings are an object")
+            .insert("alerts".into(), stored);
+    }
     if let Some(keys) = body.provider_keys {
         let stored = settings
             .as_object_mut()
@@ -141,5 +167,50 @@ pub async fn update(
         .store
         .set_org_settings(&caller.org_id, &settings)
         .await?;
-    Ok(Json(shown(&settings)))
+    let after = shown(&state, &settings);
+    if let Some(reason) = stop_reason(&after.alerts)
+        && stop_reason(&before).is_none()
+    {
+        let stopped = stop_all(&state, &caller.org_id, &reason).await?;
+        tracing::info!(org = %caller.org_id, stopped, "alerts stopped by the organization's policy");
+    }
+    Ok(Json(after))
+}
+
+/// The organization's stored alert overrides after `changes` (a field set
+/// to `null` goes back to the server default), checked as a whole.
+fn alert_changes(
+    state: &AppState,
+    settings: &Value,
+    changes: &Map<String, Value>,
+    p: &mut Problems,
+) -> Value {
+    let mut stored = match settings.get("alerts") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    for (name, value) in changes {
+        if value.is_null() {
+            stored.remove(name);
+        } else {
+            stored.insert(name.clone(), value.clone());
+        }
+    }
+    // Merged over the defaults and parsed strictly: an unknown field or a
+    // wrong type is the client's mistake, not something to skip.
+    let mut merged =
+        serde_json::to_value(&state.config.alerts.policy).expect("the policy serializes");
+    merged
+        .as_object_mut()
+        .expect("the policy is an object")
+        .extend(stored.clone());
+    match serde_json::from_value::<AlertPolicy>(merged) {
+        Ok(policy) => {
+            for (field, msg) in policy.check() {
+                p.add(&format!("alerts.{field}"), msg);
+            }
+        }
+        Err(e) => p.add("alerts", e.to_string()),
+    }
+    Value::Object(stored)
 }

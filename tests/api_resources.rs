@@ -1279,6 +1279,17 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::POST, "/v1/calls/{id}/hangup"),
         (Method::GET, "/v1/calls/{id}/transcript"),
         (Method::GET, "/v1/calls/{id}/recording"),
+        (Method::POST, "/v1/phones"),
+        (Method::GET, "/v1/phones"),
+        (Method::GET, "/v1/phones/{id}"),
+        (Method::POST, "/v1/phones/{id}/verify"),
+        (Method::POST, "/v1/phones/{id}/verification"),
+        (Method::POST, "/v1/phones/{id}/primary"),
+        (Method::POST, "/v1/alerts"),
+        (Method::GET, "/v1/alerts"),
+        (Method::GET, "/v1/alerts/{id}"),
+        (Method::POST, "/v1/alerts/{id}/acknowledge"),
+        (Method::GET, "/v1/tools/openai"),
     ]
 }
 

@@ -1713,7 +1713,11 @@ async fn alerts_claim_and_step_exactly_once(db: &mut TestDb) {
     let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, [alert.id.as_str()]);
     let page = s
-        .list_alerts(&org, Some(Status::WaitingForPrimaryAck), &PageRequest::default())
+        .list_alerts(
+            &org,
+            Some(Status::WaitingForPrimaryAck),
+            &PageRequest::default(),
+        )
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);

@@ -390,3 +390,32 @@ fn a_forwarding_loop_through_our_own_numbers_is_refused_without_dialling() {
             .is_empty()
     );
 }
+
+#[test]
+fn an_invite_with_no_hop_left_is_not_forwarded() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_test_writer()
+        .try_init();
+    let nowhere: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
+    let mut h = Hotline::start(|c| {
+        c.trunks.push(carrier(nowhere));
+        c.numbers.push(forward(DID, TARGET, false));
+    });
+    // Max-Forwards 1: the forwarded INVITE would carry 0.
+    let mut caller = SippRun::uac(
+        Scenario::uac_expect_status(483).var("MAX_FORWARDS", 1),
+        h.sip_addr(),
+    );
+    caller.service = DID.into();
+    caller.timeout = Duration::from_secs(20);
+    let caller = caller.spawn().unwrap().wait().unwrap();
+    assert!(caller.all_ok(), "{}", caller.diagnostics());
+    let records = h.ended(1, Duration::from_secs(10));
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].hangup.sip_code, Some(483));
+    assert!(
+        h.events(|e| matches!(e, CallEvent::Forwarding { .. }))
+            .is_empty()
+    );
+}

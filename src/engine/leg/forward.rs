@@ -88,6 +88,7 @@ impl Leg {
         }
         let received = invite.headers.iter().find_map(|h| match h {
             Header::MaxForwards(m) => Some(m.value().to_owned()),
+            Header::Other(n, v) if n.eq_ignore_ascii_case("max-forwards") => Some(v.clone()),
             _ => None,
         });
         let Some(max_forwards) = forward::hops_left(received.as_deref()) else {

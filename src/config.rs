@@ -500,7 +500,7 @@ pub struct NumberConfig {
     #[serde(default)]
     pub prompt: Option<PathBuf>,
     /// Ring (180 Ringing) for this long before answering; 0 answers at
-    /// once.
+    /// once. Not for `forward`, which rings as long as its target does.
     #[serde(default)]
     pub ring_secs: u64,
     /// While ringing, answer 183 with SDP and play ringback in the audio

@@ -74,7 +74,10 @@ pub struct InboundConfig {
     /// `play`: stop collecting after this long without a digit (1 to 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digit_timeout_secs: Option<u32>,
-    /// `forward`: the E.164 number calls are sent to.
+    /// `forward`: the E.164 number calls are sent to (through the
+    /// number's trunk), never the number itself. The caller is answered
+    /// only when it answers, and gets 486 when it is busy, 480 when it
+    /// does not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_to: Option<String>,
 }

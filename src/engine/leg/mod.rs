@@ -106,8 +106,8 @@ pub(crate) struct Leg {
     /// A transfer was asked of this call: bridged, it ends as
     /// [`Outcome::Transferred`].
     transfer_asked: bool,
-    /// The call this one is bridged to (a transfer's fallback): it is hung
-    /// up when this one ends.
+    /// The call this one is bridged to (a transfer's fallback, a
+    /// forward): it is hung up when this one ends.
     bridged_with: Option<crate::call::CallId>,
     /// The trunk the call came in on or went out through, for calls the
     /// call's application places (a transfer's fallback, a forward).

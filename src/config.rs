@@ -485,6 +485,9 @@ pub enum NumberMode {
     Play,
     /// Runs the voice agent.
     Agent,
+    /// Calls `forward_to` and bridges the two calls: the caller hears the
+    /// target's ringing and is answered only when the target answers.
+    Forward,
 }
 
 /// A number Hotline answers.
@@ -501,7 +504,7 @@ pub struct NumberConfig {
     #[serde(default)]
     pub prompt: Option<PathBuf>,
     /// Ring (180 Ringing) for this long before answering; 0 answers at
-    /// once.
+    /// once. Not for `forward`, which rings as long as its target does.
     #[serde(default)]
     pub ring_secs: u64,
     /// While ringing, answer 183 with SDP and play ringback in the audio
@@ -514,9 +517,15 @@ pub struct NumberConfig {
     /// `play`: stop collecting after this long without a digit.
     #[serde(default = "default_digit_timeout")]
     pub digit_timeout_secs: u64,
-    /// Only calls arriving from this trunk reach the number.
+    /// Only calls arriving from this trunk reach the number; `forward`
+    /// calls go out through it too.
     #[serde(default, deserialize_with = "opt_text")]
     pub trunk: Option<String>,
+    /// `forward`: where calls go, an E.164 number (`+14155550123`, called
+    /// through the number's trunk or the only configured one) or a `sip:`
+    /// URI (called directly).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub forward_to: Option<String>,
     /// `agent`: the stored agent (`agt_…`) of the number's organization;
     /// the server's default agent when unset. Numbers of the configuration
     /// file belong to no organization and always run the default agent.
@@ -553,6 +562,7 @@ impl NumberConfig {
             max_digits: default_max_digits(),
             digit_timeout_secs: default_digit_timeout(),
             trunk: None,
+            forward_to: None,
             agent: None,
         }
     }
@@ -565,6 +575,31 @@ impl NumberConfig {
             ..Self::echo_demo()
         }
     }
+}
+
+/// Checks a `forward` number's target: E.164 with its `+`, or a `sip:` /
+/// `sips:` URI, and never the number itself (each hop would place another
+/// call to the same number until the server is full).
+pub fn forward_target(number: &str, to: &str) -> Result<(), String> {
+    if to.starts_with("sip:") || to.starts_with("sips:") {
+        if rsip::Uri::try_from(to).is_err() || to.contains(char::is_whitespace) {
+            return Err(format!("{to:?} is not a SIP URI"));
+        }
+        return Ok(());
+    }
+    let digits = to.strip_prefix('+').unwrap_or("");
+    if !(8..=15).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
+        return Err(format!(
+            "{to:?} is not an E.164 number (+ and 8 to 15 digits) or sip: URI"
+        ));
+    }
+    if number.trim_start_matches('+') == digits {
+        return Err("must not be the number itself (a forwarding loop)".into());
+    }
+    Ok(())
 }
 
 fn default_trunk_transport() -> SipTransport {
@@ -840,6 +875,26 @@ impl Config {
             }
             if n.mode == NumberMode::Play && n.max_digits == 0 {
                 return Err(invalid(&field("max_digits"), "must be at least 1".into()));
+            }
+            match (n.mode, &n.forward_to) {
+                (NumberMode::Forward, None) => {
+                    return Err(invalid(
+                        &field("forward_to"),
+                        "required for mode forward".into(),
+                    ));
+                }
+                (NumberMode::Forward, Some(to)) => {
+                    if let Err(message) = forward_target(&n.number, to) {
+                        return Err(invalid(&field("forward_to"), message));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        &field("forward_to"),
+                        "only for mode forward".into(),
+                    ));
+                }
+                (_, None) => {}
             }
         }
         if self.sip.min_se_secs < 90 {
@@ -1173,6 +1228,59 @@ mod tests {
             let f = write(text);
             let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
             assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn forward_numbers_need_a_callable_target_that_is_not_themselves() {
+        let f = write(
+            "[[numbers]]\nnumber = \"+14155550100\"\nmode = \"forward\"\nforward_to = \"+14155550123\"\n\
+             [[numbers]]\nnumber = \"desk\"\nmode = \"forward\"\nforward_to = \"sip:alice@pbx.example.net:5070\"\n",
+        );
+        let c = Config::load(Some(f.path()), []).unwrap();
+        assert_eq!(c.numbers[0].mode, NumberMode::Forward);
+        assert_eq!(c.numbers[0].forward_to.as_deref(), Some("+14155550123"));
+        assert_eq!(
+            c.numbers[1].forward_to.as_deref(),
+            Some("sip:alice@pbx.example.net:5070")
+        );
+        for (text, message) in [
+            (
+                "[[numbers]]\nnumber = \"+14155550100\"\nmode = \"forward\"\n",
+                "required for mode forward",
+            ),
+            (
+                "[[numbers]]\nnumber = \"+14155550100\"\nmode = \"forward\"\nforward_to = \"+14155550100\"\n",
+                "must not be the number itself",
+            ),
+            // The same number written without its +.
+            (
+                "[[numbers]]\nnumber = \"14155550100\"\nmode = \"forward\"\nforward_to = \"+14155550100\"\n",
+                "must not be the number itself",
+            ),
+            (
+                "[[numbers]]\nnumber = \"a\"\nmode = \"forward\"\nforward_to = \"4155550123\"\n",
+                "not an E.164 number",
+            ),
+            (
+                "[[numbers]]\nnumber = \"a\"\nmode = \"forward\"\nforward_to = \"+1415555x123\"\n",
+                "not an E.164 number",
+            ),
+            (
+                "[[numbers]]\nnumber = \"a\"\nmode = \"forward\"\nforward_to = \"sip:a b@c\"\n",
+                "not a SIP URI",
+            ),
+            (
+                "[[numbers]]\nnumber = \"a\"\nmode = \"echo\"\nforward_to = \"+14155550123\"\n",
+                "only for mode forward",
+            ),
+        ] {
+            let f = write(text);
+            let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+            assert!(
+                e.contains("numbers[0].forward_to") && e.contains(message),
+                "{message}: {e}"
+            );
         }
     }
 

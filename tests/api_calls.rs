@@ -1480,3 +1480,158 @@ async fn an_ai_number_runs_its_stored_agent_and_the_call_is_concluded(env: &Env)
     assert_eq!(call["outcome"], "achieved");
     assert_eq!(call["turn_metrics"], completed["turn_metrics"]);
 }
+
+/// A number put in `forward` mode through the API: an inbound call to it
+/// makes Hotline call the target through the number's trunk (a sipp that
+/// answers), both calls are recorded under the organization, linked, and
+/// followed live, and the caller's BYE ends both.
+async fn a_forward_number_from_the_api_bridges_and_records_both_calls(db: TestDb) {
+    let mut target = SippRun::uas(Scenario::uas_answer(None, 20_000).var("ANSWER_DELAY_MS", 500))
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| target.wait_ready(Duration::from_secs(5)).unwrap());
+    let trunk_at = target.sip_addr();
+    let env = Env::start_with(db, |c| {
+        c.trunks.push(hotline::config::TrunkConfig {
+            name: "carrier".into(),
+            host: trunk_at.to_string(),
+            transport: SipTransport::Udp,
+            username: None,
+            password: None,
+            realm: None,
+            register: false,
+            inbound_ips: Vec::new(),
+            inbound_auth: false,
+            codecs: vec!["PCMU".into()],
+            caller_id: None,
+            outbound_proxy: None,
+            register_expires_secs: 3600,
+        })
+    })
+    .await;
+    let (s, number) = env
+        .post(
+            "/v1/numbers",
+            json!({"e164": "+14155550143", "trunk": "carrier",
+                   "inbound": {"mode": "forward", "forward_to": "+1 415 555 0123"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{number}");
+    let number_id = number["id"].as_str().unwrap().to_owned();
+    let mut ws = env.ws(&format!("&number_id={number_id}")).await;
+
+    let sip = env
+        .state
+        .engine
+        .as_ref()
+        .unwrap()
+        .local_addr(hotline_sip::transport::Transport::Udp)
+        .unwrap();
+    let mut caller = SippRun::uac(Scenario::uac_offer(Offer::PcmuDtmf, 2000), sip);
+    caller.service = "+14155550143".into();
+    caller.timeout = WAIT;
+    let caller = tokio::task::block_in_place(|| caller.spawn().unwrap().wait().unwrap());
+    assert!(caller.all_ok(), "{}", caller.diagnostics());
+
+    // Live: the forward's progress on the inbound call, and both calls'
+    // statuses to their end.
+    let mut forward = Vec::new();
+    let mut completed = 0;
+    while completed < 2 {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("live events")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let e: Value = serde_json::from_str(&t).unwrap();
+            match e["event_type"].as_str() {
+                Some("call.forward") => forward.push(e),
+                Some("call.status") if e["payload"]["status"] == "completed" => completed += 1,
+                _ => {}
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+    let (_, list) = env.get(&format!("/v1/calls?number_id={number_id}")).await;
+    let calls = list["data"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{list}");
+    let find = |dir: &str| {
+        calls
+            .iter()
+            .find(|c| c["direction"] == dir)
+            .unwrap_or_else(|| panic!("no {dir} call: {list}"))
+    };
+    let (inbound, outbound) = (find("inbound"), find("outbound"));
+    assert_eq!(inbound["status"], "completed", "{inbound}");
+    assert_eq!(inbound["to"], "+14155550143");
+    assert_eq!(inbound["hangup_by"], "caller");
+    assert!(
+        inbound["hangup_cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("forwarded to +14155550123"),
+        "{inbound}"
+    );
+    assert_eq!(outbound["status"], "completed", "{outbound}");
+    assert_eq!(outbound["to"], "+14155550123");
+    assert_eq!(outbound["hangup_by"], "hotline");
+    assert!(outbound["answered_at"].as_i64() <= inbound["answered_at"].as_i64());
+    let stored = env
+        .db
+        .store
+        .find_call(outbound["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.request["forwarded_from"], inbound["id"]);
+
+    let statuses: Vec<(&str, &str)> = forward
+        .iter()
+        .map(|e| {
+            (
+                e["call_id"].as_str().unwrap(),
+                e["payload"]["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (in_id, out_id) = (
+        inbound["id"].as_str().unwrap(),
+        outbound["id"].as_str().unwrap(),
+    );
+    assert!(statuses.contains(&(in_id, "dialing")), "{forward:?}");
+    assert!(statuses.contains(&(in_id, "bridged")), "{forward:?}");
+    assert!(statuses.contains(&(out_id, "bridged")), "{forward:?}");
+    let dialing = forward
+        .iter()
+        .find(|e| e["payload"]["status"] == "dialing")
+        .unwrap();
+    assert_eq!(dialing["payload"]["leg_call_id"], out_id);
+    assert_eq!(dialing["payload"]["to"], "+14155550123");
+
+    let target = tokio::task::block_in_place(|| target.wait().unwrap());
+    assert!(target.all_ok(), "{}", target.diagnostics());
+    assert_eq!(target.count_received("BYE sip:", "BYE"), 1);
+    env.finish().await;
+}
+
+mod a_forward_number_from_the_api_bridges_and_records_both_calls {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_forward_number_from_the_api_bridges_and_records_both_calls(
+            super::support::db::TestDb::sqlite().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = super::support::db::TestDb::postgres(
+            "a_forward_number_from_the_api_bridges_and_records_both_calls",
+        )
+        .await
+        {
+            super::a_forward_number_from_the_api_bridges_and_records_both_calls(db).await;
+        }
+    }
+}

@@ -646,6 +646,10 @@ async fn numbers_crud(api: &Api) {
             vec!["body", "inbound", "forward_to"],
         ),
         (
+            json!({"e164": "+14155550101", "inbound": {"mode": "forward", "forward_to": "+1 415 555 0101"}}),
+            vec!["body", "inbound", "forward_to"],
+        ),
+        (
             json!({"e164": "+14155550101", "inbound": {"mode": "echo", "prompt": "a.wav"}}),
             vec!["body", "inbound", "prompt"],
         ),

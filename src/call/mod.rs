@@ -105,8 +105,10 @@ pub enum CallCommand {
     StopAudio,
     /// The call's audio now runs to and from call `with`: the bridge a
     /// transfer falls back on when REFER is refused (see
-    /// `engine::transfer`). Ending either call ends the other, and the
-    /// call that asked for the transfer ends as [`Outcome::Transferred`].
+    /// `engine::transfer`), or a `forward` number's call and the call to
+    /// its target (see `engine::forward`). Ending either call ends the
+    /// other, and the call that asked for the transfer ends as
+    /// [`Outcome::Transferred`].
     Bridged {
         /// The other call of the bridge.
         with: CallId,
@@ -143,11 +145,21 @@ pub enum CallEvent {
         /// `busy`, `no_answer` or `failed`.
         reason: String,
     },
-    /// The call is bridged to call `with` (a transfer's fallback): what
-    /// each side says reaches the other.
+    /// The call is bridged to call `with` (a transfer's fallback, or a
+    /// forwarded call and the call to its target): what each side says
+    /// reaches the other.
     Bridged {
         /// The other call.
         with: CallId,
+    },
+    /// An inbound call to a `forward` number: Hotline placed call `leg` to
+    /// `to` and answers this one only if that one answers (then
+    /// [`CallEvent::Bridged`] follows).
+    Forwarding {
+        /// The forward target: E.164 or a `sip:` URI.
+        to: String,
+        /// The call to the target.
+        leg: CallId,
     },
     /// The caller finished entering digits at a `play` number's prompt.
     DigitsCollected {

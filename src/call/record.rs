@@ -30,10 +30,11 @@ pub struct CallRecord {
     pub hangup: Hangup,
     /// The SIP Call-ID, for matching the call with carrier records.
     pub sip_call_id: String,
-    /// The call this one was bridged to by a transfer's fallback: on the
-    /// transferred call, the call Hotline placed to the target, and on
-    /// that call, the transferred one. Each keeps its own record (its own
-    /// SIP dialog, times and hang-up); this field links the two.
+    /// The call this one was bridged to by a transfer's fallback or a
+    /// `forward` number: on the transferred (or forwarded) call, the call
+    /// Hotline placed to the target, and on that call, the transferred
+    /// (forwarded) one. Each keeps its own record (its own SIP dialog,
+    /// times and hang-up); this field links the two.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridged_with: Option<CallId>,
 }

@@ -3,7 +3,7 @@
 //! ([`run_realtime`]), on the call's media and signalling.
 //!
 //! The caller's frames reach the agent through a
-//! [`FrameSwitch`](super::transfer::FrameSwitch), so that a transfer's
+//! [`FrameSwitch`](super::bridge::FrameSwitch), so that a transfer's
 //! bridge can take them over from the agent (see [`super::transfer`]).
 
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use super::app::AppIo;
-use super::transfer::{self, FrameSwitch, TransferJob};
+use super::bridge::FrameSwitch;
+use super::transfer::{self, TransferJob};
 use crate::agent::openai::realtime_agent::{self, run_realtime};
 use crate::agent::pipeline::{self, CallControl, Line};
 use crate::agent::provider::CallInfo;

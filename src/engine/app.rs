@@ -64,9 +64,11 @@ pub struct PlaySpec {
 }
 
 impl CallApp {
-    /// The application a configured number runs.
-    pub fn for_number(n: &NumberConfig) -> CallApp {
-        match n.mode {
+    /// The application a configured number runs; none for `forward`,
+    /// whose call is bridged to its target's rather than run by an
+    /// application.
+    pub fn for_number(n: &NumberConfig) -> Option<CallApp> {
+        Some(match n.mode {
             NumberMode::Echo => CallApp::Echo,
             NumberMode::Play => CallApp::Play(PlaySpec {
                 prompt: n.prompt.clone(),
@@ -79,7 +81,8 @@ impl CallApp {
                 agent_id: n.agent.as_ref().and_then(|a| a.agent_id.clone()),
                 ..AgentRequest::default()
             })),
-        }
+            NumberMode::Forward => return None,
+        })
     }
 }
 

@@ -11,6 +11,8 @@
 //!   later the voice agent) once the call is answered.
 //! * The voice agent's **transfer** ([`transfer`]) is REFER with a bridge
 //!   fallback: Hotline calls the target itself when REFER is refused.
+//! * A **`forward` number** ([`forward`]) calls its target and answers the
+//!   caller only when the target answers. Both bridges are [`bridge`].
 //!
 //! The engine never waits on a call: it hands messages over with
 //! `try_send`, and a call whose queue is full loses the message as UDP
@@ -21,7 +23,9 @@ mod admit;
 mod agent_app;
 mod alert_app;
 pub mod app;
+pub mod bridge;
 mod core;
+pub mod forward;
 mod leg;
 pub mod net;
 pub mod numbers;

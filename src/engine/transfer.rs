@@ -15,15 +15,14 @@
 //!    number through the call's trunk or the only configured one). While
 //!    that call rings the caller hears ringback from
 //!    [`hotline_media::tones`] (the plan of `sip.default_country_code`).
-//! 3. **Bridge.** Once the target answers, each leg's 16 kHz frames go into
-//!    the other leg's play queue: the caller's through the
-//!    [`FrameSwitch`] the agent's audio already passed through, the
-//!    target's by a forwarding task. Both are bounded and drop rather than
-//!    wait, and a queue already holding [`BRIDGE_MAX_QUEUED`] frames takes
-//!    no more, so a stall can never build up latency. Digits are relayed
-//!    as RFC 4733 events. Both calls are told ([`CallCommand::Bridged`]);
-//!    the agent's pipeline sees [`CallEvent::Bridged`] and ends. Either
-//!    call's end hangs up the other.
+//! 3. **Bridge.** Once the target answers, the two calls are joined by
+//!    [`super::bridge`] (shared with `forward` numbers): the caller's
+//!    frames through the [`FrameSwitch`] the agent's audio already passed
+//!    through, the target's by a pump, both bounded and dropping rather
+//!    than waiting; digits relayed as RFC 4733 events; both calls told
+//!    ([`CallCommand::Bridged`]); the agent's pipeline sees
+//!    [`CallEvent::Bridged`] and ends. Either call's end hangs up the
+//!    other.
 //! 4. **Failure.** When the target does not answer (busy, no answer,
 //!    refused, or the call cannot be placed), ringback stops, the call
 //!    stays with the agent, and [`CallEvent::TransferFailed`] carries the
@@ -42,19 +41,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, watch};
-use tracing::{info, warn};
+use tokio::sync::broadcast;
+use tracing::info;
 
 use super::Ctx;
-use super::app::CallApp;
-use super::leg::{OutboundCall, PlaceError, place, ringback, ringback_region};
-use crate::call::{CallCommand, CallEvent, CallHandle, CallRecord, Hangup, Outcome};
+use super::bridge::{self, Dial, Progress, Side};
+use super::leg::{ringback, ringback_region};
+use crate::call::{CallCommand, CallEvent, CallHandle, Hangup, Outcome};
 use crate::rtp::MediaHandle;
 
-/// Frames a bridged leg's play queue may hold before the bridge drops
-/// instead of adding: 100 ms. Both sessions run on this machine's clock,
-/// so the queue stays near one frame; the cap only matters after a stall.
-pub const BRIDGE_MAX_QUEUED: usize = 5;
+pub use super::bridge::{BRIDGE_MAX_QUEUED, FrameSwitch, NoRoute, fallback_trunk};
 
 /// How long REFER may go without any answer before the fallback: the
 /// REFER transaction itself times out (and reports 408) after 64·T1 =
@@ -158,36 +154,6 @@ fn target_refused(code: u16) -> bool {
     )
 }
 
-/// Why the target cannot be called.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoRoute {
-    /// A number, but no trunk to call it through.
-    #[error("no trunk is configured to call numbers")]
-    NoTrunk,
-    /// A number, and several trunks with none of them the call's.
-    #[error("several trunks are configured and the call has none")]
-    Ambiguous,
-}
-
-/// The trunk the fallback call goes through: none for a `sip:` URI (called
-/// directly), else the call's own trunk, else the only configured one —
-/// the rules of `POST /v1/calls`.
-pub fn fallback_trunk(
-    target: &str,
-    call_trunk: Option<&str>,
-    trunks: &[&str],
-) -> Result<Option<String>, NoRoute> {
-    if target.starts_with("sip:") || target.starts_with("sips:") {
-        return Ok(None);
-    }
-    match (call_trunk, trunks) {
-        (Some(t), _) if trunks.contains(&t) => Ok(Some(t.to_owned())),
-        (_, [only]) => Ok(Some((*only).to_owned())),
-        (_, []) => Err(NoRoute::NoTrunk),
-        _ => Err(NoRoute::Ambiguous),
-    }
-}
-
 /// The word [`CallEvent::TransferFailed`] carries for an outcome.
 pub fn failure_reason(outcome: Outcome) -> &'static str {
     match outcome {
@@ -195,90 +161,6 @@ pub fn failure_reason(outcome: Outcome) -> &'static str {
         Outcome::NoAnswer | Outcome::Canceled => "no_answer",
         _ => "failed",
     }
-}
-
-/// The SIP code and reason of a target call that ended unanswered.
-fn unanswered(record: &CallRecord) -> (u16, &'static str) {
-    (
-        record.hangup.sip_code.unwrap_or(500),
-        failure_reason(record.hangup.outcome),
-    )
-}
-
-/// The SIP code of a call that could not even be placed.
-fn place_error_code(e: &PlaceError) -> u16 {
-    match e {
-        PlaceError::BadTarget(_) => 484,
-        PlaceError::UnknownTrunk(_)
-        | PlaceError::Resolve(_)
-        | PlaceError::Refused(_)
-        | PlaceError::NoPorts => 503,
-    }
-}
-
-/// Where a call's received frames go: to the voice agent first, to the
-/// other leg of a bridge after [`switch`](Self::switch). A relay task
-/// moves each frame on as it arrives, dropping it (never waiting) when the
-/// destination is full; it ends with the call's media.
-#[derive(Debug)]
-pub struct FrameSwitch {
-    to: watch::Sender<Destination>,
-}
-
-#[derive(Debug, Clone)]
-struct Destination {
-    tx: mpsc::Sender<Vec<i16>>,
-    /// Frames the destination may hold before this one is dropped.
-    max_queued: usize,
-}
-
-impl FrameSwitch {
-    /// Starts relaying `from` to `to`. Must be called inside a runtime.
-    pub fn start(from: mpsc::Receiver<Vec<i16>>, to: mpsc::Sender<Vec<i16>>) -> FrameSwitch {
-        let max_queued = to.max_capacity();
-        let (tx, rx) = watch::channel(Destination { tx: to, max_queued });
-        tokio::spawn(relay(from, rx));
-        FrameSwitch { to: tx }
-    }
-
-    /// Sends the frames to a bridged leg's play queue from now on.
-    pub fn switch(&self, to: mpsc::Sender<Vec<i16>>) {
-        let _ = self.to.send(Destination {
-            tx: to,
-            max_queued: BRIDGE_MAX_QUEUED,
-        });
-    }
-}
-
-async fn relay(mut from: mpsc::Receiver<Vec<i16>>, mut to: watch::Receiver<Destination>) {
-    let mut dest = to.borrow_and_update().clone();
-    let mut switch_gone = false;
-    while let Some(frame) = from.recv().await {
-        if !switch_gone {
-            // Once the switch is dropped its last value stands: read it
-            // one final time.
-            let changed = to.has_changed().unwrap_or_else(|_| {
-                switch_gone = true;
-                true
-            });
-            if changed {
-                dest = to.borrow_and_update().clone();
-            }
-        }
-        offer(&dest.tx, frame, dest.max_queued);
-    }
-}
-
-/// Queues `frame` unless `to` already holds `max_queued` frames or is
-/// full; false once `to` is closed.
-fn offer(to: &mpsc::Sender<Vec<i16>>, frame: Vec<i16>, max_queued: usize) -> bool {
-    if to.max_capacity() - to.capacity() >= max_queued {
-        return !to.is_closed();
-    }
-    !matches!(
-        to.try_send(frame),
-        Err(mpsc::error::TrySendError::Closed(_))
-    )
 }
 
 /// Everything a transfer needs of its call.
@@ -356,60 +238,35 @@ pub(crate) async fn run(job: TransferJob) {
 
 /// Calls the target and bridges it to the call once answered.
 async fn bridge(job: TransferJob, mut caller_events: broadcast::Receiver<CallEvent>) {
-    let names: Vec<&str> = job
-        .ctx
-        .config
-        .trunks
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    let trunk = match fallback_trunk(&job.target, job.trunk.as_deref(), &names) {
-        Ok(t) => t,
-        Err(e) => {
-            warn!(call = %job.handle.id, target = %job.target, error = %e, "cannot call the transfer target");
-            job.fail(503, "failed");
-            return;
-        }
-    };
-    let (tx, mut answered) = mpsc::channel(1);
-    let call = OutboundCall {
-        id: None,
-        trunk,
-        to: job.target.clone(),
+    let dial = Dial {
+        target: job.target.clone(),
+        trunk: job.trunk.clone(),
         // The trunk's caller ID: carriers refuse calls from numbers that
         // are not the customer's, and the caller's own number usually is not.
         from: None,
-        app: CallApp::Stream(tx),
-        ring_timeout: None,
+        max_forwards: 70,
     };
-    let leg = match place(job.ctx.clone(), call).await {
-        Ok(h) => h,
-        Err(e) => {
-            warn!(call = %job.handle.id, error = %e, "cannot call the transfer target");
-            job.fail(place_error_code(&e), "failed");
+    let mut dialing = match bridge::dial(job.ctx.clone(), dial).await {
+        Ok(d) => d,
+        Err(u) => {
+            job.fail(u.sip_code, failure_reason(u.outcome));
             return;
         }
     };
-    let mut leg_events = leg.subscribe();
     let region = ringback_region(job.ctx.config.sip.default_country_code.as_deref());
     let ringing = tokio::spawn(ringback(job.media.clone(), region));
-    let mut failure = None;
-    let audio = loop {
+    let answered = loop {
         tokio::select! {
-            a = answered.recv() => break a,
-            ev = leg_events.recv() => match ev {
-                Ok(CallEvent::Ended(r)) => {
-                    failure = Some(unanswered(&r));
-                    break None;
-                }
-                Err(broadcast::error::RecvError::Closed) => break None,
-                _ => {}
+            p = dialing.progress() => match p {
+                Progress::Ringing => {}
+                Progress::Answered(audio) => break Ok(audio),
+                Progress::Failed(u) => break Err(u),
             },
             ev = caller_events.recv() => match ev {
                 Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => {
                     // The caller gave up while the target rang.
                     ringing.abort();
-                    let _ = leg.command(CallCommand::Hangup);
+                    dialing.abandon();
                     return;
                 }
                 _ => {}
@@ -418,84 +275,32 @@ async fn bridge(job: TransferJob, mut caller_events: broadcast::Receiver<CallEve
     };
     ringing.abort();
     let _ = job.media.flush_with_fade().await;
-    let Some(audio) = audio else {
-        if failure.is_none() {
-            // The call's end closes the audio channel right after its
-            // `Ended`: read that for the code.
-            let wait = async {
-                loop {
-                    match leg_events.recv().await {
-                        Ok(CallEvent::Ended(r)) => break Some(unanswered(&r)),
-                        Err(broadcast::error::RecvError::Closed) => break None,
-                        _ => {}
-                    }
-                }
-            };
-            failure = tokio::time::timeout(Duration::from_secs(1), wait)
-                .await
-                .ok()
-                .flatten();
+    let audio = match answered {
+        Ok(a) => a,
+        Err(u) => {
+            job.fail(u.sip_code, failure_reason(u.outcome));
+            return;
         }
-        let (code, reason) = failure.unwrap_or((500, "failed"));
-        job.fail(code, reason);
-        return;
     };
     // Answered: the agent hands over to the bridge.
     job.switch.switch(audio.media.pcm_sink());
     job.bridged.store(true, Ordering::Release);
-    let _ = leg.command(CallCommand::Bridged {
-        with: job.handle.id.clone(),
-    });
-    if job
-        .handle
-        .command(CallCommand::Bridged {
-            with: leg.id.clone(),
-        })
-        .is_err()
-    {
-        let _ = leg.command(CallCommand::Hangup);
-        return;
-    }
-    info!(call = %job.handle.id, with = %leg.id, "transfer bridged");
-    tokio::spawn(forward(audio.frames, job.media.pcm_sink()));
-    tokio::spawn(watch_bridge(job.handle, caller_events, leg, leg_events));
-}
-
-/// The target's frames into the caller's play queue.
-async fn forward(mut from: mpsc::Receiver<Vec<i16>>, to: mpsc::Sender<Vec<i16>>) {
-    while let Some(frame) = from.recv().await {
-        if !offer(&to, frame, BRIDGE_MAX_QUEUED) {
-            break;
-        }
-    }
-}
-
-/// Relays digits between the bridged calls and ends each with the other.
-/// The call tasks hang up their partner too; this covers a call that
-/// ended before it learned it was bridged.
-async fn watch_bridge(
-    a: CallHandle,
-    mut a_events: broadcast::Receiver<CallEvent>,
-    b: CallHandle,
-    mut b_events: broadcast::Receiver<CallEvent>,
-) {
-    loop {
-        let (ev, other) = tokio::select! {
-            ev = a_events.recv() => (ev, &b),
-            ev = b_events.recv() => (ev, &a),
-        };
-        match ev {
-            Ok(CallEvent::Dtmf { digit, .. }) => {
-                let _ = other.command(CallCommand::SendDtmf {
-                    digits: digit.to_string(),
-                });
-            }
-            Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => {
-                let _ = other.command(CallCommand::Hangup);
-                return;
-            }
-            _ => {}
-        }
+    let caller = Side {
+        handle: job.handle.clone(),
+        events: caller_events,
+        media: job.media.clone(),
+        // Already on their way through the switch.
+        frames: None,
+    };
+    let target = Side {
+        handle: audio.handle,
+        events: dialing.events,
+        media: audio.media,
+        frames: Some(audio.frames),
+    };
+    let with = target.handle.id.clone();
+    if bridge::join(caller, target) {
+        info!(call = %job.handle.id, %with, "transfer bridged");
     }
 }
 
@@ -574,79 +379,9 @@ mod tests {
     }
 
     #[test]
-    fn the_fallback_call_takes_the_api_calls_trunk_rules() {
-        let one = ["carrier"];
-        let two = ["a", "b"];
-        assert_eq!(
-            fallback_trunk("sip:bob@127.0.0.1:5070", None, &two),
-            Ok(None)
-        );
-        assert_eq!(
-            fallback_trunk("sips:bob@example.com", Some("a"), &two),
-            Ok(None)
-        );
-        assert_eq!(
-            fallback_trunk("+14155550123", Some("b"), &two),
-            Ok(Some("b".into()))
-        );
-        assert_eq!(
-            fallback_trunk("+14155550123", None, &one),
-            Ok(Some("carrier".into()))
-        );
-        // A trunk the configuration no longer has is not used.
-        assert_eq!(
-            fallback_trunk("+14155550123", Some("gone"), &one),
-            Ok(Some("carrier".into()))
-        );
-        assert_eq!(
-            fallback_trunk("+14155550123", None, &[]),
-            Err(NoRoute::NoTrunk)
-        );
-        assert_eq!(
-            fallback_trunk("+14155550123", None, &two),
-            Err(NoRoute::Ambiguous)
-        );
-    }
-
-    #[test]
     fn failures_are_named_for_the_brain() {
         assert_eq!(failure_reason(Outcome::Busy), "busy");
         assert_eq!(failure_reason(Outcome::NoAnswer), "no_answer");
         assert_eq!(failure_reason(Outcome::Failed), "failed");
-        assert_eq!(place_error_code(&PlaceError::NoPorts), 503);
-        assert_eq!(place_error_code(&PlaceError::BadTarget("x".into())), 484);
-    }
-
-    #[tokio::test]
-    async fn the_switch_moves_frames_and_a_full_bridge_drops_instead_of_waiting() {
-        let (caller_tx, caller_rx) = mpsc::channel(64);
-        let (agent_tx, mut agent_rx) = mpsc::channel(50);
-        let switch = FrameSwitch::start(caller_rx, agent_tx);
-        caller_tx.send(vec![1; 320]).await.unwrap();
-        assert_eq!(agent_rx.recv().await, Some(vec![1; 320]));
-
-        let (leg_tx, mut leg_rx) = mpsc::channel(50);
-        switch.switch(leg_tx.clone());
-        // Nobody reads the leg's queue: it fills to the bridge's cap only.
-        for i in 0..20 {
-            caller_tx.send(vec![i; 320]).await.unwrap();
-        }
-        drop(caller_tx);
-        drop(switch);
-        drop(leg_tx);
-        // The relay ends with the caller's audio, and with it the last
-        // sender of the leg's queue.
-        let got = tokio::time::timeout(Duration::from_secs(5), async {
-            let mut got = Vec::new();
-            while let Some(f) = leg_rx.recv().await {
-                got.push(f[0]);
-            }
-            got
-        })
-        .await
-        .expect("the relay ends with the caller's audio");
-        assert_eq!(got, (0..BRIDGE_MAX_QUEUED as i16).collect::<Vec<_>>());
-        // The agent got nothing after the switch.
-        assert!(agent_rx.recv().await.is_none());
     }
 }

@@ -130,7 +130,9 @@ impl Scenario {
 
     /// UAC: expects the final response `status` (a rejection), ACKs it.
     pub fn uac_expect_status(status: u16) -> Self {
-        Self::base("uac_status.xml", "[auto_media_port]").var("STATUS", status)
+        Self::base("uac_status.xml", "[auto_media_port]")
+            .var("STATUS", status)
+            .var("MAX_FORWARDS", 70)
     }
 
     /// UAC: CANCELs `cancel_after_ms` after the first 180, expects 200 + 487.

@@ -47,6 +47,9 @@ pub struct Talk {
     /// The server's audio as received (8 kHz, packets in arrival order,
     /// no gaps filled), for tests that look at what was said.
     pub pcm: Vec<i16>,
+    /// RFC 4733 digits the server sent, once each (by the end packets of
+    /// each event: its RTP timestamp tells retransmitted ends apart).
+    pub digits: Vec<char>,
 }
 
 impl Talk {
@@ -137,6 +140,8 @@ fn run(socket: UdpSocket, config: TalkerConfig, stop: &AtomicBool, talk: &Mutex<
     let ssrc = 0x7a1c_0001u32;
     // The server's decoded frames, for the echo.
     let mut echo_line: std::collections::VecDeque<Vec<i16>> = std::collections::VecDeque::new();
+    // RTP timestamps of the events whose end was seen.
+    let mut ended_events: Vec<u32> = Vec::new();
     // Bounded: the peer lives at most this long.
     let deadline = Instant::now() + Duration::from_secs(120);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -149,6 +154,28 @@ fn run(socket: UdpSocket, config: TalkerConfig, stop: &AtomicBool, talk: &Mutex<
             let now = Instant::now();
             let t0 = server.get_or_insert((from, now)).1;
             if let Ok(p) = RtpPacket::parse(&buf[..n])
+                && p.payload_type() != 0
+                && p.payload().len() == 4
+                && p.payload()[1] & 0x80 != 0
+            {
+                // An RFC 4733 event's end (any dynamic type: the talker
+                // offers telephone-event and PCMU only).
+                let ts = p.timestamp();
+                if !ended_events.contains(&ts) {
+                    ended_events.push(ts);
+                    let digit = match p.payload()[0] {
+                        d @ 0..=9 => char::from(b'0' + d),
+                        10 => '*',
+                        11 => '#',
+                        d @ 12..=15 => char::from(b'A' + d - 12),
+                        _ => '?',
+                    };
+                    talk.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .digits
+                        .push(digit);
+                }
+            } else if let Ok(p) = RtpPacket::parse(&buf[..n])
                 && p.payload_type() == 0
             {
                 let mut pcm = Vec::with_capacity(FRAME);

@@ -9,13 +9,18 @@
 //! calls that ended meanwhile, and carries on.
 //!
 //! Which calls are recorded: those created through `POST /v1/calls` (the
-//! engine's call id is the stored id), and inbound calls to numbers in the
-//! database (recorded under the number's organization). Calls to numbers
-//! of the configuration file belong to no organization and are not.
+//! engine's call id is the stored id), inbound calls to numbers in the
+//! database (recorded under the number's organization), and the calls a
+//! `forward` number's calls place to its target (outbound, same
+//! organization and number, `request.forwarded_from` naming the inbound
+//! call). Calls to numbers of the configuration file belong to no
+//! organization and are not.
 //!
 //! Webhook events: `call.status` at every status change (from `queued`
 //! on), `call.completed` with the whole call at its end, `dtmf` per digit.
-//! Live events add `dtmf.collected`, `call.hold` and `call.transfer`.
+//! Live events add `dtmf.collected`, `call.hold`, `call.transfer` and
+//! `call.forward` (`dialing` with the target and `leg_call_id`, then
+//! `bridged` with `bridged_with`).
 //!
 //! `queued` is announced here too, not by `POST /v1/calls`, so that one
 //! task orders every status of a call: the API tells the bridge of a call
@@ -100,6 +105,9 @@ struct Tracked {
     /// The voice agent runs the call: `call.completed` waits for its
     /// conclusion ([`CallEvent::AgentResult`]).
     agent: bool,
+    /// A forwarded call or the call to its target: its bridge is a
+    /// `call.forward` event, not a transfer's.
+    forwarded: bool,
 }
 
 /// A call the bridge has seen: recorded, or nobody's.
@@ -343,7 +351,18 @@ impl Bridge {
             }
             CallEvent::Bridged { with } => {
                 let payload = json!({"status": "bridged", "bridged_with": with});
-                self.publish(&id, &t, "call.transfer", payload);
+                let kind = if t.forwarded {
+                    "call.forward"
+                } else {
+                    "call.transfer"
+                };
+                self.publish(&id, &t, kind, payload);
+            }
+            CallEvent::Forwarding { to, leg } => {
+                t.forwarded = true;
+                let payload = json!({"status": "dialing", "to": to, "leg_call_id": leg});
+                self.publish(&id, &t, "call.forward", payload);
+                self.record_forward_leg(&id, &t, &to, &leg).await;
             }
             CallEvent::Transcript(line) => self.transcript(&id, &t, line).await,
             CallEvent::AgentSpeaking { speaking } => {
@@ -468,6 +487,7 @@ impl Bridge {
             answered_at: None,
             max_duration: None,
             agent: false,
+            forwarded: false,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -475,6 +495,49 @@ impl Bridge {
         self.publish(id, &t, "call.status", payload.clone());
         self.webhook(id, &t, "call.status", payload).await;
         Some(t)
+    }
+
+    /// Records the call a `forward` number's call placed to its target,
+    /// under the same organization and number, as an outbound call whose
+    /// `request` names the forwarded call; its own events follow it from
+    /// here. Nothing if the call was seen already (its end overtook this).
+    async fn record_forward_leg(&mut self, id: &CallId, t: &Tracked, to: &str, leg: &CallId) {
+        if self.calls.contains_key(leg) {
+            return;
+        }
+        let from = self
+            .registry
+            .get(leg)
+            .map(|h| h.info.from.clone())
+            .unwrap_or_default();
+        let new = NewCall {
+            id: Some(leg.clone()),
+            number_id: t.number_id.clone(),
+            request: json!({ "forwarded_from": id }),
+            ..NewCall::new(CallDirection::Outbound, from.clone(), to)
+        };
+        if let Err(e) = self.state.store.create_call(&t.org_id, &new).await {
+            warn!(call = %leg, error = %e, "cannot record a forward's call to its target");
+            self.calls.insert(leg.clone(), Seen::Foreign);
+            return;
+        }
+        let lt = Tracked {
+            org_id: t.org_id.clone(),
+            number_id: t.number_id.clone(),
+            direction: CallDirection::Outbound,
+            from,
+            to: to.to_owned(),
+            status: new.status,
+            answered_at: None,
+            max_duration: None,
+            agent: false,
+            forwarded: true,
+        };
+        self.calls
+            .insert(leg.clone(), Seen::Ours(Box::new(lt.clone())));
+        let payload = self.status_payload(&lt, None);
+        self.publish(leg, &lt, "call.status", payload.clone());
+        self.webhook(leg, &lt, "call.status", payload).await;
     }
 
     /// Starts following a stored call, announcing it as `queued` if it is
@@ -494,6 +557,7 @@ impl Bridge {
             status: call.status,
             answered_at: call.answered_at,
             agent: false,
+            forwarded: false,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));

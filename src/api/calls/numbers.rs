@@ -11,7 +11,7 @@
 //! | `echo`    | answered, audio echoed (`ring_secs`, `early_media` apply)      |
 //! | `play`    | answered, `prompt` played, digits collected (`max_digits`, `digit_timeout_secs`) |
 //! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent |
-//! | `forward` | 480 Temporarily Unavailable until forwarding exists            |
+//! | `forward` | `forward_to` called (through the number's `trunk`, else the only configured one); the caller hears ringing (183 with ringback when `early_media`), is answered only when the target answers, then both are bridged; busy → 486, no answer within `sip.ring_timeout_secs` → 480 (see [`crate::engine::forward`]) |
 //! | `off`     | 404 Not Found                                                  |
 //!
 //! A `prompt` must be a relative path under the data directory (no `..`):
@@ -85,9 +85,24 @@ pub fn route_for(number: &Number) -> NumberRoute {
             }),
             ..base
         }),
-        "forward" => NumberAction::Refuse {
-            status: 480,
-            reason: "number is in forward mode and forwarding is not available yet".into(),
+        "forward" => match number.inbound.get("forward_to").and_then(Value::as_str) {
+            // The API refuses both; a row written otherwise must not dial
+            // itself over and over.
+            None => NumberAction::Refuse {
+                status: 480,
+                reason: "number is in forward mode without forward_to".into(),
+            },
+            Some(to) if crate::config::forward_target(&number.e164, to).is_err() => {
+                NumberAction::Refuse {
+                    status: 482,
+                    reason: format!("forward_to {to:?} is not a usable target"),
+                }
+            }
+            Some(to) => NumberAction::Answer(NumberConfig {
+                mode: NumberMode::Forward,
+                forward_to: Some(to.to_owned()),
+                ..base
+            }),
         },
         _ => NumberAction::Refuse {
             status: 404,
@@ -181,10 +196,38 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for (mode, status) in [("forward", 480), ("off", 404)] {
-            match route_for(&number(json!({ "mode": mode }))).action {
-                NumberAction::Refuse { status: s, .. } => assert_eq!(s, status, "{mode}"),
-                other => panic!("{mode}: {other:?}"),
+        match route_for(&number(json!({"mode": "off"}))).action {
+            NumberAction::Refuse { status, .. } => assert_eq!(status, 404),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn forward_numbers_are_answered_by_forwarding() {
+        let r = route_for(&number(
+            json!({"mode": "forward", "forward_to": "+14155550123", "early_media": true}),
+        ));
+        match r.action {
+            NumberAction::Answer(n) => {
+                assert_eq!(n.mode, NumberMode::Forward);
+                assert_eq!(n.forward_to.as_deref(), Some("+14155550123"));
+                assert!(n.early_media);
+                // Forwarded calls go out through the number's trunk.
+                assert_eq!(n.trunk.as_deref(), Some("carrier"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Rows the API would not have written: no target, or itself.
+        for (inbound, status) in [
+            (json!({"mode": "forward"}), 480),
+            (
+                json!({"mode": "forward", "forward_to": "+14155550100"}),
+                482,
+            ),
+        ] {
+            match route_for(&number(inbound.clone())).action {
+                NumberAction::Refuse { status: s, .. } => assert_eq!(s, status, "{inbound}"),
+                other => panic!("{inbound}: {other:?}"),
             }
         }
     }

@@ -74,7 +74,10 @@ pub struct InboundConfig {
     /// `play`: stop collecting after this long without a digit (1 to 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digit_timeout_secs: Option<u32>,
-    /// `forward`: the E.164 number calls are sent to.
+    /// `forward`: the E.164 number calls are sent to (through the
+    /// number's trunk), never the number itself. The caller is answered
+    /// only when it answers, and gets 486 when it is busy, 480 when it
+    /// does not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_to: Option<String>,
 }
@@ -92,8 +95,9 @@ impl InboundConfig {
         }
     }
 
-    /// Checks the settings against the mode; canonicalises `forward_to`.
-    fn check(&mut self, p: &mut Problems, deny: &DenyList) {
+    /// Checks the settings against the mode; canonicalises `forward_to`,
+    /// which must not be `own` (the number itself: a forwarding loop).
+    fn check(&mut self, p: &mut Problems, deny: &DenyList, own: &str) {
         let only = |p: &mut Problems, field: &str, set: bool, mode: &str| {
             if set {
                 p.add(&format!("inbound.{field}"), format!("only for mode {mode}"));
@@ -139,6 +143,10 @@ impl InboundConfig {
             match &self.forward_to {
                 None => p.add("inbound.forward_to", "required for mode forward"),
                 Some(n) => match callable("inbound.forward_to", n, deny) {
+                    Ok(n) if n == own => p.add(
+                        "inbound.forward_to",
+                        "must not be the number itself (a forwarding loop)",
+                    ),
                     Ok(n) => self.forward_to = Some(n),
                     Err(e) => p.0.push(e),
                 },
@@ -318,7 +326,7 @@ pub async fn create(
         },
         ..InboundConfig::off()
     });
-    inbound.check(&mut p, &state.deny);
+    inbound.check(&mut p, &state.deny, &number);
     check_ai_agent(&mut p, &inbound, body.agent_id.as_deref());
     p.finish()?;
     let new = NewNumber {
@@ -414,7 +422,7 @@ pub async fn update(
     }
     let mut inbound = not_null(&mut p, "inbound", body.inbound);
     if let Some(i) = &mut inbound {
-        i.check(&mut p, &state.deny);
+        i.check(&mut p, &state.deny, &current.e164);
     }
     // The `ai`-needs-an-agent rule holds for the number as it will be.
     let agent_after = match &body.agent_id {

@@ -5,6 +5,7 @@
 //! is answered both run [`Leg::run`], where [`indialog`] handles what the
 //! peer sends and the call's commands, timers and media events are served.
 
+mod forward;
 mod indialog;
 mod media;
 mod uac;
@@ -35,8 +36,8 @@ use crate::call::{
 };
 use crate::rtp::{MediaEvent, MediaHandle, MediaOutputs, MediaStats, SessionConfig};
 
-pub(crate) use uac::place;
 pub use uac::{OutboundCall, PlaceError};
+pub(crate) use uac::{place, place_with_hops};
 pub(crate) use uas::{InboundSetup, ringback, ringback_region, spawn_inbound};
 
 /// What one of our client transactions is for.
@@ -105,12 +106,15 @@ pub(crate) struct Leg {
     /// A transfer was asked of this call: bridged, it ends as
     /// [`Outcome::Transferred`].
     transfer_asked: bool,
-    /// The call this one is bridged to (a transfer's fallback): it is hung
-    /// up when this one ends.
+    /// The call this one is bridged to (a transfer's fallback, a
+    /// forward): it is hung up when this one ends.
     bridged_with: Option<crate::call::CallId>,
     /// The trunk the call came in on or went out through, for calls the
-    /// call's application places (a transfer's fallback).
+    /// call's application places (a transfer's fallback, a forward).
     trunk: Option<String>,
+    /// A `forward` number's call whose target answered: the target, for
+    /// the record's hang-up reason.
+    forwarded_to: Option<String>,
 }
 
 /// What differs between an inbound and an outbound call's start.
@@ -165,6 +169,7 @@ impl Leg {
             transfer_asked: false,
             bridged_with: None,
             trunk: s.trunk,
+            forwarded_to: None,
         }
     }
 
@@ -580,6 +585,9 @@ impl Leg {
                 hangup.outcome = Outcome::Transferred;
                 hangup.reason = format!("bridged transfer ended: {}", hangup.reason);
             }
+        }
+        if let Some(to) = &self.forwarded_to {
+            hangup.reason = format!("forwarded to {to}: {}", hangup.reason);
         }
         let record = CallRecord {
             id: self.handle.id.clone(),

@@ -72,6 +72,8 @@ struct Target {
     destination: Destination,
     trunk: Option<TrunkConfig>,
     caller: String,
+    /// Max-Forwards of the INVITE.
+    max_forwards: u8,
 }
 
 async fn target(ctx: &Ctx, call: &OutboundCall) -> Result<Target, PlaceError> {
@@ -117,12 +119,28 @@ async fn target(ctx: &Ctx, call: &OutboundCall) -> Result<Target, PlaceError> {
         destination,
         trunk,
         caller,
+        max_forwards: DEFAULT_MAX_FORWARDS,
     })
 }
 
+/// Max-Forwards of a call Hotline starts (RFC 3261 §8.1.1.6).
+const DEFAULT_MAX_FORWARDS: u8 = 70;
+
 /// Validates and starts an outbound call.
 pub(crate) async fn place(ctx: Arc<Ctx>, call: OutboundCall) -> Result<CallHandle, PlaceError> {
-    let target = target(&ctx, &call).await?;
+    place_with_hops(ctx, call, DEFAULT_MAX_FORWARDS).await
+}
+
+/// [`place`] with the INVITE's Max-Forwards: a call that continues another
+/// (a forward) passes on what is left of that call's hops, so that a
+/// forwarding loop through other systems ends.
+pub(crate) async fn place_with_hops(
+    ctx: Arc<Ctx>,
+    call: OutboundCall,
+    max_forwards: u8,
+) -> Result<CallHandle, PlaceError> {
+    let mut target = target(&ctx, &call).await?;
+    target.max_forwards = max_forwards.min(DEFAULT_MAX_FORWARDS);
     let (handle, endpoints) = CallHandle::new(
         call.id.clone().unwrap_or_else(CallId::random),
         CallDirection::Outbound,
@@ -184,7 +202,7 @@ impl Leg {
         let offer = self.sdp.create_offer().to_string().into_bytes();
         let mut h = rsip::Headers::default();
         h.push(rsip::headers::Via::new(self.via()).into());
-        h.push(rsip::headers::MaxForwards::new("70").into());
+        h.push(rsip::headers::MaxForwards::new(target.max_forwards.to_string()).into());
         h.push(
             rsip::headers::From::new(format!(
                 "<sip:{}@{}>;tag={}",

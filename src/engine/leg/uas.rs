@@ -14,10 +14,11 @@ use rsip::{Header, Request};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::forward::Forwarded;
 use super::media::{capabilities, offer_wants_mux};
 use super::{Leg, LegStart, Retransmit, T1, advertised, contact_uri, rtp_address};
 use crate::call::{CallEndpoints, CallEvent, CallHandle, CallSlot, Hangup, Outcome, Party};
-use crate::config::NumberConfig;
+use crate::config::{NumberConfig, NumberMode};
 use crate::engine::app::CallApp;
 use crate::engine::core::{ALLOW, SUPPORTED};
 use crate::engine::net::transport_of;
@@ -70,6 +71,14 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         .as_deref()
         .and_then(|n| ctx.router.trunk(n))
         .cloned();
+    let (app, own_audio) = match CallApp::for_number(&s.number) {
+        Some(app) => (app, None),
+        // A forwarded call's audio goes to the bridge once it is answered.
+        None => {
+            let (tx, rx) = mpsc::channel(1);
+            (CallApp::Stream(tx), Some(rx))
+        }
+    };
     let mut leg = Leg::new(LegStart {
         sdp: SdpSession::new(
             capabilities(rtp_address(&ctx, peer_ip), 0, None),
@@ -81,7 +90,7 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         slot: s.slot,
         rx,
         sip_call_id,
-        app: CallApp::for_number(&s.number),
+        app,
         transport,
         flow: s.source.is_reliable().then_some(s.source),
         host,
@@ -100,7 +109,12 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         )
         .await
     {
-        Ok(()) => leg.run().await,
+        Ok(forwarded) => {
+            if let (Some(target), Some(own)) = (forwarded, own_audio) {
+                tokio::spawn(super::forward::bridge(target, own));
+            }
+            leg.run().await
+        }
         Err(h) => h,
     };
     leg.finish(hangup).await;
@@ -108,7 +122,7 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
 
 impl Leg {
     /// A final response refusing the INVITE, and the record of it.
-    async fn refuse(
+    pub(super) async fn refuse(
         &self,
         key: &TransactionKey,
         invite: &Request,
@@ -131,8 +145,10 @@ impl Leg {
         }
     }
 
-    /// Negotiates, rings if the number says so, and answers. `Err` carries
-    /// how the call ended before it was answered.
+    /// Negotiates, rings if the number says so (or forwards the call and
+    /// waits for its target), and answers. `Err` carries how the call ended
+    /// before it was answered; a forward's answered target comes back for
+    /// the bridge.
     async fn answer(
         &mut self,
         key: &TransactionKey,
@@ -141,7 +157,7 @@ impl Leg {
         number: &NumberConfig,
         trunk: Option<&crate::config::TrunkConfig>,
         peer_ip: std::net::IpAddr,
-    ) -> Result<(), Hangup> {
+    ) -> Result<Option<Forwarded>, Hangup> {
         let unsupported = unsupported_required(invite);
         if !unsupported.is_empty() {
             let h = Header::Other("Unsupported".into(), unsupported.join(", "));
@@ -222,7 +238,9 @@ impl Leg {
 
         // Early media (183 with the answer, ringback in the audio) needs the
         // RTP session before the 200; otherwise it starts with the answer.
-        let early = number.ring_secs > 0 && number.early_media && negotiated.is_some();
+        let forwarding = number.mode == NumberMode::Forward;
+        let early =
+            (number.ring_secs > 0 || forwarding) && number.early_media && negotiated.is_some();
         let mut sockets = Some(sockets);
         if let Some(n) = negotiated.as_ref().filter(|_| early)
             && let Some(s) = sockets.take()
@@ -233,7 +251,14 @@ impl Leg {
                 .refuse(key, invite, to_tag, 500, Vec::new(), "media session failed")
                 .await);
         }
-        if number.ring_secs > 0 {
+        // Dropped unused (the target hung up) if answering fails below.
+        let mut forwarded = None;
+        if forwarding {
+            forwarded = Some(
+                self.forward(key, invite, to_tag, number, early.then_some(&body))
+                    .await?,
+            );
+        } else if number.ring_secs > 0 {
             let secs = Duration::from_secs(number.ring_secs);
             self.ring(key, invite, to_tag, secs, early.then_some(&body))
                 .await?;
@@ -288,7 +313,7 @@ impl Leg {
         info!(call = %self.handle.id, from = %self.handle.info.from, to = %self.handle.info.to, "call answered");
         self.emit(CallEvent::Answered);
         self.start_app();
-        Ok(())
+        Ok(forwarded)
     }
 }
 
@@ -304,25 +329,7 @@ impl Leg {
         secs: Duration,
         early_answer: Option<&SessionDescription>,
     ) -> Result<(), Hangup> {
-        let contact = contact_uri(&self.host, self.port, self.transport);
-        let status = if early_answer.is_some() { 183 } else { 180 };
-        let mut ringing = message::response(invite, status, None, Some(to_tag));
-        message::set_contact(&mut ringing, &contact);
-        if let Some(sdp) = early_answer {
-            message::set_body(
-                &mut ringing,
-                "application/sdp",
-                sdp.to_string().into_bytes(),
-            );
-        }
-        self.respond(key, ringing).await;
-        let ringback = match (&self.media, early_answer) {
-            (Some(m), Some(_)) => Some(tokio::spawn(ringback(
-                m.clone(),
-                ringback_region(self.ctx.config.sip.default_country_code.as_deref()),
-            ))),
-            _ => None,
-        };
+        let ringback = self.send_ringing(key, invite, to_tag, early_answer).await;
         let until = tokio::time::Instant::now() + secs;
         let result = loop {
             tokio::select! {
@@ -349,13 +356,48 @@ impl Leg {
                 }
             }
         };
-        if let Some(task) = ringback {
+        self.stop_ringback(ringback).await;
+        result
+    }
+
+    /// Sends 180, or 183 with the SDP answer (early media) and starts a
+    /// ringback tone in the audio: the task to stop when ringing ends.
+    pub(super) async fn send_ringing(
+        &self,
+        key: &TransactionKey,
+        invite: &Request,
+        to_tag: &str,
+        early_answer: Option<&SessionDescription>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let contact = contact_uri(&self.host, self.port, self.transport);
+        let status = if early_answer.is_some() { 183 } else { 180 };
+        let mut ringing = message::response(invite, status, None, Some(to_tag));
+        message::set_contact(&mut ringing, &contact);
+        if let Some(sdp) = early_answer {
+            message::set_body(
+                &mut ringing,
+                "application/sdp",
+                sdp.to_string().into_bytes(),
+            );
+        }
+        self.respond(key, ringing).await;
+        match (&self.media, early_answer) {
+            (Some(m), Some(_)) => Some(tokio::spawn(ringback(
+                m.clone(),
+                ringback_region(self.ctx.config.sip.default_country_code.as_deref()),
+            ))),
+            _ => None,
+        }
+    }
+
+    /// Stops the ringback [`send_ringing`](Self::send_ringing) started.
+    pub(super) async fn stop_ringback(&self, task: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(task) = task {
             task.abort();
             if let Some(m) = &self.media {
                 let _ = m.flush_with_fade().await;
             }
         }
-        result
     }
 }
 

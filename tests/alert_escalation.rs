@@ -186,6 +186,7 @@ on_both!(
     unanswered_calls_retry_until_they_fail,
     quiet_hours_hold_normal_alerts_and_critical_ones_call,
     acknowledging_through_the_api_hangs_up_the_ringing_phone,
+    adding_a_phone_calls_it_with_a_spoken_code,
 );
 
 /// A phone that answers `calls` calls, each playing a greeting and
@@ -442,5 +443,50 @@ async fn acknowledging_through_the_api_hangs_up_the_ringing_phone(db: TestDb) {
         ringing.diagnostics()
     );
     assert_eq!(a["escalation_step"], 1);
+    env.finish().await;
+}
+
+async fn adding_a_phone_calls_it_with_a_spoken_code(db: TestDb) {
+    let talker = Talker::start(TalkerConfig {
+        script: vec![0i16; 8000],
+        echo: None,
+    })
+    .unwrap();
+    let mut uas = SippRun::uas(Scenario::uas_answer(Some(talker.port()), 30_000))
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| uas.wait_ready(Duration::from_secs(5)).unwrap());
+    let env = Env::start(db, uas.sip_addr()).await;
+    *env.api.state.alerts.codes.lock().unwrap() = || "407193".to_owned();
+    let r = env
+        .send(
+            Method::POST,
+            "/v1/phones",
+            Some(json!({"phone_number": "+15550009999", "label": "backup"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    // The code is read out twice and the call ends.
+    let uas = tokio::task::block_in_place(|| uas.wait().unwrap());
+    assert!(uas.all_ok(), "{}", uas.diagnostics());
+    assert_eq!(uas.count_received("BYE sip:", "BYE"), 1);
+    let talk = talker.finish();
+    let loud = talk
+        .heard
+        .iter()
+        .filter(|h| h.rms > peers::audio::NON_SILENT_RMS)
+        .count();
+    // Two readings of six digits: several seconds of speech.
+    assert!(loud > 200, "{loud} loud packets");
+    let r = env
+        .send(
+            Method::POST,
+            &format!("/v1/phones/{id}/verify"),
+            Some(json!({"code": "407193"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["verified"], true);
     env.finish().await;
 }

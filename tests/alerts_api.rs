@@ -25,6 +25,7 @@ api_on_both!(
     policy_settings_are_validated,
     the_openai_tool_definition,
     another_organization_sees_nothing,
+    two_nodes_never_take_the_same_step,
 );
 
 /// Every code is this one in these tests.
@@ -229,6 +230,28 @@ async fn alerts_are_validated(api: &Api) {
     assert_eq!(r.json["data"].as_array().unwrap().len(), 2, "{}", r.json);
     let r = api.send(Method::GET, "/v1/alerts?status=bogus", None).await;
     assert_eq!(loc(&r), json!(["query", "status"]));
+    let r = api
+        .send(
+            Method::GET,
+            "/v1/alerts?severity=critical&alert_type=threshold",
+            None,
+        )
+        .await;
+    let titles: Vec<&str> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Database down"]);
+    let r = api
+        .send(Method::GET, "/v1/alerts?alert_type=approval", None)
+        .await;
+    assert_eq!(r.json["data"][0]["title"], "Approve release 42");
+    let r = api
+        .send(Method::GET, "/v1/alerts?severity=loud", None)
+        .await;
+    assert_eq!(loc(&r), json!(["query", "severity"]));
 }
 
 async fn until(api: &Api, id: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -636,4 +659,62 @@ async fn another_organization_sees_nothing(api: &Api) {
         .send(Method::GET, &format!("/v1/alerts/{id}"), None)
         .await;
     assert_eq!(a.json["status"], "created");
+}
+
+async fn two_nodes_never_take_the_same_step(api: &Api) {
+    verified_phone(api, PHONE).await;
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/settings",
+            Some(json!({"alerts": {"retry_interval_secs": 1, "max_retries": 4}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    // Three nodes on one database: each its own state and scheduler (no
+    // call engine, so every call fails at once and is retried).
+    let nodes: Vec<_> = (0..3)
+        .map(|_| {
+            let mut config = (*api.state.config).clone();
+            config.alerts.poll_ms = 20;
+            let state = hotline::api::AppState::new(
+                std::sync::Arc::new(config),
+                api.db.store.clone(),
+                None,
+            );
+            let (stop, stopped) = watch::channel(false);
+            hotline::api::alerts::scheduler::spawn(state, stopped);
+            stop
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = post(api, "/v1/alerts", json!({"title": format!("Alert {i}")})).await;
+        ids.push(r.json["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let a = until(api, id, |a| a["status"] == "failed").await;
+        let attempts: Vec<i64> = a["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["attempt"].as_i64().unwrap())
+            .collect();
+        assert_eq!(attempts, [1, 2, 3, 4, 5], "{a:#}");
+        assert!(
+            a["deliveries"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("no call engine"),
+            "{a:#}"
+        );
+        let to: Vec<&str> = a["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["to"].as_str().unwrap())
+            .collect();
+        assert_eq!(to, ["escalating_call", "failed"], "{a:#}");
+    }
+    drop(nodes);
 }

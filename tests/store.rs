@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use hotline::call::CallDirection;
 use hotline::store::{
-    AgentUpdate, Backend, CallFilter, CallStatus, CallUpdate, DeliveryStatus, NewAgent, NewCall,
-    NewNumber, NewTranscriptEntry, NewWebhook, NumberFilter, NumberUpdate, PageRequest, Store,
-    StoreError, UsagePeriod, UsageQuery, day_start_ms, now_ms,
+    AgentUpdate, AlertFilter, Backend, CallFilter, CallStatus, CallUpdate, DeliveryStatus,
+    NewAgent, NewCall, NewNumber, NewTranscriptEntry, NewWebhook, NumberFilter, NumberUpdate,
+    PageRequest, Store, StoreError, UsagePeriod, UsageQuery, day_start_ms, now_ms,
 };
 use serde_json::json;
 
@@ -1707,7 +1707,14 @@ async fn alerts_claim_and_step_exactly_once(db: &mut TestDb) {
 
     // Listing by status, newest first.
     let page = s
-        .list_alerts(&org, Some(Status::EscalatingCall), &PageRequest::default())
+        .list_alerts(
+            &org,
+            &AlertFilter {
+                status: Some(Status::EscalatingCall),
+                ..AlertFilter::default()
+            },
+            &PageRequest::default(),
+        )
         .await
         .unwrap();
     let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
@@ -1715,7 +1722,11 @@ async fn alerts_claim_and_step_exactly_once(db: &mut TestDb) {
     let page = s
         .list_alerts(
             &org,
-            Some(Status::WaitingForPrimaryAck),
+            &AlertFilter {
+                status: Some(Status::WaitingForPrimaryAck),
+                severity: Some("normal".into()),
+                ..AlertFilter::default()
+            },
             &PageRequest::default(),
         )
         .await

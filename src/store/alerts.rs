@@ -111,6 +111,20 @@ pub struct Alert {
     pub updated_at: i64,
 }
 
+/// Which alerts [`Store::list_alerts`] returns; `None` fields do not
+/// filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    /// In this status.
+    pub status: Option<Status>,
+    /// Of this severity (`normal`, `critical`).
+    pub severity: Option<String>,
+    /// Of this type.
+    pub alert_type: Option<String>,
+    /// To this phone.
+    pub phone_id: Option<String>,
+}
+
 /// What [`Store::create_alert`] needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAlert {
@@ -479,17 +493,26 @@ impl Store {
         alert_from_row(&row)
     }
 
-    /// The org's alerts, newest first, optionally of one status.
+    /// The org's alerts that pass `filter`, newest first.
     pub async fn list_alerts(
         &self,
         org_id: &str,
-        status: Option<Status>,
+        filter: &AlertFilter,
         page: &PageRequest,
     ) -> Result<Page<Alert>> {
         let mut sql = Sql::new(&format!("SELECT {ALERT_COLS} FROM alerts WHERE org_id = "));
         sql.text(org_id.to_owned());
-        if let Some(s) = status {
+        if let Some(s) = filter.status {
             sql.push(" AND status = ").text(s.as_str().to_owned());
+        }
+        for (col, value) in [
+            ("severity", &filter.severity),
+            ("alert_type", &filter.alert_type),
+            ("phone_id", &filter.phone_id),
+        ] {
+            if let Some(v) = value {
+                sql.push(&format!(" AND {col} = ")).text(v.clone());
+            }
         }
         let limit = paginate(&mut sql, page)?;
         let rows = sql.fetch_all(&self.pool).await?;

@@ -62,7 +62,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 use crate::config::Config;
 
 pub use agents::{Agent, AgentUpdate, NewAgent};
-pub use alerts::{Alert, AlertDelivery, CodeRefusal, MAX_CODE_ATTEMPTS, NewAlert, Phone};
+pub use alerts::{
+    Alert, AlertDelivery, AlertFilter, CodeRefusal, MAX_CODE_ATTEMPTS, NewAlert, Phone,
+};
 pub use calls::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, TranscriptEntry,
     UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,

@@ -19,7 +19,7 @@ use crate::api::page::{List, ListParams, list_schema};
 use crate::api::resources::{listed, not_found};
 use crate::api::validate::{Problems, e164};
 use crate::api::{ApiError, AppState, Caller};
-use crate::store::NewAlert;
+use crate::store::{AlertFilter, NewAlert};
 use crate::store::{StoreError, now_ms};
 
 const WHAT: &str = "alert";
@@ -417,6 +417,9 @@ const STATUSES: [&str; 7] = [
     params(
         ListParams,
         ("status" = Option<String>, Query, description = "Only alerts in this status"),
+        ("severity" = Option<String>, Query, description = "Only `normal` or only `critical` alerts"),
+        ("alert_type" = Option<String>, Query, description = "Only alerts of this type"),
+        ("phone_id" = Option<String>, Query, description = "Only alerts to this phone"),
     ),
     responses(
         (status = 200, description = "A page of alerts", body = AlertList),
@@ -431,10 +434,19 @@ pub async fn list(
     let status = query.choice("status", &STATUSES)?.map(|s| {
         serde_json::from_value::<Status>(Value::String(s.into())).expect("a listed status")
     });
+    let types: Vec<&'static str> = ALERT_TYPES.iter().map(|(t, _)| *t).collect();
+    let filter = AlertFilter {
+        status,
+        severity: query
+            .choice("severity", &["normal", "critical"])?
+            .map(str::to_owned),
+        alert_type: query.choice("alert_type", &types)?.map(str::to_owned),
+        phone_id: query.text("phone_id").map(str::to_owned),
+    };
     listed(
         state
             .store
-            .list_alerts(&caller.org_id, status, &query.page()?),
+            .list_alerts(&caller.org_id, &filter, &query.page()?),
     )
     .await
 }

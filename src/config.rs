@@ -475,6 +475,28 @@ fn default_register_expires() -> u32 {
     3600
 }
 
+impl TrunkConfig {
+    /// A trunk named `name` to `host` over UDP, with the defaults a
+    /// configuration file gets for every other field.
+    pub fn new(name: &str, host: &str) -> TrunkConfig {
+        TrunkConfig {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            transport: default_trunk_transport(),
+            username: None,
+            password: None,
+            realm: None,
+            register: false,
+            inbound_ips: Vec::new(),
+            inbound_auth: false,
+            codecs: default_codecs(),
+            caller_id: None,
+            outbound_proxy: None,
+            register_expires_secs: default_register_expires(),
+        }
+    }
+}
+
 /// What a number does with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -51,19 +51,9 @@ fn hotline_with_flow(trunk: std::net::SocketAddr, flow: &std::path::Path) -> Hot
         // its end, where the transfer starts.
         c.agent.greeting_interruptible = false;
         c.trunks.push(TrunkConfig {
-            name: "carrier".into(),
-            host: trunk.to_string(),
-            transport: hotline::config::SipTransport::Udp,
-            username: None,
-            password: None,
-            realm: None,
-            register: false,
-            inbound_ips: Vec::new(),
-            inbound_auth: false,
             codecs: vec!["PCMU".into()],
             caller_id: Some("+14155550100".into()),
-            outbound_proxy: None,
-            register_expires_secs: 3600,
+            ..TrunkConfig::new("carrier", &trunk.to_string())
         });
         config = Some(c.clone());
     });

@@ -51,19 +51,9 @@ impl Env {
         config.rtp.bind_ip = peers::LOOPBACK.into();
         config.sip.drain_secs = 1;
         config.trunks = vec![TrunkConfig {
-            name: "phones".into(),
-            host: phone.to_string(),
-            transport: SipTransport::Udp,
-            username: None,
-            password: None,
-            realm: None,
-            register: false,
-            inbound_ips: Vec::new(),
-            inbound_auth: false,
             codecs: vec!["PCMU".into()],
             caller_id: Some("+14155550100".into()),
-            outbound_proxy: None,
-            register_expires_secs: 3600,
+            ..TrunkConfig::new("phones", &phone.to_string())
         }];
         // espeak-ng speaks at once; the embedded voice would load a model.
         config.providers.tts.kind = "espeak".into();

@@ -1493,19 +1493,8 @@ async fn a_forward_number_from_the_api_bridges_and_records_both_calls(db: TestDb
     let trunk_at = target.sip_addr();
     let env = Env::start_with(db, |c| {
         c.trunks.push(hotline::config::TrunkConfig {
-            name: "carrier".into(),
-            host: trunk_at.to_string(),
-            transport: SipTransport::Udp,
-            username: None,
-            password: None,
-            realm: None,
-            register: false,
-            inbound_ips: Vec::new(),
-            inbound_auth: false,
             codecs: vec!["PCMU".into()],
-            caller_id: None,
-            outbound_proxy: None,
-            register_expires_secs: 3600,
+            ..hotline::config::TrunkConfig::new("carrier", &trunk_at.to_string())
         })
     })
     .await;

@@ -25,19 +25,9 @@ const TARGET: &str = "+14155550123";
 
 fn carrier(at: SocketAddr) -> TrunkConfig {
     TrunkConfig {
-        name: "carrier".into(),
-        host: at.to_string(),
-        transport: hotline::config::SipTransport::Udp,
-        username: None,
-        password: None,
-        realm: None,
-        register: false,
-        inbound_ips: Vec::new(),
-        inbound_auth: false,
         codecs: vec!["PCMU".into()],
         caller_id: Some("+14155550999".into()),
-        outbound_proxy: None,
-        register_expires_secs: 3600,
+        ..TrunkConfig::new("carrier", &at.to_string())
     }
 }
 

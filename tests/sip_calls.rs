@@ -162,19 +162,11 @@ fn lost_ack_makes_hotline_retransmit_its_200() {
 
 fn trunk_to(sipp: std::net::SocketAddr, auth: Option<(&str, &str)>) -> TrunkConfig {
     TrunkConfig {
-        name: "carrier".into(),
-        host: sipp.to_string(),
-        transport: hotline::config::SipTransport::Udp,
         username: auth.map(|a| a.0.into()),
         password: auth.map(|a| a.1.into()),
-        realm: None,
-        register: false,
-        inbound_ips: Vec::new(),
-        inbound_auth: false,
         codecs: vec!["PCMU".into()],
         caller_id: Some("+14155550100".into()),
-        outbound_proxy: None,
-        register_expires_secs: 3600,
+        ..TrunkConfig::new("carrier", &sipp.to_string())
     }
 }
 

@@ -252,6 +252,38 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// The idempotency key of a create request: `client_id`, or its alias
+/// `idempotency_key` (the two must agree when both are given), or else
+/// the `Idempotency-Key` header; 1 to 255 bytes. Problems go to `errors`.
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    client_id: Option<&String>,
+    alias: Option<&String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let header = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let key = match (client_id, alias) {
+        (Some(a), Some(b)) if a != b => {
+            errors.push(FieldError::body(
+                "idempotency_key",
+                "differs from client_id; give one of them",
+            ));
+            None
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a.clone()),
+        (None, None) => header,
+    };
+    if key.as_ref().is_some_and(|c| c.is_empty() || c.len() > 255) {
+        errors.push(FieldError::body("client_id", "must be 1 to 255 bytes"));
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

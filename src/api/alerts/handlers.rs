@@ -14,7 +14,7 @@ use super::drive::{drive, policy};
 use super::view::{AlertOut, HistoryOut};
 use crate::alerts::escalation::{Escalation, Input, Severity, Status};
 use crate::api::error::FieldError;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, QueryParams, idempotency_key};
 use crate::api::page::{List, ListParams, list_schema};
 use crate::api::resources::{listed, not_found};
 use crate::api::validate::{Problems, e164};
@@ -112,8 +112,14 @@ struct Checked {
     client_id: Option<String>,
 }
 
-fn check(body: &CreateAlert, header_key: Option<String>) -> Result<Checked, ApiError> {
+fn check(body: &CreateAlert, headers: &HeaderMap) -> Result<Checked, ApiError> {
     let mut p = Problems::default();
+    let client_id = idempotency_key(
+        headers,
+        body.client_id.as_ref(),
+        body.idempotency_key.as_ref(),
+        &mut p.0,
+    );
     if body.title.trim().is_empty() || body.title.chars().count() > 500 {
         p.add("title", "must be 1 to 500 characters");
     }
@@ -165,23 +171,6 @@ fn check(body: &CreateAlert, header_key: Option<String>) -> Result<Checked, ApiE
         } else if m.to_string().len() > METADATA_MAX {
             p.add("metadata", format!("must be at most {METADATA_MAX} bytes"));
         }
-    }
-    let client_id = match (&body.client_id, &body.idempotency_key) {
-        (Some(a), Some(b)) if a != b => {
-            p.add(
-                "idempotency_key",
-                "differs from client_id; give one of them",
-            );
-            None
-        }
-        (Some(a), _) | (None, Some(a)) => Some(a.clone()),
-        (None, None) => header_key,
-    };
-    if client_id
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > 255)
-    {
-        p.add("client_id", "must be 1 to 255 bytes");
     }
     if let Some(n) = &body.phone_number
         && let Err(e) = e164("phone_number", n)
@@ -300,13 +289,7 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateAlert>,
 ) -> Result<(StatusCode, Json<AlertOut>), ApiError> {
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    let checked = check(&body, header_key)?;
+    let checked = check(&body, &headers)?;
     let policy = policy(&state, &caller.org_id).await?;
     if policy.emergency_stop {
         return Err(ApiError::Forbidden(

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, FieldError};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, idempotency_key};
 use super::{AppState, Caller, validate};
 use crate::agent::service::AgentRequest;
 use crate::call::{CallCommand, CallDirection, CommandError};
@@ -462,28 +462,12 @@ pub async fn create_call(
     JsonBody(req): JsonBody<CreateCallRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    let client_id = match (&req.client_id, &req.idempotency_key) {
-        (Some(a), Some(b)) if a != b => {
-            errors.push(FieldError::body(
-                "idempotency_key",
-                "differs from client_id; give one of them",
-            ));
-            None
-        }
-        (Some(a), _) | (None, Some(a)) => Some(a.clone()),
-        (None, None) => header_key,
-    };
-    if let Some(c) = &client_id
-        && (c.is_empty() || c.len() > 255)
-    {
-        errors.push(FieldError::body("client_id", "must be 1 to 255 bytes"));
-    }
+    let client_id = idempotency_key(
+        &headers,
+        req.client_id.as_ref(),
+        req.idempotency_key.as_ref(),
+        &mut errors,
+    );
     let plan = plan_call(&state, &caller.org_id, &req, &mut errors).await?;
     if let Some(agent) = &req.agent_id {
         match state.store.get_agent(&caller.org_id, agent).await {

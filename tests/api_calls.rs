@@ -1403,7 +1403,11 @@ async fn an_ai_number_runs_its_stored_agent_and_the_call_is_concluded(env: &Env)
         .ws(&format!("&number_id={}", number["id"].as_str().unwrap()))
         .await;
 
-    let speech = peers::media::script_wav(&[(4.0, "My name is John.")]).unwrap();
+    // The talker's clock starts before the call is even placed: the pause
+    // covers call setup and the whole greeting with room to spare on a
+    // loaded machine (an earlier answer would be a barge-in, and the
+    // greeting would be cut short, as it should be).
+    let speech = peers::media::script_wav(&[(7.0, "My name is John.")]).unwrap();
     let talker = peers::talker::Talker::start(peers::talker::TalkerConfig {
         script: peers::media::read_pcm(&speech).unwrap().1,
         echo: None,

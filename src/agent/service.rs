@@ -1136,6 +1136,45 @@ mod tests {
         assert_eq!(realtime_url("ws://h/rt"), "ws://h/rt");
     }
 
+    /// A voice from the catalogue speaks with its own provider when the
+    /// agent names none; a cloud voice only where that cloud has a key.
+    #[tokio::test]
+    async fn a_catalogue_voice_brings_its_provider() {
+        let tts_of = |service: Arc<AgentService>, voice: &str| {
+            let request = AgentRequest {
+                voice: Some(voice.into()),
+                ..AgentRequest::default()
+            };
+            async move {
+                let p = service
+                    .prepare(&request, &CallInfo::default())
+                    .await
+                    .unwrap();
+                p.pipeline().unwrap().tts.name().to_owned()
+            }
+        };
+        let mut config = Config::default();
+        // The flow brain: no LLM is needed to prepare.
+        config.providers.llm.kind = "flow".into();
+        let plain = AgentService::new(&config, None);
+        assert_eq!(tts_of(plain.clone(), "en-gb+f3").await, "espeak");
+        if std::env::var(openai::API_KEY_ENV).is_err() {
+            // No OpenAI key: the server's own voice speaks instead.
+            assert_ne!(tts_of(plain.clone(), "coral").await, "openai");
+        }
+        config.agent.openai_tts.api_key = Some("sk-test".into());
+        config.agent.openai_tts.base_url = "http://127.0.0.1:9/v1".into();
+        let keyed = AgentService::new(&config, None);
+        assert_eq!(tts_of(keyed.clone(), "coral").await, "openai");
+        assert!(keyed.tts_configured(TtsKind::Openai, None));
+        let org = serde_json::json!({"elevenlabs": "xi-org"});
+        assert!(keyed.tts_configured(TtsKind::Elevenlabs, Some(&org)));
+        assert_eq!(
+            keyed.tts_configured(TtsKind::Elevenlabs, None),
+            std::env::var(openai::elevenlabs::ELEVENLABS_KEY_ENV).is_ok_and(|k| !k.is_empty())
+        );
+    }
+
     #[tokio::test]
     async fn providers_llm_openai_realtime_runs_the_realtime_agent() {
         let mut config = Config::default();

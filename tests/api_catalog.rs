@@ -98,9 +98,8 @@ fn assert_speech_wav(r: &Raw) -> u32 {
     let secs = wav.duration_secs();
     assert!((1.0..=20.0).contains(&secs), "{secs} s");
     let samples = wav.to_mono();
-    let rms = (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
-        / samples.len() as f64)
-        .sqrt();
+    let rms =
+        (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
     assert!(rms > 300.0, "silent sample: rms {rms}");
     wav.format.sample_rate
 }
@@ -141,7 +140,10 @@ async fn templates_list_filter_and_read(api: &Api) {
     }
     let bad = get(s, &api.key, "/v1/prompt-templates?direction=sideways").await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.json()["detail"][0]["loc"], json!(["query", "direction"]));
+    assert_eq!(
+        bad.json()["detail"][0]["loc"],
+        json!(["query", "direction"])
+    );
 
     let one = get(s, &api.key, "/v1/prompt-templates/receptionist").await;
     assert_eq!(one.status, StatusCode::OK);
@@ -185,7 +187,10 @@ async fn templates_are_usable_as_agents(api: &Api) {
     let voices = ids(&get(s, &api.key, "/v1/voices").await);
     for t in all["data"].as_array().unwrap() {
         let voice = t["recommended_voice"].as_str().unwrap();
-        assert!(voices.iter().any(|v| v == voice), "{voice} not in {voices:?}");
+        assert!(
+            voices.iter().any(|v| v == voice),
+            "{voice} not in {voices:?}"
+        );
         let r = send(
             s,
             &api.key,
@@ -335,7 +340,13 @@ async fn server_keys_list_cloud_voices(api: &Api) {
     );
     let list = get(&state, &api.key, "/v1/voices").await;
     let all = ids(&list);
-    for id in ["en_US-joe-medium", "en-us", "coral", "alloy", "21m00Tcm4TlvDq8ikWAM"] {
+    for id in [
+        "en_US-joe-medium",
+        "en-us",
+        "coral",
+        "alloy",
+        "21m00Tcm4TlvDq8ikWAM",
+    ] {
         assert!(all.iter().any(|v| v == id), "{id} not in {all:?}");
     }
     let rachel = list.json()["data"]
@@ -388,7 +399,10 @@ async fn an_org_key_lists_its_cloud_for_that_org_only(api: &Api) {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     let after = ids(&get(&state, &api.key, "/v1/voices?provider=elevenlabs").await);
-    assert!(after.contains(&"21m00Tcm4TlvDq8ikWAM".to_owned()), "{after:?}");
+    assert!(
+        after.contains(&"21m00Tcm4TlvDq8ikWAM".to_owned()),
+        "{after:?}"
+    );
     // Another organization has no key, so no such voices, and no sample.
     let other = api.other_org_key("globex").await;
     assert!(ids(&get(&state, &other, "/v1/voices?provider=elevenlabs").await).is_empty());
@@ -397,7 +411,12 @@ async fn an_org_key_lists_its_cloud_for_that_org_only(api: &Api) {
     // Ours is tried, with our key, and the failure is reported.
     let ours = get(&state, &api.key, "/v1/voices/21m00Tcm4TlvDq8ikWAM/sample").await;
     assert_eq!(ours.status, StatusCode::BAD_GATEWAY, "{:?}", ours.json());
-    assert!(ours.json()["detail"].as_str().unwrap().starts_with("voice 21m00Tcm4TlvDq8ikWAM: "));
+    assert!(
+        ours.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("voice 21m00Tcm4TlvDq8ikWAM: ")
+    );
     // Removing the key removes the voices.
     send(
         &state,

@@ -298,7 +298,12 @@ mod tests {
         assert_eq!(m.stt, Some(SttKind::OpenaiRealtime));
         assert_eq!(m.tts, Some(TtsKind::Elevenlabs));
         assert_eq!(kind::<SttKind>("Whisper"), Some(SttKind::Whisper));
-        for t in [TtsKind::Piper, TtsKind::Espeak, TtsKind::Openai, TtsKind::Elevenlabs] {
+        for t in [
+            TtsKind::Piper,
+            TtsKind::Espeak,
+            TtsKind::Openai,
+            TtsKind::Elevenlabs,
+        ] {
             assert_eq!(kind::<TtsKind>(t.as_str()), Some(t));
         }
         assert_eq!(kind::<BrainKind>("gpt"), None);

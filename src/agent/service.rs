@@ -24,12 +24,12 @@ use super::openai::{
     OpenAiTts, RealtimeAgentConfig, RealtimeSetup, SttTransport, SummaryRequest,
 };
 use super::pipeline::{AgentReport, AgentSpec, GreetingCache, TurnConfig, ready_opening};
-use super::provider::{Brain, CallInfo, Stt, Tts};
 use super::piper::{self, PiperConfig};
+use super::provider::{Brain, CallInfo, Stt, Tts};
 use super::provider::{PcmChunk, ProviderError, TtsEvent, TtsOptions};
 use super::settings::AgentConfig;
-use super::voices::{self, Sources};
 use super::silero::SpeechConfirmer;
+use super::voices::{self, Sources};
 use super::whisper::WhisperStt;
 use crate::api::validate::DenyList;
 use crate::config::{Config, ProviderConfig, ProvidersConfig};

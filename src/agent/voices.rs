@@ -154,7 +154,11 @@ pub fn list(sources: &Sources) -> Vec<VoiceInfo> {
     }
     let clouds = [
         (sources.openai, &OPENAI_VOICES[..], TtsKind::Openai),
-        (sources.elevenlabs, &ELEVENLABS_VOICES[..], TtsKind::Elevenlabs),
+        (
+            sources.elevenlabs,
+            &ELEVENLABS_VOICES[..],
+            TtsKind::Elevenlabs,
+        ),
     ];
     for (on, voices, kind) in clouds {
         if on {

@@ -220,11 +220,17 @@ fn sample_text(language: &str) -> &'static str {
             "Bonjour, merci de votre appel. Voici ma voix au téléphone. Comment puis-je vous aider ?"
         }
         "de" => "Hallo, danke für Ihren Anruf. So klinge ich am Telefon. Wie kann ich helfen?",
-        "it" => "Buongiorno, grazie per la chiamata. Ecco come suono al telefono. Come posso aiutarla?",
+        "it" => {
+            "Buongiorno, grazie per la chiamata. Ecco come suono al telefono. Come posso aiutarla?"
+        }
         "pt" => "Olá, obrigado por ligar. É assim que eu soo ao telefone. Como posso ajudar?",
-        "nl" => "Hallo, bedankt voor het bellen. Zo klink ik aan de telefoon. Waarmee kan ik helpen?",
+        "nl" => {
+            "Hallo, bedankt voor het bellen. Zo klink ik aan de telefoon. Waarmee kan ik helpen?"
+        }
         "pl" => "Dzień dobry, dziękuję za telefon. Tak brzmię przez telefon. W czym mogę pomóc?",
-        _ => "Hello, thanks for calling. This is how I sound on the phone. How can I help you today?",
+        _ => {
+            "Hello, thanks for calling. This is how I sound on the phone. How can I help you today?"
+        }
     }
 }
 
@@ -278,8 +284,9 @@ pub async fn sample(
         )
         .await
         .map_err(|e| ApiError::BadGateway(format!("voice {id}: {e}")))?;
-    let wav = hotline_media::wav::encode_wav(hotline_media::wav::WavSpec::mono(pcm.rate), &pcm.samples)
-        .map_err(|e| ApiError::Internal(format!("voice sample: {e}")))?;
+    let wav =
+        hotline_media::wav::encode_wav(hotline_media::wav::WavSpec::mono(pcm.rate), &pcm.samples)
+            .map_err(|e| ApiError::Internal(format!("voice sample: {e}")))?;
     let wav = Bytes::from(wav);
     samples.put(&id, wav.clone());
     Ok(wav_response(wav))

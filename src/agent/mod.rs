@@ -17,6 +17,8 @@
 //! * [`tools`]: HTTP tools an agent declares for its brain (validation,
 //!   signed requests).
 //! * [`whisper`]: embedded offline speech-to-text (Whisper through whisper.cpp).
+//! * [`templates`]: prompt templates for real businesses' phone agents.
+//! * [`voices`]: the catalogue of voices the server can speak with.
 
 pub mod espeak;
 pub mod flow;
@@ -29,7 +31,9 @@ pub mod scripted;
 pub mod service;
 pub mod settings;
 pub mod silero;
+pub mod templates;
 pub mod tools;
+pub mod voices;
 pub mod whisper;
 
 pub use pipeline::{AgentSpec, TurnMetrics};

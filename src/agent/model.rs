@@ -58,6 +58,18 @@ pub enum TtsKind {
     Elevenlabs,
 }
 
+impl TtsKind {
+    /// The name as configuration and agents spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TtsKind::Piper => "piper",
+            TtsKind::Espeak => "espeak",
+            TtsKind::Openai => "openai",
+            TtsKind::Elevenlabs => "elevenlabs",
+        }
+    }
+}
+
 /// Parses a kind name as the configuration spells it.
 pub fn kind<T: for<'de> Deserialize<'de>>(name: &str) -> Option<T> {
     serde_json::from_value(Value::String(name.to_ascii_lowercase())).ok()
@@ -286,6 +298,14 @@ mod tests {
         assert_eq!(m.stt, Some(SttKind::OpenaiRealtime));
         assert_eq!(m.tts, Some(TtsKind::Elevenlabs));
         assert_eq!(kind::<SttKind>("Whisper"), Some(SttKind::Whisper));
+        for t in [
+            TtsKind::Piper,
+            TtsKind::Espeak,
+            TtsKind::Openai,
+            TtsKind::Elevenlabs,
+        ] {
+            assert_eq!(kind::<TtsKind>(t.as_str()), Some(t));
+        }
         assert_eq!(kind::<BrainKind>("gpt"), None);
         assert_eq!(
             kind::<BrainKind>("OpenAI-Realtime"),

@@ -24,12 +24,15 @@ use super::openai::{
     OpenAiTts, RealtimeAgentConfig, RealtimeSetup, SttTransport, SummaryRequest,
 };
 use super::pipeline::{AgentReport, AgentSpec, GreetingCache, TurnConfig, ready_opening};
+use super::piper::{self, PiperConfig};
 use super::provider::{Brain, CallInfo, Stt, Tts};
+use super::provider::{PcmChunk, ProviderError, TtsEvent, TtsOptions};
 use super::settings::AgentConfig;
 use super::silero::SpeechConfirmer;
+use super::voices::{self, Sources};
 use super::whisper::WhisperStt;
 use crate::api::validate::DenyList;
-use crate::config::{Config, ProvidersConfig};
+use crate::config::{Config, ProviderConfig, ProvidersConfig};
 use crate::store::{Agent, Store};
 
 /// Which agent a call runs, and what its request changes.
@@ -381,7 +384,17 @@ impl AgentService {
             Some(k) => k,
             None => kind::<SttKind>(&self.providers.stt.kind).unwrap_or(SttKind::Whisper),
         };
-        let tts_kind = match model.tts {
+        let voice = request
+            .voice
+            .clone()
+            .or_else(|| agent.as_ref().and_then(|a| a.voice.clone()));
+        // A voice from the catalogue brings its provider along, unless the
+        // agent names one; a cloud voice only where that cloud has a key.
+        let by_voice = voice.as_deref().and_then(|v| {
+            let k = voices::provider_of(v, Some(self.piper_config().voice.as_str()))?;
+            self.tts_configured(k, org_keys.as_ref()).then_some(k)
+        });
+        let tts_kind = match model.tts.or(by_voice) {
             Some(k) => k,
             None => kind::<TtsKind>(&self.providers.tts.kind).unwrap_or(TtsKind::Piper),
         };
@@ -450,10 +463,7 @@ impl AgentService {
             .language
             .clone()
             .or_else(|| agent.as_ref().and_then(|a| a.language.clone()));
-        spec.voice = request
-            .voice
-            .clone()
-            .or_else(|| agent.as_ref().and_then(|a| a.voice.clone()));
+        spec.voice = voice;
         spec.transfer_to = agent.as_ref().and_then(|a| a.transfer_number.clone());
         if let Some(a) = &agent {
             // Checked when the agent was saved; a stored value that no
@@ -829,15 +839,11 @@ impl AgentService {
 
     /// Text-to-speech of `which`; as [`Self::stt`] for keys.
     async fn tts(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
-        let p = &self.providers.tts;
         match which {
             TtsKind::Piper => Ok(self
                 .local_tts
                 .get_or_init(|| async {
-                    let mut piper = self.config.piper.clone();
-                    if let Some(v) = &p.model {
-                        piper.voice.clone_from(v);
-                    }
+                    let piper = self.piper_config();
                     let espeak = self.config.espeak.clone();
                     match tokio::task::spawn_blocking(move || local_tts(&piper, &espeak)).await {
                         Ok(t) => t,
@@ -866,8 +872,124 @@ impl AgentService {
         }
     }
 
-    fn cloud_tts_for(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
+    /// The Piper settings the local voice loads with: `[agent.piper]`,
+    /// with `[providers.tts] model` as the voice when Piper is the
+    /// configured TTS.
+    fn piper_config(&self) -> PiperConfig {
+        let mut piper = self.config.piper.clone();
         let p = &self.providers.tts;
+        if kind::<TtsKind>(&p.kind) == Some(TtsKind::Piper)
+            && let Some(v) = &p.model
+        {
+            piper.voice.clone_from(v);
+        }
+        piper
+    }
+
+    /// Whether `which` can speak: local voices always (Piper falls back to
+    /// espeak-ng), a cloud one when the server has a key for it (config or
+    /// environment; for OpenAI also a self-hosted endpoint, which needs
+    /// none) or the organization's `provider_keys` (from its settings)
+    /// hold one.
+    pub fn tts_configured(&self, which: TtsKind, org_keys: Option<&Value>) -> bool {
+        let org = |name: &str| {
+            org_keys
+                .and_then(|k| k.get(name))
+                .and_then(Value::as_str)
+                .is_some_and(|k| !k.trim().is_empty())
+        };
+        let set = |k: &Option<String>| k.as_deref().is_some_and(|k| !k.trim().is_empty());
+        let env = |name: &str| std::env::var(name).is_ok_and(|k| !k.trim().is_empty());
+        let p = &self.providers.tts;
+        let chosen = kind::<TtsKind>(&p.kind) == Some(which);
+        match which {
+            TtsKind::Piper | TtsKind::Espeak => true,
+            TtsKind::Openai => {
+                let c = &self.config.openai_tts;
+                let own_base = c.base_url.trim_end_matches('/') != openai::OPENAI_BASE_URL
+                    || (chosen && p.base_url.is_some());
+                org("openai")
+                    || set(&c.api_key)
+                    || (chosen && set(&p.api_key))
+                    || own_base
+                    || env(openai::API_KEY_ENV)
+            }
+            TtsKind::Elevenlabs => {
+                org("elevenlabs")
+                    || set(&self.config.elevenlabs.api_key)
+                    || (chosen && set(&p.api_key))
+                    || env(openai::elevenlabs::ELEVENLABS_KEY_ENV)
+            }
+        }
+    }
+
+    /// What the voice catalogue lists for an organization with
+    /// `org_keys`: the Piper voice if installed, espeak-ng's, and the
+    /// clouds [`Self::tts_configured`] allows.
+    pub fn voice_sources(&self, org_keys: Option<&Value>) -> Sources {
+        let piper = self.piper_config();
+        Sources {
+            piper: piper::installed(&piper).then_some(piper.voice),
+            espeak: Some(self.config.espeak.espeak_ng.clone()),
+            openai: self.tts_configured(TtsKind::Openai, org_keys),
+            elevenlabs: self.tts_configured(TtsKind::Elevenlabs, org_keys),
+        }
+    }
+
+    /// Speaks `text` once with `voice` of `which` (an organization's own
+    /// key from `org_keys` for a cloud voice) and returns all of its audio:
+    /// voice samples. Fails when the provider does, when it produces more
+    /// than `max_audio`, or when it takes longer than `timeout`.
+    pub async fn speak(
+        &self,
+        which: TtsKind,
+        voice: &str,
+        org_keys: Option<&Value>,
+        text: &str,
+        max_audio: Duration,
+        timeout: Duration,
+    ) -> Result<PcmChunk, ProviderError> {
+        let org_key = |name: &str| {
+            org_keys
+                .and_then(|k| k.get(name))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let key = match which {
+            TtsKind::Piper | TtsKind::Espeak => None,
+            TtsKind::Openai => org_key("openai"),
+            TtsKind::Elevenlabs => org_key("elevenlabs"),
+        };
+        let tts = self
+            .tts(which, key)
+            .await
+            .map_err(|e| ProviderError::new(which.as_str(), e, false))?;
+        if which == TtsKind::Piper && tts.name() != which.as_str() {
+            // The embedded voice fell back to espeak-ng: a sample of it
+            // would not be the voice asked for.
+            return Err(ProviderError::new(
+                "piper",
+                "the Piper voice could not be loaded",
+                false,
+            ));
+        }
+        collect_speech(tts.as_ref(), voice, text, max_audio, timeout).await
+    }
+
+    fn cloud_tts_for(&self, which: TtsKind, key: Option<String>) -> Result<Arc<dyn Tts>, String> {
+        // `[providers.tts]` describes the provider it names; another
+        // provider's voice, model or key would be sent to the wrong API.
+        let unset = ProviderConfig {
+            kind: which.as_str().to_owned(),
+            model: None,
+            base_url: None,
+            api_key: None,
+        };
+        let p = if kind::<TtsKind>(&self.providers.tts.kind) == Some(which) {
+            &self.providers.tts
+        } else {
+            &unset
+        };
         let key = key.or_else(|| p.api_key.clone());
         match which {
             TtsKind::Elevenlabs => {
@@ -895,6 +1017,67 @@ impl AgentService {
             }
         }
         .map_err(|e| e.to_string())
+    }
+}
+
+/// All the audio of `text` spoken by `tts` with `voice`, bounded in length
+/// and time; the synthesis is cancelled (its stream dropped) on either.
+async fn collect_speech(
+    tts: &dyn Tts,
+    voice: &str,
+    text: &str,
+    max_audio: Duration,
+    timeout: Duration,
+) -> Result<PcmChunk, ProviderError> {
+    let name = tts.name().to_owned();
+    let mut stream = tts.start(&TtsOptions {
+        voice: Some(voice.to_owned()),
+        language: None,
+    });
+    if stream.text.send(text.to_owned()).await.is_err() {
+        return Err(ProviderError::new(&name, "the synthesis ended early", true));
+    }
+    // The whole text is sent: closing the input lets the stream end.
+    drop(stream.text);
+    let mut out = PcmChunk {
+        rate: 0,
+        samples: Vec::new(),
+    };
+    let collect = async {
+        while let Some(event) = stream.audio.recv().await {
+            match event {
+                TtsEvent::Audio { chunk, .. } => {
+                    if out.rate == 0 {
+                        out.rate = chunk.rate;
+                    } else if chunk.rate != out.rate {
+                        return Err(ProviderError::new(&name, "the sample rate changed", false));
+                    }
+                    out.samples.extend_from_slice(&chunk.samples);
+                    if out.duration() > max_audio {
+                        return Err(ProviderError::new(
+                            &name,
+                            format!("more than {} s of audio", max_audio.as_secs()),
+                            false,
+                        ));
+                    }
+                }
+                TtsEvent::SegmentDone { .. } => {}
+                TtsEvent::Error(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(())) if out.samples.is_empty() => {
+            Err(ProviderError::new(&name, "no audio was produced", true))
+        }
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ProviderError::new(
+            &name,
+            format!("no complete audio within {} s", timeout.as_secs()),
+            true,
+        )),
     }
 }
 
@@ -951,6 +1134,45 @@ mod tests {
             "ws://127.0.0.1:8000/v1/realtime"
         );
         assert_eq!(realtime_url("ws://h/rt"), "ws://h/rt");
+    }
+
+    /// A voice from the catalogue speaks with its own provider when the
+    /// agent names none; a cloud voice only where that cloud has a key.
+    #[tokio::test]
+    async fn a_catalogue_voice_brings_its_provider() {
+        let tts_of = |service: Arc<AgentService>, voice: &str| {
+            let request = AgentRequest {
+                voice: Some(voice.into()),
+                ..AgentRequest::default()
+            };
+            async move {
+                let p = service
+                    .prepare(&request, &CallInfo::default())
+                    .await
+                    .unwrap();
+                p.pipeline().unwrap().tts.name().to_owned()
+            }
+        };
+        let mut config = Config::default();
+        // The flow brain: no LLM is needed to prepare.
+        config.providers.llm.kind = "flow".into();
+        let plain = AgentService::new(&config, None);
+        assert_eq!(tts_of(plain.clone(), "en-gb+f3").await, "espeak");
+        if std::env::var(openai::API_KEY_ENV).is_err() {
+            // No OpenAI key: the server's own voice speaks instead.
+            assert_ne!(tts_of(plain.clone(), "coral").await, "openai");
+        }
+        config.agent.openai_tts.api_key = Some("sk-test".into());
+        config.agent.openai_tts.base_url = "http://127.0.0.1:9/v1".into();
+        let keyed = AgentService::new(&config, None);
+        assert_eq!(tts_of(keyed.clone(), "coral").await, "openai");
+        assert!(keyed.tts_configured(TtsKind::Openai, None));
+        let org = serde_json::json!({"elevenlabs": "xi-org"});
+        assert!(keyed.tts_configured(TtsKind::Elevenlabs, Some(&org)));
+        assert_eq!(
+            keyed.tts_configured(TtsKind::Elevenlabs, None),
+            std::env::var(openai::elevenlabs::ELEVENLABS_KEY_ENV).is_ok_and(|k| !k.is_empty())
+        );
     }
 
     #[tokio::test]

@@ -65,6 +65,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 429: too many requests; come back after this long.
     RateLimited(Duration),
+    /// 502: a provider this request needed (a cloud voice) failed; the
+    /// detail says how.
+    BadGateway(String),
     /// 503: the server cannot take this now (draining, call limit).
     Unavailable {
         /// Why, for a human.
@@ -92,6 +95,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,7 +105,9 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         match self {
             ApiError::Unauthorized => json!({"detail": "missing or invalid API key"}),
-            ApiError::Forbidden(d) | ApiError::Conflict(d) => json!({ "detail": d }),
+            ApiError::Forbidden(d) | ApiError::Conflict(d) | ApiError::BadGateway(d) => {
+                json!({ "detail": d })
+            }
             ApiError::NotFound(what) => json!({ "detail": format!("{what} not found") }),
             ApiError::PayloadTooLarge(limit) => json!({
                 "detail": format!("request body is larger than the limit of {limit} bytes")

@@ -9,6 +9,7 @@ use crate::api::calls::bridge::Placed;
 use crate::api::live::Hub;
 use crate::api::metrics::Metrics;
 use crate::api::ratelimit::RateLimiter;
+use crate::api::resources::voices::VoiceSamples;
 use crate::api::validate::DenyList;
 use crate::config::Config;
 use crate::engine::Engine;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub webhook_wake: Arc<Notify>,
     /// Phone alerts: the scheduler's wake-up and this node's alert calls.
     pub alerts: Arc<AlertsRuntime>,
+    /// Voice samples made for `GET /v1/voices/{id}/sample`.
+    pub voice_samples: Arc<VoiceSamples>,
 }
 
 /// Most API keys (and, separately, organizations) whose buckets are
@@ -71,6 +74,7 @@ impl AppState {
             placed: Arc::new(Placed::default()),
             webhook_wake: Arc::new(Notify::new()),
             alerts: Arc::new(AlertsRuntime::default()),
+            voice_samples: Arc::default(),
             config,
         }
     }

@@ -266,6 +266,12 @@ impl PiperTts {
     }
 }
 
+/// Whether the files of the voice `config` names are installed (the
+/// runtime is not loaded to find out).
+pub fn installed(config: &PiperConfig) -> bool {
+    VoiceFiles::find(&config.models_dir, &config.voice).is_ok()
+}
+
 /// Fails unless `espeak_ng` runs: without it there are no phonemes.
 fn check_espeak(espeak_ng: &Path) -> Result<(), PiperError> {
     let out = std::process::Command::new(espeak_ng)

@@ -19,9 +19,9 @@ use crate::store::{Agent, AgentUpdate, NewAgent};
 const WHAT: &str = "agent";
 
 /// Longest name, voice name or similar short field, in characters.
-const SHORT: usize = 200;
+pub const SHORT: usize = 200;
 /// Longest prompt or message, in characters.
-const LONG: usize = 100_000;
+pub const LONG: usize = 100_000;
 /// Longest language tag (RFC 5646 §4.4.1 recommends supporting 35).
 const LANGUAGE_MAX: usize = 35;
 /// Longest call an agent may be configured for: a day.

@@ -1,5 +1,5 @@
-//! Agents, numbers, webhooks, API keys and usage: the configuration side
-//! of the API.
+//! Agents, numbers, webhooks, API keys and usage, and the catalogues of
+//! prompt templates and voices: the configuration side of the API.
 //!
 //! Conventions shared by these endpoints (the helpers for them are in
 //! [`super::page`], [`super::extract`] and [`super::validate`], for every
@@ -19,7 +19,9 @@ pub mod agents;
 pub mod keys;
 pub mod numbers;
 pub mod settings;
+pub mod templates;
 pub mod usage;
+pub mod voices;
 pub mod webhooks;
 
 use std::future::Future;
@@ -39,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         .merge(keys::routes())
         .merge(usage::routes())
         .merge(settings::routes())
+        .merge(templates::routes())
+        .merge(voices::routes())
 }
 
 /// The error mapping of one resource: a missing `what` (or another

@@ -6,7 +6,7 @@
 //!   live WebSocket events and webhook deliveries.
 //! * [`ws`] serves `GET /v1/ws`; [`webhooks`] delivers the outbox;
 //!   [`numbers`] keeps the engine's number table in step with the
-//!   database.
+//!   database, and [`contacts`] its table of blocked callers.
 //!
 //! A call whose request names an agent (`agent_id`) or gives one something
 //! to do (`system_prompt`, `first_message`, `objective`) runs the voice
@@ -16,6 +16,7 @@
 //! `POST /v1/calls/{id}/hangup`) ends it.
 
 pub mod bridge;
+pub mod contacts;
 pub mod numbers;
 pub mod webhooks;
 pub mod ws;
@@ -145,6 +146,9 @@ pub struct CallView {
     pub number_id: Option<String>,
     /// The agent of the call.
     pub agent_id: Option<String>,
+    /// The contact the call was with: the caller of an inbound call, the
+    /// callee of an outbound one (`GET /v1/contacts/{id}`).
+    pub contact_id: Option<String>,
     /// When the call was created.
     pub created_at: i64,
     /// When it was answered.
@@ -225,6 +229,7 @@ impl CallView {
             to: call.to,
             number_id: call.number_id,
             agent_id: call.agent_id,
+            contact_id: call.contact_id,
             created_at: call.created_at,
             answered_at: call.answered_at,
             ended_at: call.ended_at,

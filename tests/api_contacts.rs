@@ -143,7 +143,11 @@ async fn contacts_are_listed_filtered_and_read(api: &Api) {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json["detail"], "contact not found");
     let r = api
-        .send(Method::GET, "/v1/contacts/cnt_000000000000000000000000", None)
+        .send(
+            Method::GET,
+            "/v1/contacts/cnt_000000000000000000000000",
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
@@ -204,18 +208,33 @@ async fn contacts_are_patched_with_validation(api: &Api) {
 
     let tags21: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
     let cases: Vec<(Value, Vec<Vec<&str>>)> = vec![
-        (json!({"phone_number": "+14155550111"}), vec![vec!["body", "phone_number"]]),
+        (
+            json!({"phone_number": "+14155550111"}),
+            vec![vec!["body", "phone_number"]],
+        ),
         (json!({"call_count": 9}), vec![vec!["body", "call_count"]]),
         (json!({"blocked": null}), vec![vec!["body", "blocked"]]),
         (json!({"blocked": "yes"}), vec![vec!["body", "blocked"]]),
-        (json!({"display_name": "   "}), vec![vec!["body", "display_name"]]),
-        (json!({"display_name": "n".repeat(201)}), vec![vec!["body", "display_name"]]),
+        (
+            json!({"display_name": "   "}),
+            vec![vec!["body", "display_name"]],
+        ),
+        (
+            json!({"display_name": "n".repeat(201)}),
+            vec![vec!["body", "display_name"]],
+        ),
         (json!({"tags": tags21}), vec![vec!["body", "tags"]]),
         (json!({"tags": ["ok", ""]}), vec![vec!["body", "tags", "1"]]),
-        (json!({"tags": ["x".repeat(51)]}), vec![vec!["body", "tags", "0"]]),
+        (
+            json!({"tags": ["x".repeat(51)]}),
+            vec![vec!["body", "tags", "0"]],
+        ),
         (json!({"tags": ["a\"b"]}), vec![vec!["body", "tags", "0"]]),
         (json!({"tags": "vip"}), vec![vec!["body", "tags"]]),
-        (json!({"owner_notes": "n".repeat(4001)}), vec![vec!["body", "owner_notes"]]),
+        (
+            json!({"owner_notes": "n".repeat(4001)}),
+            vec![vec!["body", "owner_notes"]],
+        ),
         (
             json!({"display_name": "", "owner_notes": "n".repeat(4001)}),
             vec![vec!["body", "display_name"], vec!["body", "owner_notes"]],
@@ -304,7 +323,10 @@ async fn deleting_a_contact_forgets_its_calls(api: &Api) {
         &CallUpdate {
             summary: Some("Alice of 12 Elm Street wants a plumber.".into()),
             structured_data: Some(json!({"address": "12 Elm Street"})),
-            ..CallUpdate::ended(hotline::store::CallStatus::Completed, hotline::store::now_ms())
+            ..CallUpdate::ended(
+                hotline::store::CallStatus::Completed,
+                hotline::store::now_ms(),
+            )
         },
     )
     .await

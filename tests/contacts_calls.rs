@@ -161,7 +161,7 @@ impl Env {
     /// Calls the stored number from `caller` with `scenario` and checks
     /// that sipp saw what the scenario expects.
     fn call_from(&self, caller: &str, scenario: Scenario) {
-        let mut run = SippRun::uac(scenario.from_user(caller), self.sip());
+        let mut run = SippRun::uac(scenario.caller_id(caller), self.sip());
         run.service = DID.into();
         run.timeout = WAIT;
         let r = tokio::task::block_in_place(|| run.spawn().unwrap().wait().unwrap());

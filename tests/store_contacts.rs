@@ -311,7 +311,11 @@ async fn lists_filter_and_page(db: &mut TestDb) {
     assert!(names(q("ala_")).await.is_empty());
     assert!(names(q("%")).await.is_empty());
     assert_eq!(names(q("+1415")).await, ["Alice Martin", "Bob Stone"]);
-    assert_eq!(names(q("44")).await, ["alan_turing"], "digits match after +");
+    assert_eq!(
+        names(q("44")).await,
+        ["alan_turing"],
+        "digits match after +"
+    );
     assert_eq!(
         names(ContactFilter {
             tag: Some("plumbing".into()),

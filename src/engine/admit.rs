@@ -14,8 +14,8 @@ use rsip::{Request, Response};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::leg::{self, InboundSetup};
 use super::blocked::caller_e164;
+use super::leg::{self, InboundSetup};
 use super::numbers::NumberAction;
 use super::{Ctx, LEG_QUEUE, ToLeg};
 use crate::call::{CallDirection, CallHandle, CallId, Refusal};

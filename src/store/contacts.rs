@@ -186,40 +186,38 @@ fn calls_with(sql: &mut Sql, org_id: &str, contact_id: &str, e164: &str) {
 
 impl Store {
     /// A call with `e164` at `at` (unix ms): creates the org's contact for
-    /// the number on first contact, else counts the call (`call_count`
-    /// + 1, `last_seen_at` moves forward only). One statement
+    /// the number on first contact, else counts the call (one more in
+    /// `call_count`; `last_seen_at` moves forward only). One statement
     /// (`INSERT … ON CONFLICT DO UPDATE`) against the unique key, so
     /// concurrent first calls make one contact, counted once per call.
     pub async fn touch_contact(&self, org_id: &str, e164: &str, at: i64) -> Result<Contact> {
         check_e164("phone_number", e164)?;
         let now = now_ms();
-        let row = Sql::new(&format!(
-            "INSERT INTO contacts ({CONTACT_COLS}) VALUES ("
-        ))
-        .text(new_id("cnt"))
-        .push(", ")
-        .text(org_id.to_owned())
-        .push(", ")
-        .text(e164.to_owned())
-        .push(", NULL, '[]', NULL, 0, 1, ")
-        .int(at)
-        .push(", ")
-        .int(now)
-        .push(", ")
-        .int(now)
-        .push(
-            ") ON CONFLICT (org_id, phone_number) DO UPDATE SET \
+        let row = Sql::new(&format!("INSERT INTO contacts ({CONTACT_COLS}) VALUES ("))
+            .text(new_id("cnt"))
+            .push(", ")
+            .text(org_id.to_owned())
+            .push(", ")
+            .text(e164.to_owned())
+            .push(", NULL, '[]', NULL, 0, 1, ")
+            .int(at)
+            .push(", ")
+            .int(now)
+            .push(", ")
+            .int(now)
+            .push(
+                ") ON CONFLICT (org_id, phone_number) DO UPDATE SET \
              call_count = contacts.call_count + 1, \
              last_seen_at = CASE WHEN contacts.last_seen_at IS NULL \
              OR contacts.last_seen_at < excluded.last_seen_at \
              THEN excluded.last_seen_at ELSE contacts.last_seen_at END, \
              updated_at = excluded.updated_at RETURNING ",
-        )
-        .push(CONTACT_COLS)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| write_err(e, "phone_number", "org_id"))?
-        .ok_or(StoreError::NotFound)?;
+            )
+            .push(CONTACT_COLS)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| write_err(e, "phone_number", "org_id"))?
+            .ok_or(StoreError::NotFound)?;
         contact_from_row(&row)
     }
 
@@ -354,7 +352,12 @@ impl Store {
     }
 
     /// Links a call to its contact.
-    pub async fn set_call_contact(&self, org_id: &str, call_id: &str, contact_id: &str) -> Result<()> {
+    pub async fn set_call_contact(
+        &self,
+        org_id: &str,
+        call_id: &str,
+        contact_id: &str,
+    ) -> Result<()> {
         let n = Sql::new("UPDATE calls SET contact_id = ")
             .text(contact_id.to_owned())
             .push(" WHERE org_id = ")

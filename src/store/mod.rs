@@ -69,8 +69,8 @@ pub use calls::{
     UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,
 };
 pub use contacts::{
-    Contact, ContactFilter, ContactUpdate, Forgotten, MAX_DISPLAY_NAME_CHARS, MAX_OWNER_NOTES_CHARS,
-    MAX_TAG_CHARS, MAX_TAGS, REDACTED, normalize_tag, normalize_tags,
+    Contact, ContactFilter, ContactUpdate, Forgotten, MAX_DISPLAY_NAME_CHARS,
+    MAX_OWNER_NOTES_CHARS, MAX_TAG_CHARS, MAX_TAGS, REDACTED, normalize_tag, normalize_tags,
 };
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};

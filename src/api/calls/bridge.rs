@@ -45,11 +45,11 @@ use super::CallView;
 use crate::agent::service::AgentResult;
 use crate::api::AppState;
 use crate::api::live::LiveEvent;
-use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
 use crate::call::{
     CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
     TranscriptLine,
 };
+use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
 use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// Placed calls waiting for the bridge to announce them: a burst of API
@@ -549,7 +549,11 @@ impl Bridge {
         };
         let store = &self.state.store;
         let linked = match store.touch_contact(&call.org_id, &e164, now_ms()).await {
-            Ok(c) => store.set_call_contact(&call.org_id, id.as_str(), &c.id).await,
+            Ok(c) => {
+                store
+                    .set_call_contact(&call.org_id, id.as_str(), &c.id)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = linked {

@@ -245,9 +245,7 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateContact>,
 ) -> Result<Json<ContactOut>, ApiError> {
     let mut p = Problems::default();
-    let display_name = body
-        .display_name
-        .map(|n| n.map(|n| n.trim().to_owned()));
+    let display_name = body.display_name.map(|n| n.map(|n| n.trim().to_owned()));
     if let Some(Some(n)) = &display_name {
         p.text("display_name", n, MAX_DISPLAY_NAME_CHARS);
     }

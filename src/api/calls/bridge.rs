@@ -16,6 +16,13 @@
 //! call). Calls to numbers of the configuration file belong to no
 //! organization and are not.
 //!
+//! Contacts: an inbound call to a stored number from an E.164 caller ID
+//! counts as a call with the caller's contact (created on first contact),
+//! and an API call to an E.164 number with the callee's; the record keeps
+//! the `contact_id`. A call the engine declined because its caller is
+//! blocked is linked to the contact without counting
+//! (see [`super::contacts`]).
+//!
 //! Webhook events: `call.status` at every status change (from `queued`
 //! on), `call.completed` with the whole call at its end, `dtmf` per digit.
 //! Live events add `dtmf.collected`, `call.hold`, `call.transfer` and

@@ -283,6 +283,14 @@ async fn callers_become_contacts_and_blocked_ones_are_declined(db: TestDb) {
         contact["call_count"], 2,
         "a declined call is not a call with the contact"
     );
+    let (_, theirs) = env.get(&format!("/v1/calls?contact_id={id}")).await;
+    let statuses: Vec<&str> = theirs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed", "completed", "completed"], "{theirs}");
 
     // Blocking is per caller: another caller still gets through, and an
     // anonymous one too, without becoming a contact.

@@ -299,6 +299,8 @@ pub struct CallFilter {
     pub number_id: Option<String>,
     /// Only calls run by this agent.
     pub agent_id: Option<String>,
+    /// Only calls with this contact.
+    pub contact_id: Option<String>,
     /// Only calls this way.
     pub direction: Option<CallDirection>,
     /// Only calls created at or after this time, unix ms.
@@ -653,6 +655,9 @@ impl Store {
         }
         if let Some(v) = &filter.agent_id {
             sql.push(" AND agent_id = ").text(v.clone());
+        }
+        if let Some(v) = &filter.contact_id {
+            sql.push(" AND contact_id = ").text(v.clone());
         }
         if let Some(d) = filter.direction {
             sql.push(" AND direction = ")

@@ -702,6 +702,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
             },
             "number_id" => filter.number_id = Some(v.clone()),
             "agent_id" => filter.agent_id = Some(v.clone()),
+            "contact_id" => filter.contact_id = Some(v.clone()),
             "limit" => match v.parse::<u32>() {
                 Ok(n) => page.limit = Some(n),
                 Err(_) => errors.push(FieldError::query("limit", "must be a whole number")),
@@ -721,7 +722,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
 }
 
 /// `GET /v1/calls`: the organization's calls, newest first, filtered by
-/// `status`, `number_id`, `agent_id`, `direction`, `created_after` and
+/// `status`, `number_id`, `agent_id`, `contact_id`, `direction`, `created_after` and
 /// `created_before` (unix ms), `limit` and `cursor` paged.
 #[utoipa::path(
     get, path = "/v1/calls", tag = "calls",
@@ -730,6 +731,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
         ("status" = Option<String>, Query, description = "queued, ringing, in_progress, completed, busy, no_answer, failed or canceled"),
         ("number_id" = Option<String>, Query, description = "Calls of this number"),
         ("agent_id" = Option<String>, Query, description = "Calls of this agent"),
+        ("contact_id" = Option<String>, Query, description = "Calls with this contact"),
         ("direction" = Option<String>, Query, description = "inbound or outbound"),
         ("created_after" = Option<i64>, Query, description = "Unix ms, inclusive"),
         ("created_before" = Option<i64>, Query, description = "Unix ms, exclusive"),

@@ -158,7 +158,7 @@ async fn auth_failures(api: &Api) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Every /v1 endpoint refuses a request without a key.
     for (method, path) in v1_routes() {
-        let path = path.replace("{id}", "x");
+        let path = path.replace("{id}", "x").replace("{e164}", "x");
         let r = api.send_as(None, method.clone(), &path, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
@@ -1264,6 +1264,11 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/numbers/{id}"),
         (Method::PATCH, "/v1/numbers/{id}"),
         (Method::DELETE, "/v1/numbers/{id}"),
+        (Method::GET, "/v1/contacts"),
+        (Method::GET, "/v1/contacts/{id}"),
+        (Method::GET, "/v1/contacts/by-phone/{e164}"),
+        (Method::PATCH, "/v1/contacts/{id}"),
+        (Method::DELETE, "/v1/contacts/{id}"),
         (Method::POST, "/v1/webhooks"),
         (Method::GET, "/v1/webhooks"),
         (Method::GET, "/v1/webhooks/{id}"),
@@ -1317,6 +1322,9 @@ async fn openapi_and_docs(api: &Api) {
         "UpdateAgent",
         "NumberOut",
         "InboundConfig",
+        "ContactOut",
+        "ContactList",
+        "UpdateContact",
         "WebhookOut",
         "DeliveryList",
         "ApiKeyOut",
@@ -1364,7 +1372,11 @@ async fn openapi_and_docs(api: &Api) {
         // The route answers (a JSON 404 for an unknown id is the handler's;
         // an unrouted path would get an empty 404 or a 405).
         let r = api
-            .send(method.clone(), &path.replace("{id}", "x"), Some(json!({})))
+            .send(
+                method.clone(),
+                &path.replace("{id}", "x").replace("{e164}", "x"),
+                Some(json!({})),
+            )
             .await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         if r.status == StatusCode::NOT_FOUND {

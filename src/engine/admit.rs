@@ -14,6 +14,7 @@ use rsip::{Request, Response};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::blocked::caller_e164;
 use super::leg::{self, InboundSetup};
 use super::numbers::NumberAction;
 use super::{Ctx, LEG_QUEUE, ToLeg};
@@ -120,6 +121,9 @@ impl Admission {
             .unwrap_or_else(|| user.to_owned());
         // Numbers configured through the API come first: they are what an
         // operator changes at run time.
+        // The organization of a stored number: its blocked callers are
+        // declined.
+        let mut org = None;
         let number = if let Some(route) = ctx.numbers.get(&dialled) {
             if let (Some(required), Source::Trunk(t)) = (&route.trunk, origin)
                 && *required != t.name
@@ -128,7 +132,10 @@ impl Admission {
                 return Err(refuse(404, None));
             }
             match route.action {
-                NumberAction::Answer(n) => n,
+                NumberAction::Answer(n) => {
+                    org = Some(route.org_id);
+                    n
+                }
                 NumberAction::Refuse { status, reason } => {
                     info!(number = %dialled, from = %ip, status, "inbound call refused: {reason}");
                     return Err(refuse(status, None));
@@ -149,6 +156,16 @@ impl Admission {
             _ => None,
         };
         let caller = from_user(request);
+        // A blocked caller still gets a call task, which declines the call
+        // before answering it: the call is recorded like any other, with
+        // the reason, and nothing of the number's application starts.
+        let declined = org.is_some_and(|org| {
+            caller_e164(&caller, ctx.config.sip.default_country_code.as_deref())
+                .is_some_and(|e164| ctx.blocked.is_blocked(&org, &e164))
+        });
+        if declined {
+            info!(number = %dialled, caller = %caller, "inbound call from a blocked contact: declining");
+        }
         let (handle, endpoints) =
             CallHandle::new(CallId::random(), CallDirection::Inbound, caller, dialled);
         let slot = match ctx.registry.admit(handle.clone()) {
@@ -180,6 +197,7 @@ impl Admission {
                 handle,
                 endpoints,
                 slot,
+                declined,
             },
             rx,
         );

@@ -23,6 +23,7 @@ mod admit;
 mod agent_app;
 mod alert_app;
 pub mod app;
+pub mod blocked;
 pub mod bridge;
 mod core;
 pub mod forward;
@@ -50,6 +51,7 @@ use crate::routing::Router;
 use crate::rtp::PortAllocator;
 
 pub use app::CallApp;
+pub use blocked::BlockedCallers;
 pub use leg::{OutboundCall, PlaceError};
 pub use numbers::{NumberAction, NumberRoute, NumberTable};
 
@@ -124,6 +126,8 @@ pub(crate) struct Ctx {
     /// Numbers configured at run time; they take precedence over the
     /// configuration file's.
     pub numbers: NumberTable,
+    /// Per organization, the callers its stored numbers decline.
+    pub blocked: BlockedCallers,
     pub registry: CallRegistry,
     pub ports: PortAllocator,
     /// Where RTP sessions run; see [`crate::rtp::MediaRuntime`].
@@ -181,6 +185,7 @@ impl Engine {
             media,
             router: Router::new(&config),
             numbers: NumberTable::default(),
+            blocked: BlockedCallers::default(),
             ports: PortAllocator::new(&config.rtp),
             registry,
             transport,
@@ -236,6 +241,13 @@ impl Engine {
     /// Removes a run-time number (see [`Engine::numbers`]).
     pub fn remove_number(&self, e164: &str) {
         self.ctx.numbers.remove(e164);
+    }
+
+    /// The blocked-caller table: per organization, the callers whose
+    /// inbound calls to its stored numbers are declined with 603 before
+    /// they are answered. Changes apply to the next INVITE.
+    pub fn blocked(&self) -> &BlockedCallers {
+        &self.ctx.blocked
     }
 
     /// Places an outbound call; the handle follows it from ringing to its

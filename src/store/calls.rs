@@ -131,6 +131,9 @@ pub struct Call {
     pub number_id: Option<String>,
     /// The agent that ran the call, if any.
     pub agent_id: Option<String>,
+    /// The contact the call was with (the caller of an inbound call, the
+    /// callee of an outbound one), when the number is one.
+    pub contact_id: Option<String>,
     /// Current status.
     pub status: CallStatus,
     /// Creation time, unix ms.
@@ -184,6 +187,8 @@ pub struct NewCall {
     pub number_id: Option<String>,
     /// See [`Call::agent_id`].
     pub agent_id: Option<String>,
+    /// See [`Call::contact_id`].
+    pub contact_id: Option<String>,
     /// Initial status.
     pub status: CallStatus,
     /// See [`Call::metadata`].
@@ -212,6 +217,7 @@ impl NewCall {
             to: to.into(),
             number_id: None,
             agent_id: None,
+            contact_id: None,
             status: match direction {
                 CallDirection::Inbound => CallStatus::Ringing,
                 CallDirection::Outbound => CallStatus::Queued,
@@ -293,6 +299,8 @@ pub struct CallFilter {
     pub number_id: Option<String>,
     /// Only calls run by this agent.
     pub agent_id: Option<String>,
+    /// Only calls with this contact.
+    pub contact_id: Option<String>,
     /// Only calls this way.
     pub direction: Option<CallDirection>,
     /// Only calls created at or after this time, unix ms.
@@ -373,7 +381,7 @@ pub struct UsageRow {
     pub minutes: i64,
 }
 
-const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, number_id, agent_id, status, \
+const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, number_id, agent_id, contact_id, status, \
      created_at, answered_at, ended_at, duration_ms, hangup_by, hangup_reason, sip_code, \
      sip_call_id, summary, outcome, structured_data, turn_metrics, recording_path, metadata, \
      request, webhook_url, client_id";
@@ -392,6 +400,7 @@ fn call_from_row(row: &AnyRow) -> Result<Call> {
         to: row.try_get("to_addr")?,
         number_id: row.try_get("number_id")?,
         agent_id: row.try_get("agent_id")?,
+        contact_id: row.try_get("contact_id")?,
         status: status.parse().map_err(|e| decode_err("status", e))?,
         created_at: row.try_get("created_at")?,
         answered_at: row.try_get("answered_at")?,
@@ -495,7 +504,7 @@ impl Store {
             serde_json::to_string(&new.metadata).map_err(|e| decode_err("metadata", e))?;
         let inserted = Sql::new(
             "INSERT INTO calls (id, org_id, direction, from_addr, to_addr, number_id, agent_id, \
-             status, created_at, metadata, request, webhook_url, client_id) VALUES (",
+             contact_id, status, created_at, metadata, request, webhook_url, client_id) VALUES (",
         )
         .text(id.as_str().to_owned())
         .push(", ")
@@ -510,6 +519,8 @@ impl Store {
         .text(new.number_id.clone())
         .push(", ")
         .text(new.agent_id.clone())
+        .push(", ")
+        .text(new.contact_id.clone())
         .push(", ")
         .text(new.status.as_str().to_owned())
         .push(", ")
@@ -644,6 +655,9 @@ impl Store {
         }
         if let Some(v) = &filter.agent_id {
             sql.push(" AND agent_id = ").text(v.clone());
+        }
+        if let Some(v) = &filter.contact_id {
+            sql.push(" AND contact_id = ").text(v.clone());
         }
         if let Some(d) = filter.direction {
             sql.push(" AND direction = ")

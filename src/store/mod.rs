@@ -1,5 +1,5 @@
 //! The control plane's durable state: orgs, API keys, agents, numbers, calls
-//! and their transcripts, webhooks and the webhook delivery outbox.
+//! and their transcripts, contacts, webhooks and the webhook delivery outbox.
 //!
 //! # Backends
 //!
@@ -44,6 +44,7 @@
 mod agents;
 mod alerts;
 mod calls;
+mod contacts;
 mod keys;
 mod numbers;
 mod webhooks;
@@ -68,6 +69,10 @@ pub use alerts::{
 pub use calls::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, TranscriptEntry,
     UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,
+};
+pub use contacts::{
+    Contact, ContactFilter, ContactUpdate, Forgotten, MAX_DISPLAY_NAME_CHARS,
+    MAX_OWNER_NOTES_CHARS, MAX_TAG_CHARS, MAX_TAGS, REDACTED, normalize_tag, normalize_tags,
 };
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};
@@ -104,6 +109,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "alerts",
         include_str!("../../migrations/0006_alerts.sql"),
+    ),
+    (
+        7,
+        "contacts",
+        include_str!("../../migrations/0007_contacts.sql"),
     ),
 ];
 

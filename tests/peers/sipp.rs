@@ -105,8 +105,15 @@ impl Scenario {
         self.var("HOLD_MS", ms)
     }
 
+    /// The caller ID: the From URI's user (`sipp` unless set), in the
+    /// templates that take it (`uac_pcap.xml`, `uac_status.xml`).
+    pub fn caller_id(self, user: &str) -> Self {
+        self.var("FROM_USER", user)
+    }
+
     fn base(template: &str, sdp_port: &str) -> Self {
         Self::from_fixture(template)
+            .caller_id("sipp")
             .offer(Offer::PcmuDtmf)
             .var("SDP_PORT", sdp_port)
             .var("MEDIA_XML", "")

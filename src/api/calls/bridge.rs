@@ -16,6 +16,13 @@
 //! call). Calls to numbers of the configuration file belong to no
 //! organization and are not.
 //!
+//! Contacts: an inbound call to a stored number from an E.164 caller ID
+//! counts as a call with the caller's contact (created on first contact),
+//! and an API call to an E.164 number with the callee's; the record keeps
+//! the `contact_id`. A call the engine declined because its caller is
+//! blocked is linked to the contact without counting
+//! (see [`super::contacts`]).
+//!
 //! Webhook events: `call.status` at every status change (from `queued`
 //! on), `call.completed` with the whole call at its end, `dtmf` per digit.
 //! Live events add `dtmf.collected`, `call.hold`, `call.transfer` and
@@ -49,6 +56,7 @@ use crate::call::{
     CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
     TranscriptLine,
 };
+use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
 use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// Placed calls waiting for the bridge to announce them: a burst of API
@@ -115,6 +123,14 @@ struct Tracked {
 enum Seen {
     Ours(Box<Tracked>),
     Foreign,
+}
+
+/// Whether the engine declined the call because its caller is blocked.
+fn is_declined_as_blocked(record: &CallRecord) -> bool {
+    record.answered.is_none()
+        && record.hangup.outcome == Outcome::Failed
+        && record.hangup.sip_code == Some(BLOCKED_STATUS)
+        && record.hangup.reason == BLOCKED_REASON
 }
 
 /// The status a finished call is recorded with.
@@ -466,10 +482,15 @@ impl Bridge {
             self.calls.insert(id.clone(), Seen::Foreign);
             return None;
         };
+        let declined = matches!(event, CallEvent::Ended(r) if is_declined_as_blocked(r));
+        let contact_id = self
+            .inbound_contact(id, &number.org_id, &from, declined)
+            .await;
         let new = NewCall {
             id: Some(id.clone()),
             number_id: Some(number.id.clone()),
             agent_id: number.agent_id.clone(),
+            contact_id,
             ..NewCall::new(direction, from.clone(), to.clone())
         };
         if let Err(e) = store.create_call(&number.org_id, &new).await {
@@ -495,6 +516,56 @@ impl Bridge {
         self.publish(id, &t, "call.status", payload.clone());
         self.webhook(id, &t, "call.status", payload).await;
         Some(t)
+    }
+
+    /// The contact of an inbound call's caller, when the caller ID is a
+    /// phone number: created on first contact, and the call counted; a
+    /// call declined because the caller is blocked is linked to the
+    /// contact but not counted. `None` for anonymous callers, or when the
+    /// database fails (the call is recorded all the same).
+    async fn inbound_contact(
+        &self,
+        id: &CallId,
+        org_id: &str,
+        from: &str,
+        declined: bool,
+    ) -> Option<String> {
+        let e164 = caller_e164(from, self.state.config.sip.default_country_code.as_deref())?;
+        let store = &self.state.store;
+        let found = if declined {
+            store.get_contact_by_phone(org_id, &e164).await
+        } else {
+            store.touch_contact(org_id, &e164, now_ms()).await
+        };
+        match found {
+            Ok(c) => Some(c.id),
+            // Forgotten between the INVITE and now.
+            Err(StoreError::NotFound) => None,
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot record the caller as a contact");
+                None
+            }
+        }
+    }
+
+    /// An outbound API call counts as a call with its callee's contact
+    /// (created on first contact) when the callee is a phone number.
+    async fn outbound_contact(&self, id: &CallId, call: &Call) {
+        let Some(e164) = caller_e164(&call.to, None) else {
+            return;
+        };
+        let store = &self.state.store;
+        let linked = match store.touch_contact(&call.org_id, &e164, now_ms()).await {
+            Ok(c) => {
+                store
+                    .set_call_contact(&call.org_id, id.as_str(), &c.id)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = linked {
+            warn!(call = %id, error = %e, "cannot record the callee as a contact");
+        }
     }
 
     /// Records the call a `forward` number's call placed to its target,
@@ -562,6 +633,11 @@ impl Bridge {
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
         if t.status == CallStatus::Queued {
+            // Queued: placed through the API, and seen here for the first
+            // time.
+            if call.direction == CallDirection::Outbound && call.contact_id.is_none() {
+                self.outbound_contact(id, &call).await;
+            }
             let view = CallView::new(call, None);
             let payload = self.status_payload(&t, Some(&view));
             self.publish(id, &t, "call.status", payload.clone());

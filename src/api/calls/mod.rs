@@ -6,7 +6,7 @@
 //!   live WebSocket events and webhook deliveries.
 //! * [`ws`] serves `GET /v1/ws`; [`webhooks`] delivers the outbox;
 //!   [`numbers`] keeps the engine's number table in step with the
-//!   database.
+//!   database, and [`contacts`] its table of blocked callers.
 //!
 //! A call whose request names an agent (`agent_id`) or gives one something
 //! to do (`system_prompt`, `first_message`, `objective`) runs the voice
@@ -16,6 +16,7 @@
 //! `POST /v1/calls/{id}/hangup`) ends it.
 
 pub mod bridge;
+pub mod contacts;
 pub mod numbers;
 pub mod webhooks;
 pub mod ws;
@@ -145,6 +146,9 @@ pub struct CallView {
     pub number_id: Option<String>,
     /// The agent of the call.
     pub agent_id: Option<String>,
+    /// The contact the call was with: the caller of an inbound call, the
+    /// callee of an outbound one (`GET /v1/contacts/{id}`).
+    pub contact_id: Option<String>,
     /// When the call was created.
     pub created_at: i64,
     /// When it was answered.
@@ -225,6 +229,7 @@ impl CallView {
             to: call.to,
             number_id: call.number_id,
             agent_id: call.agent_id,
+            contact_id: call.contact_id,
             created_at: call.created_at,
             answered_at: call.answered_at,
             ended_at: call.ended_at,
@@ -681,6 +686,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
             },
             "number_id" => filter.number_id = Some(v.clone()),
             "agent_id" => filter.agent_id = Some(v.clone()),
+            "contact_id" => filter.contact_id = Some(v.clone()),
             "limit" => match v.parse::<u32>() {
                 Ok(n) => page.limit = Some(n),
                 Err(_) => errors.push(FieldError::query("limit", "must be a whole number")),
@@ -700,7 +706,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
 }
 
 /// `GET /v1/calls`: the organization's calls, newest first, filtered by
-/// `status`, `number_id`, `agent_id`, `direction`, `created_after` and
+/// `status`, `number_id`, `agent_id`, `contact_id`, `direction`, `created_after` and
 /// `created_before` (unix ms), `limit` and `cursor` paged.
 #[utoipa::path(
     get, path = "/v1/calls", tag = "calls",
@@ -709,6 +715,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest),
         ("status" = Option<String>, Query, description = "queued, ringing, in_progress, completed, busy, no_answer, failed or canceled"),
         ("number_id" = Option<String>, Query, description = "Calls of this number"),
         ("agent_id" = Option<String>, Query, description = "Calls of this agent"),
+        ("contact_id" = Option<String>, Query, description = "Calls with this contact"),
         ("direction" = Option<String>, Query, description = "inbound or outbound"),
         ("created_after" = Option<i64>, Query, description = "Unix ms, inclusive"),
         ("created_before" = Option<i64>, Query, description = "Unix ms, exclusive"),

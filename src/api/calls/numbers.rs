@@ -118,11 +118,14 @@ pub fn route_for(number: &Number) -> NumberRoute {
     }
 }
 
-/// Loads every stored number into the engine's table (at start).
+/// Loads every stored number into the engine's table (at start), and the
+/// blocked callers their calls decline ([`super::contacts::load_blocked`]).
+/// Returns how many numbers there are.
 pub async fn load_all(store: &Store, engine: &Engine) -> Result<usize, StoreError> {
     let numbers = store.all_numbers().await?;
     let n = numbers.len();
     engine.numbers().replace_all(numbers.iter().map(route_for));
+    super::contacts::load_blocked(store, engine).await?;
     Ok(n)
 }
 

@@ -1,5 +1,6 @@
-//! Agents, numbers, webhooks, API keys and usage, and the catalogues of
-//! prompt templates and voices: the configuration side of the API.
+//! Agents, numbers, contacts, webhooks, API keys and usage, and the
+//! catalogues of prompt templates and voices: the configuration side of
+//! the API.
 //!
 //! Conventions shared by these endpoints (the helpers for them are in
 //! [`super::page`], [`super::extract`] and [`super::validate`], for every
@@ -16,6 +17,7 @@
 //! - Another organization's resource answers 404, like a missing one.
 
 pub mod agents;
+pub mod contacts;
 pub mod keys;
 pub mod numbers;
 pub mod settings;
@@ -37,6 +39,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(agents::routes())
         .merge(numbers::routes())
+        .merge(contacts::routes())
         .merge(webhooks::routes())
         .merge(keys::routes())
         .merge(usage::routes())

@@ -20,6 +20,7 @@ use super::{Leg, LegStart, Retransmit, T1, advertised, contact_uri, rtp_address}
 use crate::call::{CallEndpoints, CallEvent, CallHandle, CallSlot, Hangup, Outcome, Party};
 use crate::config::{NumberConfig, NumberMode};
 use crate::engine::app::CallApp;
+use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS};
 use crate::engine::core::{ALLOW, SUPPORTED};
 use crate::engine::net::transport_of;
 use crate::engine::{Ctx, ToLeg};
@@ -36,6 +37,9 @@ pub(crate) struct InboundSetup {
     pub handle: CallHandle,
     pub endpoints: CallEndpoints,
     pub slot: CallSlot,
+    /// The caller is blocked by the number's organization: decline with
+    /// 603 before anything else.
+    pub declined: bool,
 }
 
 /// Starts the call task of an admitted INVITE.
@@ -72,6 +76,9 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         .and_then(|n| ctx.router.trunk(n))
         .cloned();
     let (app, own_audio) = match CallApp::for_number(&s.number) {
+        // A declined call never runs its application: echo is the one
+        // that holds nothing (no agent request, no prompt).
+        _ if s.declined => (CallApp::Echo, None),
         Some(app) => (app, None),
         // A forwarded call's audio goes to the bridge once it is answered.
         None => {
@@ -98,6 +105,20 @@ async fn inbound(ctx: Arc<Ctx>, s: InboundSetup, rx: mpsc::Receiver<ToLeg>) {
         trunk: s.trunk.clone(),
     });
     let to_tag = message::new_tag();
+    if s.declined {
+        let hangup = leg
+            .refuse(
+                &s.key,
+                &s.invite,
+                &to_tag,
+                BLOCKED_STATUS,
+                Vec::new(),
+                BLOCKED_REASON,
+            )
+            .await;
+        leg.finish(hangup).await;
+        return;
+    }
     let hangup = match leg
         .answer(
             &s.key,

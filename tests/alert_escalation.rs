@@ -377,7 +377,8 @@ async fn quiet_hours_hold_normal_alerts_and_critical_ones_call(db: TestDb) {
     assert_eq!(held["escalation_step"], 0);
     assert!(
         held["next_attempt_at"].as_i64().unwrap()
-            > held["created_at"].as_i64().unwrap() + 30 * 60_000
+            > held["created_at"].as_i64().unwrap() + 30 * 60_000,
+        "window {start}-{end} UTC: {held:#}"
     );
     let critical = env
         .raise(json!({"title": "Database down", "severity": "persistent_critical"}))

@@ -158,6 +158,35 @@ mod tests {
     }
 
     #[test]
+    fn a_window_ending_at_midnight() {
+        let utc = |start: &str, end: &str| {
+            QuietHours {
+                start: start.into(),
+                end: end.into(),
+                timezone: "UTC".into(),
+            }
+            .window()
+            .unwrap()
+        };
+        let w = utc("22:00", "00:00");
+        for at in [
+            "2026-11-24T22:00:00Z",
+            "2026-11-24T23:00:30Z",
+            "2026-11-24T23:59:59Z",
+        ] {
+            assert!(w.contains(ms(at)), "{at}");
+            assert_eq!(w.ends_after(ms(at)), ms("2026-11-25T00:00:00Z"), "{at}");
+        }
+        assert!(!w.contains(ms("2026-11-25T00:00:00Z")));
+        let w = utc("00:00", "01:00");
+        assert!(w.contains(ms("2026-11-25T00:00:00Z")));
+        assert_eq!(
+            w.ends_after(ms("2026-11-25T00:30:00Z")),
+            ms("2026-11-25T01:00:00Z")
+        );
+    }
+
+    #[test]
     fn bad_settings_name_their_field() {
         let q = |s: &str, e: &str, tz: &str| QuietHours {
             start: s.into(),

@@ -278,6 +278,7 @@ async fn one_snoozes_and_the_phone_is_called_again(db: TestDb) {
         .await;
     assert_eq!(r2.json["acknowledged_via"], "chat");
     assert_eq!(r2.json["acknowledged_at"], r.json["acknowledged_at"]);
+    assert_eq!(r2.json["updated_at"], r.json["updated_at"]);
     let phone = tokio::task::block_in_place(|| phone.wait().unwrap());
     assert!(phone.all_ok(), "{}", phone.diagnostics());
     env.finish().await;

@@ -38,6 +38,10 @@ pub async fn drive(
     let policy = policy(state, org_id).await?;
     for _ in 0..MAX_RACES {
         let alert = state.store.get_alert(org_id, alert_id).await?;
+        if alert.escalation.status.is_final() {
+            // Nothing changes a final alert; not even its update time.
+            return Ok(alert);
+        }
         if let Some(after) = step(state, &policy, alert, input.clone()).await? {
             return Ok(after);
         }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod http;
 pub mod routing;
 pub mod rtp;
+pub mod reports;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,8 @@
 //!   Ollama, vLLM or llama.cpp's server, with tool calls.
 //! * [`summary`]: [`OpenAiSummarizer`], the after-call summary, outcome
 //!   and extracted data, checked against the schema asked for.
+//! * [`report`]: [`OpenAiJson`], one schema-constrained JSON answer (the
+//!   after-call report's extraction).
 //! * [`tts`]: [`OpenAiTts`], speech streamed as raw PCM, one request per
 //!   sentence with the next one fetched while this one plays.
 //! * [`stt`]: [`OpenAiStt`], one `/audio/transcriptions` request per
@@ -25,6 +27,7 @@ mod http;
 pub mod llm;
 mod messages;
 pub mod realtime_agent;
+pub mod report;
 mod realtime_stt;
 mod schema;
 mod segments;
@@ -38,6 +41,7 @@ pub use deepgram::{DeepgramConfig, DeepgramStt};
 pub use elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
+pub use report::{JsonRequest, OpenAiJson};
 pub use realtime_agent::{RealtimeAgentConfig, RealtimeSetup, run_realtime};
 pub use stt::{OpenAiStt, OpenAiSttConfig, RealtimeProtocol, SttTransport};
 pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};

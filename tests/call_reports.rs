@@ -555,7 +555,10 @@ async fn an_ai_call_is_reported_announced_and_emailed(api: &mut Api) {
     conclude(&mut bridge, &robo, AgentResult::default()).await;
     let report = wait_email_status(api, &robo).await;
     assert_eq!(report["status"], "ready");
-    assert_eq!((report["spam"].clone(), report["intent"].clone()), (json!(true), json!("spam")));
+    assert_eq!(
+        (report["spam"].clone(), report["intent"].clone()),
+        (json!(true), json!("spam"))
+    );
     assert_eq!(report["email_status"], "skipped");
     assert_eq!(sink.mails().len(), 1, "a spam call is not emailed");
 
@@ -602,7 +605,12 @@ async fn an_ai_call_is_reported_announced_and_emailed(api: &mut Api) {
     assert_eq!(future.json["data"], json!([]));
     let bad = list("?urgency=urgent&spam=maybe").await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.json["detail"].as_array().unwrap().len(), 2, "{}", bad.json);
+    assert_eq!(
+        bad.json["detail"].as_array().unwrap().len(),
+        2,
+        "{}",
+        bad.json
+    );
 
     // Another organization sees none of it.
     let other = api.other_org_key("other").await;
@@ -697,7 +705,9 @@ async fn offline_a_flow_report_is_made_from_the_slots(api: &mut Api) {
         ]
     );
     assert_eq!(report["email_status"], "none");
-    let list = api.send(Method::GET, "/v1/reports?intent=other", None).await;
+    let list = api
+        .send(Method::GET, "/v1/reports?intent=other", None)
+        .await;
     assert_eq!(list.json["data"].as_array().unwrap().len(), 1);
 }
 

@@ -257,8 +257,7 @@ impl Mailer {
         let builder = if config.smtp_port == 465 {
             AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?
         } else if config.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| e.to_string())?
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?
         } else {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         };
@@ -423,7 +422,10 @@ mod tests {
         assert!(r.body.ends_with("\nCall: call_1\n"), "{}", r.body);
         // The owner's name for the contact stands in for an unknown name.
         let r = render(&rep, &call(), None);
-        assert!(r.subject.starts_with("Call from Ada (owner's note) (+14155550100)"));
+        assert!(
+            r.subject
+                .starts_with("Call from Ada (owner's note) (+14155550100)")
+        );
     }
 
     fn config() -> EmailConfig {

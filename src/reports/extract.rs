@@ -121,8 +121,10 @@ fn normalize_quote(s: &str) -> String {
             break;
         }
     }
-    t.trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '.' | ',' | '!' | '?' | ';' | ':' | '…'))
-        .to_owned()
+    t.trim_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | '.' | ',' | '!' | '?' | ';' | ':' | '…')
+    })
+    .to_owned()
 }
 
 /// The extraction's answer, as the model gave it (before the quotes are
@@ -542,9 +544,17 @@ mod tests {
             let e = parse_extraction(&v.to_string()).unwrap_err();
             assert!(e.contains(want), "{change}: {e}");
         }
-        assert!(parse_extraction("{not json").unwrap_err().starts_with("not JSON"));
+        assert!(
+            parse_extraction("{not json")
+                .unwrap_err()
+                .starts_with("not JSON")
+        );
         // Dates, date-times and timestamps are all ISO 8601; blank is none.
-        for ok in ["2025-03-02", "2025-03-02T09:00", "2025-03-02T09:00:00+01:00"] {
+        for ok in [
+            "2025-03-02",
+            "2025-03-02T09:00",
+            "2025-03-02T09:00:00+01:00",
+        ] {
             assert!(is_iso_time(ok), "{ok}");
         }
         let mut v = answer();
@@ -615,7 +625,11 @@ mod tests {
             facts,
             [
                 ("callback", "+14155550100", None),
-                ("message", "Please ask Bob to call me", Some("please ask bob to call me")),
+                (
+                    "message",
+                    "Please ask Bob to call me",
+                    Some("please ask bob to call me")
+                ),
                 ("name", "Grace Hopper", Some("Grace Hopper")),
             ]
         );

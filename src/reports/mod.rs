@@ -133,16 +133,13 @@ impl Reports {
     /// The machinery for `config` (checked at load; a mailer that cannot
     /// be built is logged and email is off).
     pub fn new(config: &NotifyConfig) -> Reports {
-        let mailer = config
-            .email
-            .clone()
-            .and_then(|c| match Mailer::new(c) {
-                Ok(m) => Some(Arc::new(m)),
-                Err(e) => {
-                    warn!(error = %e, "notify.email: report emails are off");
-                    None
-                }
-            });
+        let mailer = config.email.clone().and_then(|c| match Mailer::new(c) {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                warn!(error = %e, "notify.email: report emails are off");
+                None
+            }
+        });
         Reports {
             workers: Arc::new(Semaphore::new(config.report_workers.max(1))),
             waiting: Arc::new(Semaphore::new(config.max_waiting_reports.max(1))),

@@ -281,26 +281,28 @@ impl Store {
         contact_id: Option<&str>,
     ) -> Result<CallReport> {
         let now = now_ms();
-        let inserted = Sql::new(&format!("INSERT INTO call_reports ({REPORT_COLS}) VALUES ("))
-            .text(new_id("rpt"))
-            .push(", ")
-            .text(org_id.to_owned())
-            .push(", ")
-            .text(call_id.to_owned())
-            .push(", ")
-            .text(contact_id.map(str::to_owned))
-            .push(
-                ", 'pending', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]', '[]', '[]', 0, \
+        let inserted = Sql::new(&format!(
+            "INSERT INTO call_reports ({REPORT_COLS}) VALUES ("
+        ))
+        .text(new_id("rpt"))
+        .push(", ")
+        .text(org_id.to_owned())
+        .push(", ")
+        .text(call_id.to_owned())
+        .push(", ")
+        .text(contact_id.map(str::to_owned))
+        .push(
+            ", 'pending', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]', '[]', '[]', 0, \
                  'none', NULL, ",
-            )
-            .int(now)
-            .push(", ")
-            .int(now)
-            .push(", NULL) ON CONFLICT (call_id) DO NOTHING RETURNING ")
-            .push(REPORT_COLS)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| write_err(e, "call_id", "call_id"))?;
+        )
+        .int(now)
+        .push(", ")
+        .int(now)
+        .push(", NULL) ON CONFLICT (call_id) DO NOTHING RETURNING ")
+        .push(REPORT_COLS)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| write_err(e, "call_id", "call_id"))?;
         match inserted {
             Some(row) => report_from_row(&row),
             None => self.get_call_report(org_id, call_id).await,

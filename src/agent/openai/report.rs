@@ -148,9 +148,11 @@ struct CompletionMessage {
 }
 
 fn read_completion(completion: Completion) -> Result<String, ProviderError> {
-    let choice = completion.choices.into_iter().next().ok_or_else(|| {
-        ProviderError::new(NAME, "report: the response has no choices", true)
-    })?;
+    let choice = completion
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::new(NAME, "report: the response has no choices", true))?;
     if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
         return Err(ProviderError::new(
             NAME,

@@ -59,8 +59,8 @@ use crate::call::{
     CallCommand, CallDirection, CallEvent, CallId, CallRecord, CallRegistry, Outcome, Party,
     TranscriptLine,
 };
-use crate::reports::{ReportJob, Reports};
 use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
+use crate::reports::{ReportJob, Reports};
 use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// Placed calls waiting for the bridge to announce them: a burst of API
@@ -277,7 +277,10 @@ impl Bridge {
             .await
         {
             Ok(0) => {}
-            Ok(n) => info!(reports = n, "failed call reports left unfinished by a previous run"),
+            Ok(n) => info!(
+                reports = n,
+                "failed call reports left unfinished by a previous run"
+            ),
             Err(e) => warn!(error = %e, "cannot fail call reports left by a previous run"),
         }
     }

@@ -93,9 +93,7 @@ fn notify_emails(value: &Option<Value>, p: &mut Problems) -> Option<Vec<String>>
     let mut out = Vec::new();
     for (i, v) in list.iter().enumerate() {
         match v.as_str().map(str::trim) {
-            Some(a)
-                if a.len() <= 254 && a.parse::<lettre::message::Mailbox>().is_ok() =>
-            {
+            Some(a) if a.len() <= 254 && a.parse::<lettre::message::Mailbox>().is_ok() => {
                 out.push(a.to_owned());
             }
             _ => p.add(&format!("notify_email.{i}"), "not an email address"),
@@ -183,10 +181,7 @@ pub async fn update(
             }
         }
     }
-    let notify = body
-        .notify_email
-        .as_ref()
-        .map(|v| notify_emails(v, &mut p));
+    let notify = body.notify_email.as_ref().map(|v| notify_emails(v, &mut p));
     let mut settings = state.store.org_settings(&caller.org_id).await?;
     let before = AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts"));
     let alerts = body

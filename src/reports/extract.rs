@@ -518,7 +518,6 @@ mod tests {
 
         let cases: Vec<(Value, &str)> = vec![
             (json!("text"), "not a JSON object"),
-            (json!({"summary": "x"}), "wrong shape: missing field"),
             (json!({"intent": "sales"}), "\"intent\" is \"sales\""),
             (json!({"urgency": "urgent"}), "\"urgency\" is \"urgent\""),
             (json!({"callback_by": "tomorrow"}), "not an ISO 8601"),
@@ -549,6 +548,8 @@ mod tests {
                 .unwrap_err()
                 .starts_with("not JSON")
         );
+        let e = parse_extraction(r#"{"summary": "x"}"#).unwrap_err();
+        assert!(e.starts_with("wrong shape: missing field"), "{e}");
         // Dates, date-times and timestamps are all ISO 8601; blank is none.
         for ok in [
             "2025-03-02",

@@ -51,6 +51,8 @@ pub struct Config {
     /// Phone alerts: how their calls are placed and scheduled, and the
     /// default policy of organizations.
     pub alerts: crate::alerts::settings::AlertsConfig,
+    /// After-call reports and the owner's notifications (email).
+    pub notify: crate::reports::NotifyConfig,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             agent: crate::agent::settings::AgentConfig::default(),
             alerts: crate::alerts::settings::AlertsConfig::default(),
+            notify: crate::reports::NotifyConfig::default(),
         }
     }
 }
@@ -808,6 +811,9 @@ impl Config {
         if let Err((field, message)) = self.alerts.check(&trunk_names) {
             return Err(invalid(&field, message));
         }
+        if let Err((field, message)) = self.notify.check() {
+            return Err(invalid(&field, message));
+        }
         use crate::agent::model::{BrainKind, SttKind, TtsKind, kind};
         let kinds = [
             (
@@ -953,6 +959,9 @@ impl Config {
             &mut shown.providers.tts,
         ] {
             redact(&mut p.api_key);
+        }
+        if let Some(email) = &mut shown.notify.email {
+            redact(&mut email.password);
         }
         if let Some(url) = &mut shown.database.url {
             *url = redact_url_password(url);

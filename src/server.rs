@@ -38,6 +38,7 @@ pub async fn run(
         .await
         .context("cannot load numbers from the database")?;
     let state = crate::api::AppState::new(config.clone(), store.clone(), Some(engine.clone()));
+    state.reports.set_agents(agents.clone());
     // The control plane's background work: call events into records, live
     // events and webhooks; webhook deliveries out of the outbox.
     let (tasks_stop, tasks_stopped) = tokio::sync::watch::channel(false);

@@ -1292,6 +1292,8 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::POST, "/v1/calls/{id}/hangup"),
         (Method::GET, "/v1/calls/{id}/transcript"),
         (Method::GET, "/v1/calls/{id}/recording"),
+        (Method::GET, "/v1/calls/{id}/report"),
+        (Method::GET, "/v1/reports"),
         (Method::POST, "/v1/phones"),
         (Method::GET, "/v1/phones"),
         (Method::GET, "/v1/phones/{id}"),

@@ -203,6 +203,10 @@ pub struct BrainOutcome {
     pub end_state: String,
     /// What was captured (slot name → value), a JSON object.
     pub data: serde_json::Value,
+    /// For each slot filled from speech, what the caller said that filled
+    /// it: the after-call report quotes it (slots keyed in have none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quotes: std::collections::BTreeMap<String, String>,
 }
 
 /// What a brain knows about the call it is starting on.

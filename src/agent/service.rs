@@ -74,6 +74,9 @@ pub struct AgentResult {
     pub recording_path: Option<String>,
     /// Per-turn timings.
     pub turns: Vec<super::TurnMetrics>,
+    /// A flow's slots filled from speech: slot → what the caller said
+    /// (the after-call report quotes it).
+    pub slot_quotes: std::collections::BTreeMap<String, String>,
 }
 
 /// How an agent call is concluded after it ends.
@@ -106,6 +109,7 @@ impl Conclusion {
                 summary: None,
                 outcome: Some(o.outcome.clone()),
                 structured_data: Some(o.data.clone()),
+                slot_quotes: o.quotes.clone(),
                 ..AgentResult::default()
             };
         }
@@ -682,28 +686,7 @@ impl AgentService {
         model: &AgentModel,
         org_key: Option<String>,
     ) -> Result<(Arc<dyn Brain>, Option<Arc<OpenAiSummarizer>>), String> {
-        let own = model.model.is_some()
-            || model.base_url.is_some()
-            || model.api_key.is_some()
-            || org_key.is_some()
-            || model.temperature.is_some();
-        if own {
-            // Bring your own key (or model): an endpoint for this call.
-            let mut c = self.server_llm_config();
-            if let Some(m) = &model.model {
-                c.model.clone_from(m);
-            }
-            if let Some(u) = &model.base_url {
-                c.base_url.clone_from(u);
-            }
-            // The agent's own key, else its organization's, else the
-            // server's.
-            if let Some(k) = model.api_key.clone().or(org_key) {
-                c.api_key = Some(k);
-            }
-            if model.temperature.is_some() {
-                c.temperature = model.temperature;
-            }
+        if let Some(c) = self.own_llm_config(model, org_key) {
             let brain = OpenAiBrain::new(c.clone()).map_err(|e| e.to_string())?;
             let summarizer = OpenAiSummarizer::new(c).ok().map(Arc::new);
             return Ok((Arc::new(brain), summarizer));
@@ -727,6 +710,82 @@ impl AgentService {
             .await
             .clone();
         Ok((brain, summarizer))
+    }
+
+    /// The endpoint of an agent that brings its own key or model (or
+    /// whose organization has a key): the server's settings with the
+    /// agent's over them. `None` when the agent uses the server's as is.
+    fn own_llm_config(&self, model: &AgentModel, org_key: Option<String>) -> Option<OpenAiConfig> {
+        let own = model.model.is_some()
+            || model.base_url.is_some()
+            || model.api_key.is_some()
+            || org_key.is_some()
+            || model.temperature.is_some();
+        if !own {
+            return None;
+        }
+        // Bring your own key (or model): an endpoint for this call.
+        let mut c = self.server_llm_config();
+        if let Some(m) = &model.model {
+            c.model.clone_from(m);
+        }
+        if let Some(u) = &model.base_url {
+            c.base_url.clone_from(u);
+        }
+        // The agent's own key, else its organization's, else the
+        // server's.
+        if let Some(k) = model.api_key.clone().or(org_key) {
+            c.api_key = Some(k);
+        }
+        if model.temperature.is_some() {
+            c.temperature = model.temperature;
+        }
+        Some(c)
+    }
+
+    /// The chat endpoint that writes a finished call's report: the one
+    /// the call's agent would talk to (its own key or model, else its
+    /// organization's key, else the server's LLM), or `None` when there
+    /// is no LLM to use (the offline default: the report is then put
+    /// together from the flow's slots). A realtime agent's model speaks
+    /// audio, so its report uses the server's chat model with the agent's
+    /// key, as its summary does.
+    pub async fn report_llm(
+        &self,
+        org_id: &str,
+        agent_id: Option<&str>,
+    ) -> Result<Option<OpenAiConfig>, String> {
+        let model = match (agent_id, &self.store) {
+            (Some(id), Some(store)) => match store.get_agent(org_id, id).await {
+                Ok(a) => AgentModel::parse(&a.model).unwrap_or_default(),
+                // Deleted since the call: the organization's settings apply.
+                Err(crate::store::StoreError::NotFound) => AgentModel::default(),
+                Err(e) => return Err(format!("agent {id}: {e}")),
+            },
+            _ => AgentModel::default(),
+        };
+        let org_key = match &self.store {
+            Some(store) => store
+                .org_settings(org_id)
+                .await
+                .map_err(|e| format!("organization settings: {e}"))?
+                .get("provider_keys")
+                .and_then(|k| k.get("openai"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            None => None,
+        };
+        if model.provider == Some(BrainKind::OpenaiRealtime) {
+            let mut c = self.server_llm_config();
+            if let Some(k) = model.api_key.clone().or(org_key) {
+                c.api_key = Some(k);
+            }
+            return Ok(Some(c));
+        }
+        if let Some(c) = self.own_llm_config(&model, org_key) {
+            return Ok(Some(c));
+        }
+        Ok(self.llm_configured().then(|| self.server_llm_config()))
     }
 
     /// Silero for barge-in onsets; without its model, barge-ins go ahead

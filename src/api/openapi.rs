@@ -72,6 +72,8 @@ use super::resources;
         super::calls::hangup_call,
         super::calls::get_transcript,
         super::calls::get_recording,
+        resources::reports::read,
+        resources::reports::list,
         super::alerts::phones::create,
         super::alerts::phones::list,
         super::alerts::phones::read,
@@ -98,6 +100,7 @@ use super::resources;
         (name = "phones", description = "Verified phones alerts may call"),
         (name = "alerts", description = "Phone alerts that escalate until acknowledged"),
         (name = "calls", description = "Placing, following and reading calls"),
+        (name = "reports", description = "After-call reports of AI calls: summary, intent, urgency, callback time and quoted facts"),
         (name = "operations", description = "Health, readiness and metrics (no key needed)"),
     )
 )]

@@ -13,6 +13,7 @@ use crate::api::resources::voices::VoiceSamples;
 use crate::api::validate::DenyList;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::reports::Reports;
 use crate::store::Store;
 
 /// The control plane's shared state, cheap to clone into handlers.
@@ -46,6 +47,8 @@ pub struct AppState {
     pub alerts: Arc<AlertsRuntime>,
     /// Voice samples made for `GET /v1/voices/{id}/sample`.
     pub voice_samples: Arc<VoiceSamples>,
+    /// After-call reports: their bounded background work and the mailer.
+    pub reports: Arc<Reports>,
 }
 
 /// Most API keys (and, separately, organizations) whose buckets are
@@ -75,6 +78,7 @@ impl AppState {
             webhook_wake: Arc::new(Notify::new()),
             alerts: Arc::new(AlertsRuntime::default()),
             voice_samples: Arc::default(),
+            reports: Arc::new(Reports::new(&config.notify)),
             config,
         }
     }

@@ -376,7 +376,8 @@ impl Store {
     /// and, on every call of the org with its number (linked to it, or
     /// from or to the number), replaces each transcript line's text by
     /// [`REDACTED`] and clears what the agent concluded (summary, outcome,
-    /// structured data) and the recording, and unlinks the contact. The
+    /// structured data) and the recording, deletes the calls' after-call
+    /// reports, and unlinks the contact. The
     /// calls' metadata stays: ids, direction, numbers, times, status,
     /// hang-up cause, SIP codes. Returns what was erased; the caller
     /// deletes the recording files.
@@ -409,6 +410,16 @@ impl Store {
         calls_with(&mut redact, org_id, id, &e164);
         redact.push(")");
         let transcript_lines = redact.execute(&mut *tx).await?;
+        // The after-call reports are memory about the person: they go.
+        let mut reports = Sql::new("DELETE FROM call_reports WHERE org_id = ");
+        reports
+            .text(org_id.to_owned())
+            .push(" AND (contact_id = ")
+            .text(id.to_owned())
+            .push(" OR call_id IN (SELECT id FROM calls WHERE ");
+        calls_with(&mut reports, org_id, id, &e164);
+        reports.push("))");
+        reports.execute(&mut *tx).await?;
         let mut clear = Sql::new(
             "UPDATE calls SET summary = NULL, outcome = NULL, structured_data = NULL, \
              recording_path = NULL, contact_id = NULL WHERE ",

@@ -1,5 +1,6 @@
 //! The control plane's durable state: orgs, API keys, agents, numbers, calls
-//! and their transcripts, contacts, webhooks and the webhook delivery outbox.
+//! and their transcripts, contacts, after-call reports, webhooks and the
+//! webhook delivery outbox.
 //!
 //! # Backends
 //!
@@ -47,6 +48,7 @@ mod calls;
 mod contacts;
 mod keys;
 mod numbers;
+mod reports;
 mod webhooks;
 
 use std::borrow::Cow;
@@ -76,6 +78,10 @@ pub use contacts::{
 };
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};
+pub use reports::{
+    CallReport, EmailStatus, INTENTS, ReportContent, ReportFact, ReportFilter, ReportItem,
+    ReportStatus, URGENCIES,
+};
 pub use webhooks::{
     ClaimedDelivery, DeliveryStatus, NewWebhook, TEST_EVENT, WEBHOOK_SECRET_PREFIX, Webhook,
     WebhookDelivery,
@@ -114,6 +120,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "contacts",
         include_str!("../../migrations/0007_contacts.sql"),
+    ),
+    (
+        8,
+        "call reports",
+        include_str!("../../migrations/0008_call_reports.sql"),
     ),
 ];
 

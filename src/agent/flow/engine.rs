@@ -78,6 +78,8 @@ pub(super) struct Engine {
     flow: Arc<Flow>,
     call: CallInfo,
     slots: BTreeMap<String, SlotValue>,
+    /// What the caller said that filled each slot taken from speech.
+    quotes: BTreeMap<String, String>,
     /// The caller has filled a slot (an unfinished call is `partial`).
     captured: bool,
     state: State,
@@ -97,6 +99,7 @@ impl Engine {
             flow,
             call,
             slots: BTreeMap::new(),
+            quotes: BTreeMap::new(),
             captured: false,
             state: State::Start,
             seen: 0,
@@ -204,6 +207,12 @@ impl Engine {
             outcome: outcome.as_str().to_owned(),
             end_state: self.flow.ids.get(node).cloned().unwrap_or_default(),
             data: Value::Object(data),
+            quotes: self
+                .quotes
+                .iter()
+                .filter(|(k, _)| self.slots.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -429,6 +438,8 @@ impl Engine {
     }
 
     fn set(&mut self, slot: &str, value: &SetValue) {
+        // A value the flow sets was not said by anyone.
+        self.quotes.remove(slot);
         let v = match value {
             SetValue::Clear => None,
             SetValue::Number(n) => Some(SlotValue::Number(*n)),
@@ -553,8 +564,16 @@ impl Engine {
                 self.run(next, out);
             }
             Verdict::Fill(value, next) => {
+                // Keyed digits win over speech (see `capture`); only a
+                // spoken answer has words to quote.
+                let spoken = self.keyed.is_empty() && !input.speech.is_empty();
                 self.keyed.clear();
                 if let Some(slot) = slot_of(node) {
+                    if spoken {
+                        self.quotes.insert(slot.to_owned(), input.speech());
+                    } else {
+                        self.quotes.remove(slot);
+                    }
                     self.slots.insert(slot.to_owned(), value);
                     self.captured = true;
                 }

@@ -4,6 +4,8 @@
 //!   Ollama, vLLM or llama.cpp's server, with tool calls.
 //! * [`summary`]: [`OpenAiSummarizer`], the after-call summary, outcome
 //!   and extracted data, checked against the schema asked for.
+//! * [`report`]: [`OpenAiJson`], one schema-constrained JSON answer (the
+//!   after-call report's extraction).
 //! * [`tts`]: [`OpenAiTts`], speech streamed as raw PCM, one request per
 //!   sentence with the next one fetched while this one plays.
 //! * [`stt`]: [`OpenAiStt`], one `/audio/transcriptions` request per
@@ -26,6 +28,7 @@ pub mod llm;
 mod messages;
 pub mod realtime_agent;
 mod realtime_stt;
+pub mod report;
 mod schema;
 mod segments;
 pub mod stt;
@@ -39,6 +42,7 @@ pub use elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 pub use http::{API_KEY_ENV, OPENAI_BASE_URL};
 pub use llm::{MaxTokensField, OpenAiBrain, OpenAiConfig};
 pub use realtime_agent::{RealtimeAgentConfig, RealtimeSetup, run_realtime};
+pub use report::{JsonRequest, OpenAiJson};
 pub use stt::{OpenAiStt, OpenAiSttConfig, RealtimeProtocol, SttTransport};
 pub use summary::{CallSummary, OpenAiSummarizer, Outcome, SummaryRequest};
 pub use tts::{OpenAiTts, OpenAiTtsConfig};

@@ -367,7 +367,7 @@ pub(crate) fn parse_answer(
 }
 
 /// Some models wrap JSON in a Markdown fence even when asked not to.
-fn strip_fences(s: &str) -> &str {
+pub(crate) fn strip_fences(s: &str) -> &str {
     let t = s.trim();
     let Some(rest) = t.strip_prefix("```") else {
         return t;

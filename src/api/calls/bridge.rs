@@ -24,7 +24,10 @@
 //! (see [`super::contacts`]).
 //!
 //! Webhook events: `call.status` at every status change (from `queued`
-//! on), `call.completed` with the whole call at its end, `dtmf` per digit.
+//! on), `call.completed` with the whole call at its end, `dtmf` per digit;
+//! an agent call's report is started (`pending`) at its end and made after
+//! `call.completed`, which announces `call.report.ready`
+//! ([`crate::reports`]).
 //! Live events add `dtmf.collected`, `call.hold`, `call.transfer` and
 //! `call.forward` (`dialing` with the target and `leg_call_id`, then
 //! `bridged` with `bridged_with`).
@@ -57,6 +60,7 @@ use crate::call::{
     TranscriptLine,
 };
 use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
+use crate::reports::{ReportJob, Reports};
 use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// Placed calls waiting for the bridge to announce them: a burst of API
@@ -266,6 +270,19 @@ impl Bridge {
             Ok(n) => info!(calls = n, "closed call records left open by a previous run"),
             Err(e) => warn!(error = %e, "cannot close call records left open by a previous run"),
         }
+        match self
+            .state
+            .store
+            .fail_unfinished_reports("server restarted while the report was being made")
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!(
+                reports = n,
+                "failed call reports left unfinished by a previous run"
+            ),
+            Err(e) => warn!(error = %e, "cannot fail call reports left by a previous run"),
+        }
     }
 
     /// Recovers after losing `n` events (the registry's stream lagged):
@@ -427,6 +444,7 @@ impl Bridge {
                 };
                 if self.finish(&id, &t, &update).await {
                     if t.agent {
+                        self.start_report(&id, &t).await;
                         let deadline = tokio::time::Instant::now() + CONCLUSION_WAIT;
                         self.concluding.insert(id, (Box::new(t), deadline));
                     } else {
@@ -775,11 +793,40 @@ impl Bridge {
         self.state.hub.call_ended(id.as_str());
     }
 
+    /// An agent call ended: its report is pending from now on (see
+    /// [`crate::reports`]).
+    async fn start_report(&self, id: &CallId, t: &Tracked) {
+        let store = &self.state.store;
+        let contact = match store.get_call(&t.org_id, id.as_str()).await {
+            Ok(call) => call.contact_id,
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot read an agent call to start its report");
+                None
+            }
+        };
+        if let Err(e) = store
+            .start_report(&t.org_id, id.as_str(), contact.as_deref())
+            .await
+        {
+            warn!(call = %id, error = %e, "cannot start an agent call's report");
+        }
+    }
+
     /// An agent call's conclusion arrived (or its wait ran out: `None`):
-    /// store it, then announce `call.completed`.
+    /// store it, then announce `call.completed`, then have the call's
+    /// report made in the background.
     async fn concluded(&mut self, id: &CallId, result: Option<AgentResult>) {
         let Some((t, _)) = self.concluding.remove(id) else {
             return;
+        };
+        let job = ReportJob {
+            org_id: t.org_id.clone(),
+            call_id: id.to_string(),
+            slots: result.as_ref().and_then(|r| r.structured_data.clone()),
+            quotes: result
+                .as_ref()
+                .map(|r| r.slot_quotes.clone())
+                .unwrap_or_default(),
         };
         if let Some(r) = result {
             if let Some(e) = &r.error {
@@ -805,6 +852,7 @@ impl Bridge {
             warn!(call = %id, "the agent's conclusion never came; reporting the call without it");
         }
         self.complete(id, &t).await;
+        Reports::spawn(&self.state, job);
     }
 
     fn next_conclusion_deadline(&self) -> Option<tokio::time::Instant> {

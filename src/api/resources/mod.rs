@@ -1,6 +1,6 @@
-//! Agents, numbers, contacts, webhooks, API keys and usage, and the
-//! catalogues of prompt templates and voices: the configuration side of
-//! the API.
+//! Agents, numbers, contacts, after-call reports, webhooks, API keys and
+//! usage, and the catalogues of prompt templates and voices: the
+//! configuration side of the API.
 //!
 //! Conventions shared by these endpoints (the helpers for them are in
 //! [`super::page`], [`super::extract`] and [`super::validate`], for every
@@ -20,6 +20,7 @@ pub mod agents;
 pub mod contacts;
 pub mod keys;
 pub mod numbers;
+pub mod reports;
 pub mod settings;
 pub mod templates;
 pub mod usage;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .merge(settings::routes())
         .merge(templates::routes())
         .merge(voices::routes())
+        .merge(reports::routes())
 }
 
 /// The error mapping of one resource: a missing `what` (or another

@@ -4,7 +4,8 @@
 //! the server's keys are the fallback. Keys are write-only: reads show
 //! whether one is set, never the key. And its alert policy: quiet hours,
 //! the voice channel, the emergency stop, retries, rate limits and the
-//! monthly quota.
+//! monthly quota. And who gets the after-call report emails
+//! (`notify_email`).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -41,6 +42,9 @@ pub struct SettingsOut {
     /// The alert policy in effect: the server's defaults, overridden by
     /// what the organization set.
     pub alerts: AlertPolicy,
+    /// Who gets the after-call report emails; `null`: the server's
+    /// `[notify.email]` `to`.
+    pub notify_email: Option<Vec<String>>,
 }
 
 /// A change to the settings: only what is sent changes.
@@ -57,6 +61,45 @@ pub struct UpdateSettings {
     /// still escalating.
     #[schema(value_type = Option<Object>)]
     pub alerts: Option<Map<String, Value>>,
+    /// Addresses for the after-call report emails (a list, or one
+    /// address), replacing the server's default recipients; `null` or `[]`
+    /// goes back to them.
+    #[serde(default, deserialize_with = "crate::api::extract::present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub notify_email: Option<Option<Value>>,
+}
+
+/// Most report email recipients an organization names.
+const MAX_NOTIFY_EMAILS: usize = 10;
+
+/// The recipients a `notify_email` change names (`None`: back to the
+/// server's), or the problems with it.
+fn notify_emails(value: &Option<Value>, p: &mut Problems) -> Option<Vec<String>> {
+    let list: Vec<Value> = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(s)) => vec![Value::String(s.clone())],
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => {
+            p.add("notify_email", "must be an email address or a list of them");
+            return None;
+        }
+    };
+    if list.len() > MAX_NOTIFY_EMAILS {
+        p.add(
+            "notify_email",
+            format!("at most {MAX_NOTIFY_EMAILS} addresses"),
+        );
+    }
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match v.as_str().map(str::trim) {
+            Some(a) if a.len() <= 254 && a.parse::<lettre::message::Mailbox>().is_ok() => {
+                out.push(a.to_owned());
+            }
+            _ => p.add(&format!("notify_email.{i}"), "not an email address"),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn shown(state: &AppState, settings: &Value) -> SettingsOut {
@@ -72,6 +115,15 @@ fn shown(state: &AppState, settings: &Value) -> SettingsOut {
     SettingsOut {
         provider_keys: Value::Object(out),
         alerts: AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts")),
+        notify_email: settings
+            .get("notify_email")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
     }
 }
 
@@ -129,6 +181,7 @@ pub async fn update(
             }
         }
     }
+    let notify = body.notify_email.as_ref().map(|v| notify_emails(v, &mut p));
     let mut settings = state.store.org_settings(&caller.org_id).await?;
     let before = AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts"));
     let alerts = body
@@ -141,6 +194,17 @@ pub async fn update(
             .as_object_mut()
             .expect("settings are an object")
             .insert("alerts".into(), stored);
+    }
+    if let Some(notify) = notify {
+        let m = settings.as_object_mut().expect("settings are an object");
+        match notify {
+            Some(list) => {
+                m.insert("notify_email".into(), json!(list));
+            }
+            None => {
+                m.remove("notify_email");
+            }
+        }
     }
     if let Some(keys) = body.provider_keys {
         let stored = settings

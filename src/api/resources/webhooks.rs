@@ -26,6 +26,7 @@ const WHAT: &str = "webhook";
 pub const EVENT_TYPES: &[&str] = &[
     "call.status",
     "call.completed",
+    "call.report.ready",
     "transcript.partial",
     "transcript.final",
     "dtmf",

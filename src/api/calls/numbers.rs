@@ -20,21 +20,24 @@
 
 use std::path::{Component, PathBuf};
 
-use serde_json::Value;
 use tracing::warn;
 
 use crate::api::AppState;
+use crate::api::resources::inbound::{
+    AfterHours, DEFAULT_AFTER_HOURS_MESSAGE, DEFAULT_CLOSED_MESSAGE, DEFAULT_MAX_DURATION_SECS,
+    DEFAULT_REJECT_STATUS, DEFAULT_VOICEMAIL_MESSAGE, DEFAULT_VOICEMAIL_SECS, Fallback,
+    InboundConfig, InboundMode,
+};
 use crate::config::{NumberAgent, NumberConfig, NumberMode};
+use crate::engine::announce::Announcement;
+use crate::engine::numbers::Scheduled;
 use crate::engine::{Engine, NumberAction, NumberRoute};
+use crate::inbound::language::ReplyLanguage;
 use crate::store::{Number, Store, StoreError};
 
-fn uint(inbound: &Value, key: &str) -> Option<u64> {
-    inbound.get(key).and_then(Value::as_u64)
-}
-
 /// A prompt path an API client may name: relative, without `..`.
-fn safe_prompt(number: &Number) -> Option<PathBuf> {
-    let raw = number.inbound.get("prompt").and_then(Value::as_str)?;
+fn safe_path(number: &str, raw: Option<&str>) -> Option<PathBuf> {
+    let raw = raw?;
     let path = PathBuf::from(raw);
     let safe = !raw.is_empty()
         && path
@@ -43,79 +46,222 @@ fn safe_prompt(number: &Number) -> Option<PathBuf> {
     if safe {
         Some(path)
     } else {
-        warn!(number = %number.e164, prompt = raw, "prompt must be a relative path under the data directory; using the beep");
+        warn!(
+            number,
+            prompt = raw,
+            "prompt must be a relative path under the data directory; using the beep"
+        );
         None
+    }
+}
+
+/// Told to the agent of an `ai` number after hours.
+const AFTER_HOURS_NOTE: &str = "Note: the business is closed right now (outside its business \
+     hours). Tell the caller so, help with what you can, and offer to take a message for a \
+     call back.";
+
+/// The number's voice agent, with the inbound settings over its agent's.
+fn agent_of(number: &Number, c: &InboundConfig) -> NumberAgent {
+    let language = c.language.as_deref().and_then(ReplyLanguage::parse);
+    NumberAgent {
+        org_id: number.org_id.clone(),
+        agent_id: number.agent_id.clone(),
+        system_prompt: c.system_prompt.clone(),
+        first_message: c.first_message.clone(),
+        voice: c.voice.clone(),
+        language: language.as_ref().and_then(ReplyLanguage::speech_tag),
+        max_duration_secs: Some(u64::from(
+            c.max_duration_secs.unwrap_or(DEFAULT_MAX_DURATION_SECS),
+        )),
+        record: c.record,
+        transfer_number: c.transfer_number.clone(),
+        flow: (c.mode == InboundMode::Flow)
+            .then(|| c.flow.clone())
+            .flatten(),
+        instructions: language.iter().map(ReplyLanguage::directive).collect(),
+    }
+}
+
+fn forward_to(number: &Number, base: &NumberConfig, to: Option<&str>) -> NumberAction {
+    match to {
+        // The API refuses both; a row written otherwise must not dial
+        // itself over and over.
+        None => NumberAction::Refuse {
+            status: 480,
+            reason: "number forwards without a target".into(),
+        },
+        Some(to) if crate::config::forward_target(&number.e164, to).is_err() => {
+            NumberAction::Refuse {
+                status: 482,
+                reason: format!("forward target {to:?} is not usable"),
+            }
+        }
+        Some(to) => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Forward,
+            forward_to: Some(to.to_owned()),
+            ..base.clone()
+        }),
+    }
+}
+
+fn announce(base: &NumberConfig, c: &InboundConfig, a: Announcement) -> NumberAction {
+    let language = c.language.as_deref().and_then(ReplyLanguage::parse);
+    NumberAction::Answer(NumberConfig {
+        mode: NumberMode::Announce,
+        announce: Some(Announcement {
+            voice: c.voice.clone(),
+            language: language.as_ref().and_then(ReplyLanguage::speech_tag),
+            ..a
+        }),
+        ..base.clone()
+    })
+}
+
+/// What a call gets while the number is open (or has no hours).
+fn open_action(number: &Number, base: &NumberConfig, c: &InboundConfig) -> NumberAction {
+    match c.mode {
+        InboundMode::Echo => NumberAction::Answer(base.clone()),
+        InboundMode::Play => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Play,
+            prompt: safe_path(&number.e164, c.prompt.as_deref()),
+            max_digits: c
+                .max_digits
+                .map_or(base.max_digits, |d| d.clamp(1, 64) as usize),
+            digit_timeout_secs: c
+                .digit_timeout_secs
+                .map_or(base.digit_timeout_secs, |d| u64::from(d.clamp(1, 60))),
+            ..base.clone()
+        }),
+        InboundMode::Ai | InboundMode::Flow => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Agent,
+            agent: Some(agent_of(number, c)),
+            ..base.clone()
+        }),
+        InboundMode::Forward => forward_to(number, base, c.forward_to.as_deref()),
+        InboundMode::Off => match c.fallback {
+            None => NumberAction::Refuse {
+                status: 404,
+                reason: "number is off".into(),
+            },
+            Some(Fallback::Reject) => NumberAction::Refuse {
+                status: c.reject_status.unwrap_or(DEFAULT_REJECT_STATUS),
+                reason: "inbound AI is off: the fallback rejects".into(),
+            },
+            Some(Fallback::Forward) => forward_to(number, base, c.fallback_forward_to.as_deref()),
+            Some(Fallback::Play) => {
+                let prompt = safe_path(&number.e164, c.closed_prompt.as_deref());
+                let text = match (&prompt, &c.closed_message) {
+                    (Some(_), _) => None,
+                    (None, Some(m)) => Some(m.clone()),
+                    (None, None) => Some(DEFAULT_CLOSED_MESSAGE.to_owned()),
+                };
+                announce(
+                    base,
+                    c,
+                    Announcement {
+                        text,
+                        prompt,
+                        ..Announcement::default()
+                    },
+                )
+            }
+        },
+    }
+}
+
+/// What a call gets after hours.
+fn closed_action(number: &Number, base: &NumberConfig, c: &InboundConfig) -> NumberAction {
+    match c.after_hours.unwrap_or(AfterHours::Message) {
+        AfterHours::Ai if number.agent_id.is_some() || c.system_prompt.is_some() => {
+            let mut agent = agent_of(number, c);
+            if let Some(m) = &c.after_hours_message {
+                agent.first_message = Some(m.clone());
+            }
+            agent.instructions.push(AFTER_HOURS_NOTE.to_owned());
+            NumberAction::Answer(NumberConfig {
+                mode: NumberMode::Agent,
+                agent: Some(agent),
+                ..base.clone()
+            })
+        }
+        // No agent to run: the message instead.
+        AfterHours::Ai | AfterHours::Message => announce(
+            base,
+            c,
+            Announcement {
+                text: Some(
+                    c.after_hours_message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_AFTER_HOURS_MESSAGE.to_owned()),
+                ),
+                ..Announcement::default()
+            },
+        ),
+        AfterHours::Voicemail => announce(
+            base,
+            c,
+            Announcement {
+                text: Some(
+                    c.after_hours_message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_VOICEMAIL_MESSAGE.to_owned()),
+                ),
+                voicemail_secs: Some(c.voicemail_max_secs.unwrap_or(DEFAULT_VOICEMAIL_SECS)),
+                ..Announcement::default()
+            },
+        ),
+        AfterHours::Forward => forward_to(number, base, c.after_hours_forward_to.as_deref()),
     }
 }
 
 /// How the engine routes a stored number.
 pub fn route_for(number: &Number) -> NumberRoute {
-    let mode = number
-        .inbound
-        .get("mode")
-        .and_then(Value::as_str)
-        .unwrap_or("off");
-    let base = NumberConfig {
-        number: number.e164.clone(),
-        trunk: number.trunk.clone(),
-        ring_secs: uint(&number.inbound, "ring_secs").unwrap_or(0).min(60),
-        early_media: number
-            .inbound
-            .get("early_media")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        ..NumberConfig::echo_demo()
-    };
-    let action = match mode {
-        "echo" => NumberAction::Answer(base),
-        "play" => NumberAction::Answer(NumberConfig {
-            mode: NumberMode::Play,
-            prompt: safe_prompt(number),
-            max_digits: uint(&number.inbound, "max_digits")
-                .map_or(base.max_digits, |d| d.clamp(1, 64) as usize),
-            digit_timeout_secs: uint(&number.inbound, "digit_timeout_secs")
-                .map_or(base.digit_timeout_secs, |d| d.clamp(1, 60)),
-            ..base
-        }),
-        "ai" => NumberAction::Answer(NumberConfig {
-            mode: NumberMode::Agent,
-            agent: Some(NumberAgent {
-                org_id: number.org_id.clone(),
-                agent_id: number.agent_id.clone(),
-            }),
-            ..base
-        }),
-        "forward" => match number.inbound.get("forward_to").and_then(Value::as_str) {
-            // The API refuses both; a row written otherwise must not dial
-            // itself over and over.
-            None => NumberAction::Refuse {
-                status: 480,
-                reason: "number is in forward mode without forward_to".into(),
-            },
-            Some(to) if crate::config::forward_target(&number.e164, to).is_err() => {
-                NumberAction::Refuse {
-                    status: 482,
-                    reason: format!("forward_to {to:?} is not a usable target"),
-                }
-            }
-            Some(to) => NumberAction::Answer(NumberConfig {
-                mode: NumberMode::Forward,
-                forward_to: Some(to.to_owned()),
-                ..base
-            }),
-        },
-        _ => NumberAction::Refuse {
-            status: 404,
-            reason: "number is off".into(),
-        },
-    };
-    NumberRoute {
+    let route = |action| NumberRoute {
         number_id: number.id.clone(),
         org_id: number.org_id.clone(),
         e164: number.e164.clone(),
         trunk: number.trunk.clone(),
         action,
-    }
+    };
+    let c: InboundConfig = match serde_json::from_value(number.inbound.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(number = %number.e164, error = %e, "inbound settings unreadable; refusing calls");
+            return route(NumberAction::Refuse {
+                status: 404,
+                reason: "inbound settings unreadable".into(),
+            });
+        }
+    };
+    let base = NumberConfig {
+        number: number.e164.clone(),
+        trunk: number.trunk.clone(),
+        ring_secs: u64::from(c.ring_secs.unwrap_or(0).min(60)),
+        early_media: c.early_media.unwrap_or(false),
+        ..NumberConfig::echo_demo()
+    };
+    let open = open_action(number, &base, &c);
+    // Business hours apply to a number that takes calls; one that is off
+    // is off at all hours.
+    let hours = c
+        .business_hours
+        .as_ref()
+        .filter(|_| c.mode != InboundMode::Off)
+        .and_then(|h| match h.compile() {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                warn!(number = %number.e164, ?problems, "business hours unreadable; always open");
+                None
+            }
+        });
+    route(match hours {
+        Some(hours) => NumberAction::Scheduled(Box::new(Scheduled {
+            hours,
+            open,
+            closed: closed_action(number, &base, &c),
+        })),
+        None => open,
+    })
 }
 
 /// Loads every stored number into the engine's table (at start), and the

@@ -293,7 +293,7 @@ pub fn number_removed(state: &AppState, e164: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn number(inbound: Value) -> Number {
         Number {
@@ -379,6 +379,133 @@ mod tests {
                 other => panic!("{inbound}: {other:?}"),
             }
         }
+    }
+
+    fn answer(action: NumberAction) -> NumberConfig {
+        match action {
+            NumberAction::Answer(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inline_ai_settings_reach_the_agent_request() {
+        let r = route_for(&number(json!({"mode": "ai",
+            "system_prompt": "You answer for Acme.", "voice": "en-us",
+            "language": "de", "max_duration_secs": 120, "record": true,
+            "transfer_number": "+14155550199"})));
+        let n = answer(r.action);
+        let app = crate::engine::app::CallApp::for_number(&n).unwrap();
+        let crate::engine::app::CallApp::Agent(req) = app else {
+            panic!("{app:?}")
+        };
+        assert_eq!(req.org_id.as_deref(), Some("org_1"));
+        assert_eq!(req.system_prompt.as_deref(), Some("You answer for Acme."));
+        assert_eq!(req.voice.as_deref(), Some("en-us"));
+        assert_eq!(req.language.as_deref(), Some("de"));
+        assert_eq!(req.max_duration, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(req.record, Some(true));
+        assert_eq!(req.transfer_number.as_deref(), Some("+14155550199"));
+        assert_eq!(req.instructions, ["Always reply in German."]);
+        // The default limit, and `auto`: no speech language, a directive.
+        let n = answer(
+            route_for(&number(
+                json!({"mode": "ai", "system_prompt": "x", "language": "auto"}),
+            ))
+            .action,
+        );
+        let agent = n.agent.unwrap();
+        assert_eq!(agent.max_duration_secs, Some(600));
+        assert_eq!(agent.language, None);
+        assert!(agent.instructions[0].contains("language the caller speaks"));
+        // A flow number runs its flow.
+        let n = answer(route_for(&number(json!({"mode": "flow", "flow": "receptionist"}))).action);
+        assert_eq!(n.agent.unwrap().flow, Some(json!("receptionist")));
+    }
+
+    #[test]
+    fn a_number_that_is_off_takes_its_fallback() {
+        let refused = |v: Value| match route_for(&number(v)).action {
+            NumberAction::Refuse { status, .. } => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(json!({"mode": "off"})), 404);
+        assert_eq!(refused(json!({"mode": "off", "fallback": "reject"})), 480);
+        assert_eq!(
+            refused(json!({"mode": "off", "fallback": "reject", "reject_status": 503})),
+            503
+        );
+        let n = answer(
+            route_for(&number(json!({"mode": "off", "fallback": "forward",
+                "fallback_forward_to": "+14155550123", "system_prompt": "kept"})))
+            .action,
+        );
+        assert_eq!(n.mode, NumberMode::Forward);
+        assert_eq!(n.forward_to.as_deref(), Some("+14155550123"));
+        let n = answer(
+            route_for(&number(
+                json!({"mode": "off", "fallback": "play", "closed_message": "Closed."}),
+            ))
+            .action,
+        );
+        assert_eq!(n.mode, NumberMode::Announce);
+        let a = n.announce.unwrap();
+        assert_eq!(a.text.as_deref(), Some("Closed."));
+        assert_eq!(a.voicemail_secs, None);
+    }
+
+    #[test]
+    fn business_hours_pick_the_after_hours_action_when_the_call_arrives() {
+        let hours = json!({"timezone": "Europe/Berlin", "weekly": {"mon": [["09:00", "17:00"]]}});
+        let monday_10 = "2026-01-05T09:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let monday_20 = "2026-01-05T19:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let base = json!({"mode": "ai", "system_prompt": "Front desk.", "first_message": "Hi!",
+            "business_hours": hours});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            route_for(&number(v)).action
+        };
+        // Open: the agent as configured.
+        let n = answer(with(json!({})).at(monday_10));
+        assert_eq!(n.agent.unwrap().first_message.as_deref(), Some("Hi!"));
+        // Closed, default `message`: spoken, no agent.
+        let n = answer(with(json!({"after_hours_message": "We open at nine."})).at(monday_20));
+        assert_eq!(n.mode, NumberMode::Announce);
+        assert_eq!(
+            n.announce.unwrap().text.as_deref(),
+            Some("We open at nine.")
+        );
+        // `ai`: the same agent, greeting with the message, told it is closed.
+        let n = answer(
+            with(json!({"after_hours": "ai", "after_hours_message": "We're closed, but I can help."}))
+                .at(monday_20),
+        );
+        let agent = n.agent.unwrap();
+        assert_eq!(agent.system_prompt.as_deref(), Some("Front desk."));
+        assert_eq!(
+            agent.first_message.as_deref(),
+            Some("We're closed, but I can help.")
+        );
+        assert!(
+            agent
+                .instructions
+                .iter()
+                .any(|i| i.contains("closed right now"))
+        );
+        // `voicemail` and `forward`.
+        let n = answer(
+            with(json!({"after_hours": "voicemail", "voicemail_max_secs": 30})).at(monday_20),
+        );
+        assert_eq!(n.announce.unwrap().voicemail_secs, Some(30));
+        let n = answer(
+            with(json!({"after_hours": "forward", "after_hours_forward_to": "+14155550123"}))
+                .at(monday_20),
+        );
+        assert_eq!(n.mode, NumberMode::Forward);
+        assert_eq!(n.forward_to.as_deref(), Some("+14155550123"));
     }
 
     #[test]

@@ -695,10 +695,10 @@ pub async fn update(
         _ => Map::new(),
     };
     for (k, v) in body {
-        if v.is_null() {
-            if k == "mode" {
-                p.add("mode", "may not be null");
-            }
+        if v.is_null() && k == "mode" {
+            // Kept, so that this is the only problem reported for it.
+            p.add("mode", "may not be null");
+        } else if v.is_null() {
             merged.remove(&k);
         } else {
             merged.insert(k, v);

@@ -72,7 +72,7 @@ impl ReplyLanguage {
             ReplyLanguage::Fixed { code, region } => {
                 let name = name_of(code).unwrap_or(code.as_str());
                 match region {
-                    Some(r) => format!("Always reply in {name} (as spoken in region {r})."),
+                    Some(r) => format!("Always reply in {name} (region {r})."),
                     None => format!("Always reply in {name}."),
                 }
             }
@@ -295,10 +295,7 @@ mod tests {
         assert_eq!(de.speech_tag().as_deref(), Some("de"));
         let br = ReplyLanguage::parse("PT_br").unwrap();
         assert_eq!(br.tag(), "pt-BR");
-        assert_eq!(
-            br.directive(),
-            "Always reply in Portuguese (as spoken in region BR)."
-        );
+        assert_eq!(br.directive(), "Always reply in Portuguese (region BR).");
         assert_eq!(ReplyLanguage::parse("es-419").unwrap().tag(), "es-419");
         let auto = ReplyLanguage::parse("Auto").unwrap();
         assert_eq!(auto, ReplyLanguage::Auto);

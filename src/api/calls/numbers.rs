@@ -10,9 +10,15 @@
 //! |-----------|----------------------------------------------------------------|
 //! | `echo`    | answered, audio echoed (`ring_secs`, `early_media` apply)      |
 //! | `play`    | answered, `prompt` played, digits collected (`max_digits`, `digit_timeout_secs`) |
-//! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent |
+//! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent, with the inline settings (`system_prompt`, `first_message`, `voice`, `language`, `max_duration_secs` (600 by default), `record`, `transfer_number`) over its own; `language` adds the reply-language directive to the prompt |
+//! | `flow`    | as `ai`, with the offline flow `flow` as the brain              |
 //! | `forward` | `forward_to` called (through the number's `trunk`, else the only configured one); the caller hears ringing (183 with ringback when `early_media`), is answered only when the target answers, then both are bridged; busy → 486, no answer within `sip.ring_timeout_secs` → 480 (see [`crate::engine::forward`]) |
-//! | `off`     | 404 Not Found                                                  |
+//! | `off`     | the `fallback`: `reject` (`reject_status`, 480), `forward`, `play` (the closed message, then hang up); 404 without one |
+//!
+//! With `business_hours` (and a mode other than `off`) the route is
+//! [`NumberAction::Scheduled`]: admission picks the mode's action while
+//! open and the `after_hours` one (`message`, `ai`, `forward`,
+//! `voicemail`) otherwise, as each call arrives.
 //!
 //! A `prompt` must be a relative path under the data directory (no `..`):
 //! an API key must not make the server read arbitrary files. Anything else

@@ -513,6 +513,11 @@ pub enum NumberMode {
     /// Calls `forward_to` and bridges the two calls: the caller hears the
     /// target's ringing and is answered only when the target answers.
     Forward,
+    /// Speaks a message (a closed or after-hours message), then hangs up
+    /// or takes a voicemail: `announce` says which. Numbers from the API
+    /// only; a configuration file cannot name it.
+    #[serde(skip)]
+    Announce,
 }
 
 /// A number Hotline answers.
@@ -556,15 +561,40 @@ pub struct NumberConfig {
     /// file belong to no organization and always run the default agent.
     #[serde(skip)]
     pub agent: Option<NumberAgent>,
+    /// `announce`: what is said, and whether a voicemail follows.
+    #[serde(skip)]
+    pub announce: Option<crate::engine::announce::Announcement>,
 }
 
-/// Whose agent a number from the database runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whose agent a number from the database runs, and the number's own
+/// settings over that agent's (its inbound configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumberAgent {
     /// The number's organization.
     pub org_id: String,
     /// Its agent; the default agent when unset.
     pub agent_id: Option<String>,
+    /// Instructions replacing the agent's prompt.
+    pub system_prompt: Option<String>,
+    /// Said when the call is answered, replacing the agent's.
+    pub first_message: Option<String>,
+    /// TTS voice.
+    pub voice: Option<String>,
+    /// STT and TTS language (none for `auto`).
+    pub language: Option<String>,
+    /// Call length limit, seconds.
+    pub max_duration_secs: Option<u64>,
+    /// Record the call.
+    pub record: Option<bool>,
+    /// Where `transfer_call` sends the caller.
+    pub transfer_number: Option<String>,
+    /// An offline flow to run instead of the agent's brain: a built-in's
+    /// name or a definition.
+    pub flow: Option<serde_json::Value>,
+    /// Sentences appended to the prompt at call time (the reply-language
+    /// directive, the after-hours note), leaving the stored prompt as it
+    /// is.
+    pub instructions: Vec<String>,
 }
 
 fn default_max_digits() -> usize {
@@ -589,6 +619,7 @@ impl NumberConfig {
             trunk: None,
             forward_to: None,
             agent: None,
+            announce: None,
         }
     }
 

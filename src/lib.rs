@@ -16,6 +16,7 @@ pub mod cidr;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod inbound;
 pub mod reports;
 pub mod routing;
 pub mod rtp;

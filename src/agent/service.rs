@@ -57,6 +57,14 @@ pub struct AgentRequest {
     pub max_duration: Option<Duration>,
     /// Record the call (stereo WAV).
     pub record: Option<bool>,
+    /// Where `transfer_call` sends the caller, replacing the agent's.
+    pub transfer_number: Option<String>,
+    /// An offline flow to run as the brain, whatever the agent's model
+    /// says: a built-in's name (`receptionist`, `demo`) or a definition.
+    pub flow: Option<Value>,
+    /// Sentences appended to the prompt for this call only (an inbound
+    /// number's reply-language directive, its after-hours note).
+    pub instructions: Vec<String>,
 }
 
 /// What the server concluded about an agent call once it was over.
@@ -336,13 +344,17 @@ impl AgentService {
             (_, Some(id), None) => return Err(format!("agent {id}: no database")),
             _ => None,
         };
-        let model = match &agent {
+        let mut model = match &agent {
             Some(a) => AgentModel::parse(&a.model).map_err(|issues| {
                 let list: Vec<String> = issues.iter().map(|(p, m)| format!("{p}: {m}")).collect();
                 format!("agent model: {}", list.join("; "))
             })?,
             None => AgentModel::default(),
         };
+        if let Some(flow) = &request.flow {
+            model.provider = Some(BrainKind::Flow);
+            model.flow = Some(flow.clone());
+        }
         let brain_kind = match model.provider {
             Some(k) => k,
             None => kind::<BrainKind>(&self.providers.llm.kind).unwrap_or(BrainKind::Auto),
@@ -419,15 +431,7 @@ impl AgentService {
         let mut spec = AgentSpec::new(stt, brain, tts);
         let flow = brain_kind == BrainKind::Flow;
         spec.brain_leads = flow;
-        let prompt = request
-            .system_prompt
-            .clone()
-            .or_else(|| agent.as_ref().map(|a| a.system_prompt.clone()))
-            .unwrap_or_else(default_prompt);
-        spec.system_prompt = match &request.objective {
-            Some(o) => format!("{prompt}\n\nThe objective of this call: {o}"),
-            None => prompt,
-        };
+        spec.system_prompt = compose_prompt(request, agent.as_ref());
         // A flow has its own greeting: its opening node.
         spec.first_message = if flow {
             None
@@ -468,7 +472,10 @@ impl AgentService {
             .clone()
             .or_else(|| agent.as_ref().and_then(|a| a.language.clone()));
         spec.voice = voice;
-        spec.transfer_to = agent.as_ref().and_then(|a| a.transfer_number.clone());
+        spec.transfer_to = request
+            .transfer_number
+            .clone()
+            .or_else(|| agent.as_ref().and_then(|a| a.transfer_number.clone()));
         if let Some(a) = &agent {
             // Checked when the agent was saved; a stored value that no
             // longer parses (an older version's) is refused here.
@@ -538,15 +545,7 @@ impl AgentService {
         config
             .check()
             .map_err(|(k, m)| format!("agent.openai_realtime.{k}: {m}"))?;
-        let prompt = request
-            .system_prompt
-            .clone()
-            .or_else(|| agent.map(|a| a.system_prompt.clone()))
-            .unwrap_or_else(default_prompt);
-        let mut setup = RealtimeSetup::new(match &request.objective {
-            Some(o) => format!("{prompt}\n\nThe objective of this call: {o}"),
-            None => prompt,
-        });
+        let mut setup = RealtimeSetup::new(compose_prompt(request, agent));
         setup.first_message = request
             .first_message
             .clone()
@@ -574,7 +573,10 @@ impl AgentService {
             .voice
             .clone()
             .or_else(|| agent.and_then(|a| a.voice.clone()));
-        setup.transfer_to = agent.and_then(|a| a.transfer_number.clone());
+        setup.transfer_to = request
+            .transfer_number
+            .clone()
+            .or_else(|| agent.and_then(|a| a.transfer_number.clone()));
         if let Some(a) = agent {
             setup.http_tools = super::tools::parse_tools(&a.tools, None).map_err(|problems| {
                 let list: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
@@ -877,6 +879,13 @@ impl AgentService {
         .map_err(|e| e.to_string())
     }
 
+    /// The server's configured speech-to-text (local Whisper by default),
+    /// for audio that is not a conversation (voicemails).
+    pub async fn default_stt(&self) -> Result<Arc<dyn Stt>, String> {
+        let which = kind::<SttKind>(&self.providers.stt.kind).unwrap_or(SttKind::Whisper);
+        self.stt(which, None).await
+    }
+
     /// The server's own voice and the shared cache of synthesized
     /// prompts: what calls that need no agent speak with (phone alerts,
     /// verification codes). The configured TTS with the server's key; the
@@ -1165,6 +1174,25 @@ fn realtime_url(base: &str) -> String {
 
 fn openai_base(base: &str) -> String {
     base.trim().trim_end_matches('/').to_owned()
+}
+
+/// The prompt the brain gets: the request's or the agent's (or the
+/// default), then the call's objective and its own instructions. What is
+/// stored is never changed.
+fn compose_prompt(request: &AgentRequest, agent: Option<&Agent>) -> String {
+    let mut prompt = request
+        .system_prompt
+        .clone()
+        .or_else(|| agent.map(|a| a.system_prompt.clone()))
+        .unwrap_or_else(default_prompt);
+    if let Some(o) = &request.objective {
+        prompt.push_str(&format!("\n\nThe objective of this call: {o}"));
+    }
+    for line in &request.instructions {
+        prompt.push_str("\n\n");
+        prompt.push_str(line);
+    }
+    prompt
 }
 
 fn default_prompt() -> String {

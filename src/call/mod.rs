@@ -190,6 +190,13 @@ pub enum CallEvent {
     },
     /// The voice agent's timings for one turn.
     AgentTurn(crate::agent::TurnMetrics),
+    /// A closed number took a voicemail: the caller is being recorded for
+    /// up to `max_secs`. Its conclusion ([`CallEvent::AgentResult`], with
+    /// the recording and its transcript) follows the call's end.
+    Voicemail {
+        /// The longest the caller may speak.
+        max_secs: u32,
+    },
     /// The call ended; the last event of every call, except for the
     /// registry-wide stream of an agent call, where [`AgentResult`]
     /// follows once the call has been concluded.

@@ -131,7 +131,8 @@ impl Admission {
                 info!(number = %dialled, from = %ip, trunk = %t.name, "number does not take calls from this trunk");
                 return Err(refuse(404, None));
             }
-            match route.action {
+            // Business hours are decided here, as the call arrives.
+            match route.action.now() {
                 NumberAction::Answer(n) => {
                     org = Some(route.org_id);
                     n
@@ -140,6 +141,9 @@ impl Admission {
                     info!(number = %dialled, from = %ip, status, "inbound call refused: {reason}");
                     return Err(refuse(status, None));
                 }
+                // `now` resolves every schedule; refused rather than
+                // panicking the engine task, should that ever change.
+                NumberAction::Scheduled(_) => return Err(refuse(500, None)),
             }
         } else {
             match ctx.router.number(origin, &dialled) {

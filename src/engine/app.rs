@@ -33,6 +33,8 @@ pub enum CallApp {
     Agent(Box<AgentRequest>),
     /// Speak an alert and take its acknowledgement or snooze by keypad.
     Alert(Arc<crate::alerts::call::AlertCall>),
+    /// Speak a message, then hang up or take a voicemail.
+    Announce(Box<super::announce::Announcement>),
 }
 
 /// An answered call's audio, for a [`CallApp::Stream`] consumer.
@@ -76,11 +78,26 @@ impl CallApp {
                 digit_timeout: Duration::from_secs(n.digit_timeout_secs),
                 rounds: 3,
             }),
-            NumberMode::Agent => CallApp::Agent(Box::new(AgentRequest {
-                org_id: n.agent.as_ref().map(|a| a.org_id.clone()),
-                agent_id: n.agent.as_ref().and_then(|a| a.agent_id.clone()),
-                ..AgentRequest::default()
+            NumberMode::Agent => CallApp::Agent(Box::new(match &n.agent {
+                Some(a) => AgentRequest {
+                    org_id: Some(a.org_id.clone()),
+                    agent_id: a.agent_id.clone(),
+                    system_prompt: a.system_prompt.clone(),
+                    first_message: a.first_message.clone(),
+                    voice: a.voice.clone(),
+                    language: a.language.clone(),
+                    max_duration: a.max_duration_secs.map(Duration::from_secs),
+                    record: a.record,
+                    transfer_number: a.transfer_number.clone(),
+                    flow: a.flow.clone(),
+                    instructions: a.instructions.clone(),
+                    ..AgentRequest::default()
+                },
+                None => AgentRequest::default(),
             })),
+            NumberMode::Announce => {
+                CallApp::Announce(Box::new(n.announce.clone().unwrap_or_default()))
+            }
             NumberMode::Forward => return None,
         })
     }
@@ -105,6 +122,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
         CallApp::Play(spec) => play(ctx, spec, io).await,
         CallApp::Agent(request) => super::agent_app::run(ctx, *request, io).await,
         CallApp::Alert(call) => super::alert_app::run(call, io).await,
+        CallApp::Announce(a) => super::announce::run(ctx, *a, io).await,
         CallApp::Stream(to) => {
             let audio = CallAudio {
                 handle: io.handle.clone(),

@@ -22,6 +22,7 @@
 mod admit;
 mod agent_app;
 mod alert_app;
+pub mod announce;
 pub mod app;
 pub mod blocked;
 pub mod bridge;

@@ -10,6 +10,9 @@ use dashmap::DashMap;
 use crate::config::NumberConfig;
 
 /// What an inbound call to a run-time number gets.
+// One per number in the table, cloned once per call: boxing the common
+// variant would cost an allocation per call to save a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum NumberAction {
     /// Answer it and run the number's application (`echo` or `play`).
@@ -21,6 +24,44 @@ pub enum NumberAction {
         /// Why, for the log.
         reason: String,
     },
+    /// One of two actions, by the number's business hours at the moment
+    /// the call arrives.
+    Scheduled(Box<Scheduled>),
+}
+
+/// A number with business hours: what calls get while it is open, and
+/// after hours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    /// When it is open.
+    pub hours: crate::inbound::hours::Schedule,
+    /// While open (never itself `Scheduled`).
+    pub open: NumberAction,
+    /// After hours and on holidays.
+    pub closed: NumberAction,
+}
+
+impl NumberAction {
+    /// The action for a call arriving at `at`: a scheduled number's open
+    /// or after-hours one.
+    pub fn at(self, at: jiff::Timestamp) -> NumberAction {
+        match self {
+            NumberAction::Scheduled(s) => {
+                let Scheduled {
+                    hours,
+                    open,
+                    closed,
+                } = *s;
+                if hours.is_open(at) { open } else { closed }.at(at)
+            }
+            other => other,
+        }
+    }
+
+    /// The action for a call arriving now.
+    pub fn now(self) -> NumberAction {
+        self.at(jiff::Timestamp::now())
+    }
 }
 
 /// A run-time number as the engine routes it.

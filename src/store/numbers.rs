@@ -12,7 +12,7 @@ use super::{
 };
 
 /// Values of `inbound.mode`.
-pub const INBOUND_MODES: &[&str] = &["ai", "echo", "play", "forward", "off"];
+pub const INBOUND_MODES: &[&str] = &["ai", "flow", "echo", "play", "forward", "off"];
 
 /// A stored number.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,7 +29,7 @@ pub struct Number {
     pub trunk: Option<String>,
     /// The agent inbound AI calls run.
     pub agent_id: Option<String>,
-    /// Inbound handling: `{"mode": "ai"|"echo"|"play"|"forward"|"off", …}`.
+    /// Inbound handling: `{"mode": "ai"|"flow"|"echo"|"play"|"forward"|"off", …}`.
     pub inbound: Value,
     /// Creation time, unix ms.
     pub created_at: i64,

@@ -418,6 +418,12 @@ impl Bridge {
                     json!({"stt": stt, "brain": brain, "tts": tts}),
                 );
             }
+            CallEvent::Voicemail { max_secs } => {
+                // Concluded like an agent call: the recording and its
+                // transcript are stored before `call.completed`.
+                t.agent = true;
+                self.publish(&id, &t, "voicemail.started", json!({"max_secs": max_secs}));
+            }
             // Handled before tracking.
             CallEvent::AgentResult(_) => {}
             CallEvent::Ended(record) => {

@@ -409,6 +409,7 @@ fn call_app(org_id: &str, req: &CreateCallRequest) -> CallApp {
         language: req.language.clone(),
         max_duration: req.max_duration_secs.map(std::time::Duration::from_secs),
         record: req.record.then_some(true),
+        ..AgentRequest::default()
     }))
 }
 

@@ -10,9 +10,15 @@
 //! |-----------|----------------------------------------------------------------|
 //! | `echo`    | answered, audio echoed (`ring_secs`, `early_media` apply)      |
 //! | `play`    | answered, `prompt` played, digits collected (`max_digits`, `digit_timeout_secs`) |
-//! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent |
+//! | `ai`      | answered by the voice agent: the number's `agent_id`, else the server's default agent, with the inline settings (`system_prompt`, `first_message`, `voice`, `language`, `max_duration_secs` (600 by default), `record`, `transfer_number`) over its own; `language` adds the reply-language directive to the prompt |
+//! | `flow`    | as `ai`, with the offline flow `flow` as the brain              |
 //! | `forward` | `forward_to` called (through the number's `trunk`, else the only configured one); the caller hears ringing (183 with ringback when `early_media`), is answered only when the target answers, then both are bridged; busy → 486, no answer within `sip.ring_timeout_secs` → 480 (see [`crate::engine::forward`]) |
-//! | `off`     | 404 Not Found                                                  |
+//! | `off`     | the `fallback`: `reject` (`reject_status`, 480), `forward`, `play` (the closed message, then hang up); 404 without one |
+//!
+//! With `business_hours` (and a mode other than `off`) the route is
+//! [`NumberAction::Scheduled`]: admission picks the mode's action while
+//! open and the `after_hours` one (`message`, `ai`, `forward`,
+//! `voicemail`) otherwise, as each call arrives.
 //!
 //! A `prompt` must be a relative path under the data directory (no `..`):
 //! an API key must not make the server read arbitrary files. Anything else
@@ -20,21 +26,24 @@
 
 use std::path::{Component, PathBuf};
 
-use serde_json::Value;
 use tracing::warn;
 
 use crate::api::AppState;
+use crate::api::resources::inbound::{
+    AfterHours, DEFAULT_AFTER_HOURS_MESSAGE, DEFAULT_CLOSED_MESSAGE, DEFAULT_MAX_DURATION_SECS,
+    DEFAULT_REJECT_STATUS, DEFAULT_VOICEMAIL_MESSAGE, DEFAULT_VOICEMAIL_SECS, Fallback,
+    InboundConfig, InboundMode,
+};
 use crate::config::{NumberAgent, NumberConfig, NumberMode};
+use crate::engine::announce::Announcement;
+use crate::engine::numbers::Scheduled;
 use crate::engine::{Engine, NumberAction, NumberRoute};
+use crate::inbound::language::ReplyLanguage;
 use crate::store::{Number, Store, StoreError};
 
-fn uint(inbound: &Value, key: &str) -> Option<u64> {
-    inbound.get(key).and_then(Value::as_u64)
-}
-
 /// A prompt path an API client may name: relative, without `..`.
-fn safe_prompt(number: &Number) -> Option<PathBuf> {
-    let raw = number.inbound.get("prompt").and_then(Value::as_str)?;
+fn safe_path(number: &str, raw: Option<&str>) -> Option<PathBuf> {
+    let raw = raw?;
     let path = PathBuf::from(raw);
     let safe = !raw.is_empty()
         && path
@@ -43,79 +52,222 @@ fn safe_prompt(number: &Number) -> Option<PathBuf> {
     if safe {
         Some(path)
     } else {
-        warn!(number = %number.e164, prompt = raw, "prompt must be a relative path under the data directory; using the beep");
+        warn!(
+            number,
+            prompt = raw,
+            "prompt must be a relative path under the data directory; using the beep"
+        );
         None
+    }
+}
+
+/// Told to the agent of an `ai` number after hours.
+const AFTER_HOURS_NOTE: &str = "Note: the business is closed right now (outside its business \
+     hours). Tell the caller so, help with what you can, and offer to take a message for a \
+     call back.";
+
+/// The number's voice agent, with the inbound settings over its agent's.
+fn agent_of(number: &Number, c: &InboundConfig) -> NumberAgent {
+    let language = c.language.as_deref().and_then(ReplyLanguage::parse);
+    NumberAgent {
+        org_id: number.org_id.clone(),
+        agent_id: number.agent_id.clone(),
+        system_prompt: c.system_prompt.clone(),
+        first_message: c.first_message.clone(),
+        voice: c.voice.clone(),
+        language: language.as_ref().and_then(ReplyLanguage::speech_tag),
+        max_duration_secs: Some(u64::from(
+            c.max_duration_secs.unwrap_or(DEFAULT_MAX_DURATION_SECS),
+        )),
+        record: c.record,
+        transfer_number: c.transfer_number.clone(),
+        flow: (c.mode == InboundMode::Flow)
+            .then(|| c.flow.clone())
+            .flatten(),
+        instructions: language.iter().map(ReplyLanguage::directive).collect(),
+    }
+}
+
+fn forward_to(number: &Number, base: &NumberConfig, to: Option<&str>) -> NumberAction {
+    match to {
+        // The API refuses both; a row written otherwise must not dial
+        // itself over and over.
+        None => NumberAction::Refuse {
+            status: 480,
+            reason: "number forwards without a target".into(),
+        },
+        Some(to) if crate::config::forward_target(&number.e164, to).is_err() => {
+            NumberAction::Refuse {
+                status: 482,
+                reason: format!("forward target {to:?} is not usable"),
+            }
+        }
+        Some(to) => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Forward,
+            forward_to: Some(to.to_owned()),
+            ..base.clone()
+        }),
+    }
+}
+
+fn announce(base: &NumberConfig, c: &InboundConfig, a: Announcement) -> NumberAction {
+    let language = c.language.as_deref().and_then(ReplyLanguage::parse);
+    NumberAction::Answer(NumberConfig {
+        mode: NumberMode::Announce,
+        announce: Some(Announcement {
+            voice: c.voice.clone(),
+            language: language.as_ref().and_then(ReplyLanguage::speech_tag),
+            ..a
+        }),
+        ..base.clone()
+    })
+}
+
+/// What a call gets while the number is open (or has no hours).
+fn open_action(number: &Number, base: &NumberConfig, c: &InboundConfig) -> NumberAction {
+    match c.mode {
+        InboundMode::Echo => NumberAction::Answer(base.clone()),
+        InboundMode::Play => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Play,
+            prompt: safe_path(&number.e164, c.prompt.as_deref()),
+            max_digits: c
+                .max_digits
+                .map_or(base.max_digits, |d| d.clamp(1, 64) as usize),
+            digit_timeout_secs: c
+                .digit_timeout_secs
+                .map_or(base.digit_timeout_secs, |d| u64::from(d.clamp(1, 60))),
+            ..base.clone()
+        }),
+        InboundMode::Ai | InboundMode::Flow => NumberAction::Answer(NumberConfig {
+            mode: NumberMode::Agent,
+            agent: Some(agent_of(number, c)),
+            ..base.clone()
+        }),
+        InboundMode::Forward => forward_to(number, base, c.forward_to.as_deref()),
+        InboundMode::Off => match c.fallback {
+            None => NumberAction::Refuse {
+                status: 404,
+                reason: "number is off".into(),
+            },
+            Some(Fallback::Reject) => NumberAction::Refuse {
+                status: c.reject_status.unwrap_or(DEFAULT_REJECT_STATUS),
+                reason: "inbound AI is off: the fallback rejects".into(),
+            },
+            Some(Fallback::Forward) => forward_to(number, base, c.fallback_forward_to.as_deref()),
+            Some(Fallback::Play) => {
+                let prompt = safe_path(&number.e164, c.closed_prompt.as_deref());
+                let text = match (&prompt, &c.closed_message) {
+                    (Some(_), _) => None,
+                    (None, Some(m)) => Some(m.clone()),
+                    (None, None) => Some(DEFAULT_CLOSED_MESSAGE.to_owned()),
+                };
+                announce(
+                    base,
+                    c,
+                    Announcement {
+                        text,
+                        prompt,
+                        ..Announcement::default()
+                    },
+                )
+            }
+        },
+    }
+}
+
+/// What a call gets after hours.
+fn closed_action(number: &Number, base: &NumberConfig, c: &InboundConfig) -> NumberAction {
+    match c.after_hours.unwrap_or(AfterHours::Message) {
+        AfterHours::Ai if number.agent_id.is_some() || c.system_prompt.is_some() => {
+            let mut agent = agent_of(number, c);
+            if let Some(m) = &c.after_hours_message {
+                agent.first_message = Some(m.clone());
+            }
+            agent.instructions.push(AFTER_HOURS_NOTE.to_owned());
+            NumberAction::Answer(NumberConfig {
+                mode: NumberMode::Agent,
+                agent: Some(agent),
+                ..base.clone()
+            })
+        }
+        // No agent to run: the message instead.
+        AfterHours::Ai | AfterHours::Message => announce(
+            base,
+            c,
+            Announcement {
+                text: Some(
+                    c.after_hours_message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_AFTER_HOURS_MESSAGE.to_owned()),
+                ),
+                ..Announcement::default()
+            },
+        ),
+        AfterHours::Voicemail => announce(
+            base,
+            c,
+            Announcement {
+                text: Some(
+                    c.after_hours_message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_VOICEMAIL_MESSAGE.to_owned()),
+                ),
+                voicemail_secs: Some(c.voicemail_max_secs.unwrap_or(DEFAULT_VOICEMAIL_SECS)),
+                ..Announcement::default()
+            },
+        ),
+        AfterHours::Forward => forward_to(number, base, c.after_hours_forward_to.as_deref()),
     }
 }
 
 /// How the engine routes a stored number.
 pub fn route_for(number: &Number) -> NumberRoute {
-    let mode = number
-        .inbound
-        .get("mode")
-        .and_then(Value::as_str)
-        .unwrap_or("off");
-    let base = NumberConfig {
-        number: number.e164.clone(),
-        trunk: number.trunk.clone(),
-        ring_secs: uint(&number.inbound, "ring_secs").unwrap_or(0).min(60),
-        early_media: number
-            .inbound
-            .get("early_media")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        ..NumberConfig::echo_demo()
-    };
-    let action = match mode {
-        "echo" => NumberAction::Answer(base),
-        "play" => NumberAction::Answer(NumberConfig {
-            mode: NumberMode::Play,
-            prompt: safe_prompt(number),
-            max_digits: uint(&number.inbound, "max_digits")
-                .map_or(base.max_digits, |d| d.clamp(1, 64) as usize),
-            digit_timeout_secs: uint(&number.inbound, "digit_timeout_secs")
-                .map_or(base.digit_timeout_secs, |d| d.clamp(1, 60)),
-            ..base
-        }),
-        "ai" => NumberAction::Answer(NumberConfig {
-            mode: NumberMode::Agent,
-            agent: Some(NumberAgent {
-                org_id: number.org_id.clone(),
-                agent_id: number.agent_id.clone(),
-            }),
-            ..base
-        }),
-        "forward" => match number.inbound.get("forward_to").and_then(Value::as_str) {
-            // The API refuses both; a row written otherwise must not dial
-            // itself over and over.
-            None => NumberAction::Refuse {
-                status: 480,
-                reason: "number is in forward mode without forward_to".into(),
-            },
-            Some(to) if crate::config::forward_target(&number.e164, to).is_err() => {
-                NumberAction::Refuse {
-                    status: 482,
-                    reason: format!("forward_to {to:?} is not a usable target"),
-                }
-            }
-            Some(to) => NumberAction::Answer(NumberConfig {
-                mode: NumberMode::Forward,
-                forward_to: Some(to.to_owned()),
-                ..base
-            }),
-        },
-        _ => NumberAction::Refuse {
-            status: 404,
-            reason: "number is off".into(),
-        },
-    };
-    NumberRoute {
+    let route = |action| NumberRoute {
         number_id: number.id.clone(),
         org_id: number.org_id.clone(),
         e164: number.e164.clone(),
         trunk: number.trunk.clone(),
         action,
-    }
+    };
+    let c: InboundConfig = match serde_json::from_value(number.inbound.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(number = %number.e164, error = %e, "inbound settings unreadable; refusing calls");
+            return route(NumberAction::Refuse {
+                status: 404,
+                reason: "inbound settings unreadable".into(),
+            });
+        }
+    };
+    let base = NumberConfig {
+        number: number.e164.clone(),
+        trunk: number.trunk.clone(),
+        ring_secs: u64::from(c.ring_secs.unwrap_or(0).min(60)),
+        early_media: c.early_media.unwrap_or(false),
+        ..NumberConfig::echo_demo()
+    };
+    let open = open_action(number, &base, &c);
+    // Business hours apply to a number that takes calls; one that is off
+    // is off at all hours.
+    let hours = c
+        .business_hours
+        .as_ref()
+        .filter(|_| c.mode != InboundMode::Off)
+        .and_then(|h| match h.compile() {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                warn!(number = %number.e164, ?problems, "business hours unreadable; always open");
+                None
+            }
+        });
+    route(match hours {
+        Some(hours) => NumberAction::Scheduled(Box::new(Scheduled {
+            hours,
+            open,
+            closed: closed_action(number, &base, &c),
+        })),
+        None => open,
+    })
 }
 
 /// Loads every stored number into the engine's table (at start), and the
@@ -147,7 +299,7 @@ pub fn number_removed(state: &AppState, e164: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn number(inbound: Value) -> Number {
         Number {
@@ -233,6 +385,133 @@ mod tests {
                 other => panic!("{inbound}: {other:?}"),
             }
         }
+    }
+
+    fn answer(action: NumberAction) -> NumberConfig {
+        match action {
+            NumberAction::Answer(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inline_ai_settings_reach_the_agent_request() {
+        let r = route_for(&number(json!({"mode": "ai",
+            "system_prompt": "You answer for Acme.", "voice": "en-us",
+            "language": "de", "max_duration_secs": 120, "record": true,
+            "transfer_number": "+14155550199"})));
+        let n = answer(r.action);
+        let app = crate::engine::app::CallApp::for_number(&n).unwrap();
+        let crate::engine::app::CallApp::Agent(req) = app else {
+            panic!("{app:?}")
+        };
+        assert_eq!(req.org_id.as_deref(), Some("org_1"));
+        assert_eq!(req.system_prompt.as_deref(), Some("You answer for Acme."));
+        assert_eq!(req.voice.as_deref(), Some("en-us"));
+        assert_eq!(req.language.as_deref(), Some("de"));
+        assert_eq!(req.max_duration, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(req.record, Some(true));
+        assert_eq!(req.transfer_number.as_deref(), Some("+14155550199"));
+        assert_eq!(req.instructions, ["Always reply in German."]);
+        // The default limit, and `auto`: no speech language, a directive.
+        let n = answer(
+            route_for(&number(
+                json!({"mode": "ai", "system_prompt": "x", "language": "auto"}),
+            ))
+            .action,
+        );
+        let agent = n.agent.unwrap();
+        assert_eq!(agent.max_duration_secs, Some(600));
+        assert_eq!(agent.language, None);
+        assert!(agent.instructions[0].contains("language the caller speaks"));
+        // A flow number runs its flow.
+        let n = answer(route_for(&number(json!({"mode": "flow", "flow": "receptionist"}))).action);
+        assert_eq!(n.agent.unwrap().flow, Some(json!("receptionist")));
+    }
+
+    #[test]
+    fn a_number_that_is_off_takes_its_fallback() {
+        let refused = |v: Value| match route_for(&number(v)).action {
+            NumberAction::Refuse { status, .. } => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(json!({"mode": "off"})), 404);
+        assert_eq!(refused(json!({"mode": "off", "fallback": "reject"})), 480);
+        assert_eq!(
+            refused(json!({"mode": "off", "fallback": "reject", "reject_status": 503})),
+            503
+        );
+        let n = answer(
+            route_for(&number(json!({"mode": "off", "fallback": "forward",
+                "fallback_forward_to": "+14155550123", "system_prompt": "kept"})))
+            .action,
+        );
+        assert_eq!(n.mode, NumberMode::Forward);
+        assert_eq!(n.forward_to.as_deref(), Some("+14155550123"));
+        let n = answer(
+            route_for(&number(
+                json!({"mode": "off", "fallback": "play", "closed_message": "Closed."}),
+            ))
+            .action,
+        );
+        assert_eq!(n.mode, NumberMode::Announce);
+        let a = n.announce.unwrap();
+        assert_eq!(a.text.as_deref(), Some("Closed."));
+        assert_eq!(a.voicemail_secs, None);
+    }
+
+    #[test]
+    fn business_hours_pick_the_after_hours_action_when_the_call_arrives() {
+        let hours = json!({"timezone": "Europe/Berlin", "weekly": {"mon": [["09:00", "17:00"]]}});
+        let monday_10 = "2026-01-05T09:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let monday_20 = "2026-01-05T19:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let base = json!({"mode": "ai", "system_prompt": "Front desk.", "first_message": "Hi!",
+            "business_hours": hours});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            route_for(&number(v)).action
+        };
+        // Open: the agent as configured.
+        let n = answer(with(json!({})).at(monday_10));
+        assert_eq!(n.agent.unwrap().first_message.as_deref(), Some("Hi!"));
+        // Closed, default `message`: spoken, no agent.
+        let n = answer(with(json!({"after_hours_message": "We open at nine."})).at(monday_20));
+        assert_eq!(n.mode, NumberMode::Announce);
+        assert_eq!(
+            n.announce.unwrap().text.as_deref(),
+            Some("We open at nine.")
+        );
+        // `ai`: the same agent, greeting with the message, told it is closed.
+        let n = answer(
+            with(json!({"after_hours": "ai", "after_hours_message": "We're closed, but I can help."}))
+                .at(monday_20),
+        );
+        let agent = n.agent.unwrap();
+        assert_eq!(agent.system_prompt.as_deref(), Some("Front desk."));
+        assert_eq!(
+            agent.first_message.as_deref(),
+            Some("We're closed, but I can help.")
+        );
+        assert!(
+            agent
+                .instructions
+                .iter()
+                .any(|i| i.contains("closed right now"))
+        );
+        // `voicemail` and `forward`.
+        let n = answer(
+            with(json!({"after_hours": "voicemail", "voicemail_max_secs": 30})).at(monday_20),
+        );
+        assert_eq!(n.announce.unwrap().voicemail_secs, Some(30));
+        let n = answer(
+            with(json!({"after_hours": "forward", "after_hours_forward_to": "+14155550123"}))
+                .at(monday_20),
+        );
+        assert_eq!(n.mode, NumberMode::Forward);
+        assert_eq!(n.forward_to.as_deref(), Some("+14155550123"));
     }
 
     #[test]

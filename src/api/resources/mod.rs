@@ -18,6 +18,7 @@
 
 pub mod agents;
 pub mod contacts;
+pub mod inbound;
 pub mod keys;
 pub mod numbers;
 pub mod reports;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(agents::routes())
         .merge(numbers::routes())
+        .merge(inbound::routes())
         .merge(contacts::routes())
         .merge(webhooks::routes())
         .merge(keys::routes())

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use super::inbound::{InboundConfig, InboundMode};
+use super::inbound::{check_ai, check_voice};
 use super::{found, listed, not_found};
 use crate::api::extract::{JsonBody, QueryParams, present};
 use crate::api::page::{List, ListParams, list_schema};
-use crate::api::validate::{DenyList, Problems, callable, e164, not_null};
+use crate::api::validate::{Problems, e164, not_null};
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::{NewNumber, Number, NumberFilter, NumberUpdate, StoreError};
 
@@ -21,144 +23,11 @@ const WHAT: &str = "number";
 
 /// Longest label or trunk name, in characters.
 const SHORT: usize = 200;
-/// Longest ring before answering.
-const MAX_RING_SECS: u32 = 120;
-/// Most digits a `play` number collects.
-const MAX_DIGITS: u32 = 64;
-/// Longest wait for a digit.
-const MAX_DIGIT_TIMEOUT_SECS: u32 = 60;
-
 /// The routes of `/v1/numbers`.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/numbers", get(list).post(create))
         .route("/numbers/{id}", get(read).patch(update).delete(remove))
-}
-
-/// How an inbound call to a number is handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InboundMode {
-    /// The number's agent talks to the caller (needs `agent_id`).
-    Ai,
-    /// Audio is sent back as received: a line test.
-    Echo,
-    /// A prompt is played and DTMF digits collected.
-    Play,
-    /// The call is forwarded to `forward_to`.
-    Forward,
-    /// Calls are refused.
-    Off,
-}
-
-/// A number's inbound handling: the mode and its settings. Settings of
-/// another mode are refused, so a typo cannot hide.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InboundConfig {
-    /// What the number does.
-    pub mode: InboundMode,
-    /// Ring for this long (0 to 120 s) before answering.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ring_secs: Option<u32>,
-    /// While ringing, send early media (183 with ringback) instead of 180.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_media: Option<bool>,
-    /// `play`: the prompt file, relative to the data directory; a beep if
-    /// unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
-    /// `play`: stop collecting after this many digits (1 to 64) or `#`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_digits: Option<u32>,
-    /// `play`: stop collecting after this long without a digit (1 to 60 s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digit_timeout_secs: Option<u32>,
-    /// `forward`: the E.164 number calls are sent to (through the
-    /// number's trunk), never the number itself. The caller is answered
-    /// only when it answers, and gets 486 when it is busy, 480 when it
-    /// does not answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forward_to: Option<String>,
-}
-
-impl InboundConfig {
-    fn off() -> InboundConfig {
-        InboundConfig {
-            mode: InboundMode::Off,
-            ring_secs: None,
-            early_media: None,
-            prompt: None,
-            max_digits: None,
-            digit_timeout_secs: None,
-            forward_to: None,
-        }
-    }
-
-    /// Checks the settings against the mode; canonicalises `forward_to`,
-    /// which must not be `own` (the number itself: a forwarding loop).
-    fn check(&mut self, p: &mut Problems, deny: &DenyList, own: &str) {
-        let only = |p: &mut Problems, field: &str, set: bool, mode: &str| {
-            if set {
-                p.add(&format!("inbound.{field}"), format!("only for mode {mode}"));
-            }
-        };
-        if self.ring_secs.is_some_and(|s| s > MAX_RING_SECS) {
-            p.add(
-                "inbound.ring_secs",
-                format!("must be at most {MAX_RING_SECS}"),
-            );
-        }
-        if self.mode == InboundMode::Play {
-            p.opt_text("inbound.prompt", self.prompt.as_deref(), 1024);
-            if self
-                .max_digits
-                .is_some_and(|d| !(1..=MAX_DIGITS).contains(&d))
-            {
-                p.add(
-                    "inbound.max_digits",
-                    format!("must be between 1 and {MAX_DIGITS}"),
-                );
-            }
-            if self
-                .digit_timeout_secs
-                .is_some_and(|d| !(1..=MAX_DIGIT_TIMEOUT_SECS).contains(&d))
-            {
-                p.add(
-                    "inbound.digit_timeout_secs",
-                    format!("must be between 1 and {MAX_DIGIT_TIMEOUT_SECS}"),
-                );
-            }
-        } else {
-            only(p, "prompt", self.prompt.is_some(), "play");
-            only(p, "max_digits", self.max_digits.is_some(), "play");
-            only(
-                p,
-                "digit_timeout_secs",
-                self.digit_timeout_secs.is_some(),
-                "play",
-            );
-        }
-        if self.mode == InboundMode::Forward {
-            match &self.forward_to {
-                None => p.add("inbound.forward_to", "required for mode forward"),
-                Some(n) => match callable("inbound.forward_to", n, deny) {
-                    Ok(n) if n == own => p.add(
-                        "inbound.forward_to",
-                        "must not be the number itself (a forwarding loop)",
-                    ),
-                    Ok(n) => self.forward_to = Some(n),
-                    Err(e) => p.0.push(e),
-                },
-            }
-        } else {
-            only(p, "forward_to", self.forward_to.is_some(), "forward");
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("inbound config serializes")
-    }
 }
 
 /// A number as the API shows it.
@@ -282,12 +151,6 @@ async fn check_agent(
     }
 }
 
-fn check_ai_agent(p: &mut Problems, inbound: &InboundConfig, agent_id: Option<&str>) {
-    if inbound.mode == InboundMode::Ai && agent_id.is_none() {
-        p.add("agent_id", "required when inbound.mode is ai");
-    }
-}
-
 /// Adds a number.
 #[utoipa::path(
     post, path = "/v1/numbers", tag = "numbers",
@@ -326,8 +189,16 @@ pub async fn create(
         },
         ..InboundConfig::off()
     });
-    inbound.check(&mut p, &state.deny, &number);
-    check_ai_agent(&mut p, &inbound, body.agent_id.as_deref());
+    inbound.check(&mut p, &state.deny, &number, "inbound.");
+    check_ai(&mut p, &inbound, body.agent_id.as_deref(), "agent_id");
+    check_voice(
+        &mut p,
+        &state,
+        &caller.org_id,
+        "inbound.voice",
+        inbound.voice.as_deref(),
+    )
+    .await?;
     p.finish()?;
     let new = NewNumber {
         e164: number,
@@ -422,22 +293,27 @@ pub async fn update(
     }
     let mut inbound = not_null(&mut p, "inbound", body.inbound);
     if let Some(i) = &mut inbound {
-        i.check(&mut p, &state.deny, &current.e164);
+        i.check(&mut p, &state.deny, &current.e164, "inbound.");
+        check_voice(
+            &mut p,
+            &state,
+            &caller.org_id,
+            "inbound.voice",
+            i.voice.as_deref(),
+        )
+        .await?;
     }
     // The `ai`-needs-an-agent rule holds for the number as it will be.
     let agent_after = match &body.agent_id {
         Some(a) => a.clone(),
         None => current.agent_id.clone(),
     };
-    let mode_after = match &inbound {
-        Some(i) => Some(i.mode),
-        None => current
-            .inbound
-            .get("mode")
-            .and_then(|m| serde_json::from_value(m.clone()).ok()),
+    let inbound_after = match &inbound {
+        Some(i) => Some(i.clone()),
+        None => serde_json::from_value::<InboundConfig>(current.inbound.clone()).ok(),
     };
-    if mode_after == Some(InboundMode::Ai) && agent_after.is_none() {
-        p.add("agent_id", "required when inbound.mode is ai");
+    if let Some(i) = &inbound_after {
+        check_ai(&mut p, i, agent_after.as_deref(), "agent_id");
     }
     p.finish()?;
     let update = NumberUpdate {

@@ -40,9 +40,9 @@ fn forward_target_of(ctx: &Ctx, number: &str) -> Option<String> {
     if number.starts_with('+')
         && let Some(route) = ctx.numbers.get(number)
     {
-        return match &route.action {
-            NumberAction::Answer(n) => forward(n),
-            NumberAction::Refuse { .. } => None,
+        return match route.action.now() {
+            NumberAction::Answer(n) => forward(&n),
+            NumberAction::Refuse { .. } | NumberAction::Scheduled(_) => None,
         };
     }
     let bare = number.trim_start_matches('+');

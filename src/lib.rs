@@ -17,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod inbound;
+pub mod memory;
 pub mod reports;
 pub mod routing;
 pub mod rtp;

@@ -1,0 +1,8 @@
+//! What Hotline remembers about a caller across calls (issue 7): at most
+//! one active fact per slot (name, company, preference…), every change
+//! kept in a timeline, and the owner always wins.
+//!
+//! * [`facts`]: the rules deciding what a new fact does to the slot it
+//!   names (pure: the time and the facts are arguments).
+
+pub mod facts;

@@ -158,7 +158,10 @@ async fn auth_failures(api: &Api) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Every /v1 endpoint refuses a request without a key.
     for (method, path) in v1_routes() {
-        let path = path.replace("{id}", "x").replace("{e164}", "x");
+        let path = path
+            .replace("{id}", "x")
+            .replace("{e164}", "x")
+            .replace("{slot}", "name");
         let r = api.send_as(None, method.clone(), &path, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
@@ -1309,6 +1312,10 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/alerts/{id}"),
         (Method::POST, "/v1/alerts/{id}/acknowledge"),
         (Method::GET, "/v1/tools/openai"),
+        (Method::GET, "/v1/contacts/{id}/memory"),
+        (Method::PUT, "/v1/contacts/{id}/memory/{slot}"),
+        (Method::DELETE, "/v1/contacts/{id}/memory/{slot}"),
+        (Method::GET, "/v1/contacts/{id}/next-call-context"),
     ]
 }
 
@@ -1380,7 +1387,10 @@ async fn openapi_and_docs(api: &Api) {
         let r = api
             .send(
                 method.clone(),
-                &path.replace("{id}", "x").replace("{e164}", "x"),
+                &path
+                    .replace("{id}", "x")
+                    .replace("{e164}", "x")
+                    .replace("{slot}", "name"),
                 Some(json!({})),
             )
             .await;

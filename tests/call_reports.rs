@@ -289,7 +289,9 @@ async fn wait_email_status(api: &Api, id: &CallId) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let r = wait_report(api, id).await;
-        if r["email_status"] != "pending" {
+        // `none` until the email step starts, just after the report is
+        // ready (it also files the report's facts in the caller's memory).
+        if r["email_status"] != "pending" && r["email_status"] != "none" {
             return r;
         }
         assert!(
@@ -414,6 +416,20 @@ async fn an_ai_call_is_reported_announced_and_emailed(api: &mut Api) {
     assert_eq!(report["extractor"], "llm");
     assert_eq!(report["call_id"], id.as_str());
     assert_eq!(report["caller_name"], "Ada Lovelace");
+    // The report's facts are in the caller's memory.
+    let contact = report["contact_id"].as_str().expect("a contact");
+    let r = api
+        .send(Method::GET, &format!("/v1/contacts/{contact}/memory"), None)
+        .await;
+    let name = r.json["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["slot"] == "name")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", r.json));
+    assert_eq!(name["value"], "Ada Lovelace");
+    assert_eq!(name["source"]["call_id"], id.as_str());
     assert_eq!(report["intent"], "service_request");
     assert_eq!(report["urgency"], "high");
     assert_eq!(report["callback_by"], "2025-03-02T12:00:00Z");

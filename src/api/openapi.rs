@@ -89,6 +89,10 @@ use super::resources;
         super::alerts::handlers::read,
         super::alerts::handlers::acknowledge,
         super::alerts::tools::openai,
+        resources::memory::read,
+        resources::memory::set,
+        resources::memory::reject,
+        resources::memory::context,
     ),
     modifiers(&Conventions),
     tags(

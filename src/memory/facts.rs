@@ -89,6 +89,23 @@ pub enum Decision {
     },
 }
 
+/// One decision about a slot, as the timeline keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The slot.
+    pub slot: String,
+    /// The value offered.
+    pub value: String,
+    /// Its confidence.
+    pub confidence: f32,
+    /// Where it came from.
+    pub source: Source,
+    /// What it did.
+    pub decision: Decision,
+    /// When (unix ms).
+    pub at: i64,
+}
+
 /// The slot's key: lower case, words joined by `_`, at most [`SLOT_MAX`]
 /// bytes; `None` when nothing is left.
 pub fn slot_key(slot: &str) -> Option<String> {

@@ -4,5 +4,7 @@
 //!
 //! * [`facts`]: the rules deciding what a new fact does to the slot it
 //!   names (pure: the time and the facts are arguments).
+//! * [`context`]: the paragraph a returning caller's next call starts with.
 
+pub mod context;
 pub mod facts;

@@ -259,6 +259,9 @@ async fn make(
         Err(StoreError::NotFound) => return Err("the report was deleted".into()),
         Err(e) => return Err(format!("cannot store the report: {e}")),
     };
+    if let Some(contact) = &call.contact_id {
+        remember(store, &job.org_id, contact, &job.call_id, &content).await;
+    }
     info!(
         call = %job.call_id,
         extractor = %content.extractor,
@@ -268,6 +271,39 @@ async fn make(
         "call report ready"
     );
     Ok((report, call))
+}
+
+/// Files the report's facts in the caller's memory. A failure costs the
+/// memory of this call, not the report.
+async fn remember(
+    store: &crate::store::Store,
+    org_id: &str,
+    contact_id: &str,
+    call_id: &str,
+    content: &ReportContent,
+) {
+    let candidates: Vec<crate::memory::facts::Candidate> = content
+        .facts
+        .iter()
+        .map(|f| crate::memory::facts::Candidate {
+            slot: f.slot.clone(),
+            value: f.value.clone(),
+            confidence: f.confidence as f32,
+            source: crate::memory::facts::Source::Call {
+                call_id: call_id.to_owned(),
+                quote: f.quote.clone(),
+            },
+        })
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    if let Err(e) = store
+        .remember(org_id, contact_id, &candidates, crate::store::now_ms())
+        .await
+    {
+        warn!(call = call_id, error = %e, "cannot file the report's facts in the contact's memory");
+    }
 }
 
 /// Room for the whole JSON answer (the brain's reply limit is meant for

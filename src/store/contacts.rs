@@ -383,6 +383,14 @@ impl Store {
     /// deletes the recording files.
     pub async fn forget_contact(&self, org_id: &str, id: &str) -> Result<Forgotten> {
         let mut tx = self.pool.begin().await?;
+        for table in ["contact_facts", "contact_fact_events"] {
+            Sql::new(&format!("DELETE FROM {table} WHERE org_id = "))
+                .text(org_id.to_owned())
+                .push(" AND contact_id = ")
+                .text(id.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
         // Deleting first both checks that the contact is this org's and
         // locks it against a concurrent forget.
         let row = Sql::new("DELETE FROM contacts WHERE org_id = ")

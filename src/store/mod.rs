@@ -47,6 +47,7 @@ mod alerts;
 mod calls;
 mod contacts;
 mod keys;
+mod memory;
 mod numbers;
 mod reports;
 mod webhooks;
@@ -125,6 +126,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "call reports",
         include_str!("../../migrations/0008_call_reports.sql"),
+    ),
+    (
+        9,
+        "contact memory",
+        include_str!("../../migrations/0009_contact_memory.sql"),
     ),
 ];
 

@@ -20,6 +20,7 @@ pub mod agents;
 pub mod contacts;
 pub mod inbound;
 pub mod keys;
+pub mod memory;
 pub mod numbers;
 pub mod reports;
 pub mod settings;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(numbers::routes())
         .merge(inbound::routes())
         .merge(contacts::routes())
+        .merge(memory::routes())
         .merge(webhooks::routes())
         .merge(keys::routes())
         .merge(usage::routes())

@@ -351,6 +351,13 @@ async fn full(state: &AppState, org_id: &str, id: &str) -> Result<AlertOut, ApiE
         .map_err(not_found(WHAT))?;
     let deliveries = state.store.alert_deliveries(&alert.id).await?;
     let history = state.store.alert_events(&alert.id).await?;
+    // Read again after its history: a step stored in between would
+    // otherwise show in the history but not in the status.
+    let alert = state
+        .store
+        .get_alert(org_id, &alert.id)
+        .await
+        .map_err(not_found(WHAT))?;
     let mut out = AlertOut::from(alert);
     out.deliveries = Some(deliveries.into_iter().map(Into::into).collect());
     out.history = Some(

@@ -342,22 +342,29 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(alert.into())))
 }
 
-/// One alert with its deliveries and status history.
+/// One alert with its deliveries and status history, as of one step:
+/// read again when a step was stored while they were read, so the status,
+/// the history and the deliveries always agree.
 async fn full(state: &AppState, org_id: &str, id: &str) -> Result<AlertOut, ApiError> {
-    let alert = state
-        .store
-        .get_alert(org_id, id)
-        .await
-        .map_err(not_found(WHAT))?;
-    let deliveries = state.store.alert_deliveries(&alert.id).await?;
-    let history = state.store.alert_events(&alert.id).await?;
-    // Read again after its history: a step stored in between would
-    // otherwise show in the history but not in the status.
-    let alert = state
-        .store
-        .get_alert(org_id, &alert.id)
-        .await
-        .map_err(not_found(WHAT))?;
+    let read = || async {
+        state
+            .store
+            .get_alert(org_id, id)
+            .await
+            .map_err(not_found(WHAT))
+    };
+    let mut alert = read().await?;
+    let mut tries = 0;
+    let (alert, deliveries, history) = loop {
+        let deliveries = state.store.alert_deliveries(&alert.id).await?;
+        let history = state.store.alert_events(&alert.id).await?;
+        let after = read().await?;
+        tries += 1;
+        if after.escalation_step == alert.escalation_step || tries == 5 {
+            break (after, deliveries, history);
+        }
+        alert = after;
+    };
     let mut out = AlertOut::from(alert);
     out.deliveries = Some(deliveries.into_iter().map(Into::into).collect());
     out.history = Some(

@@ -595,6 +595,9 @@ pub struct NumberAgent {
     /// directive, the after-hours note), leaving the stored prompt as it
     /// is.
     pub instructions: Vec<String>,
+    /// Where the caller's context comes from before the call; none when
+    /// unset.
+    pub context: Option<crate::inbound::context::ContextPlan>,
 }
 
 fn default_max_digits() -> usize {

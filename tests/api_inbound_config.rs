@@ -67,6 +67,9 @@ async fn get_put_patch_and_delete_keep_what_they_should(api: &Api) {
     assert_eq!(r.json["max_duration_secs"], 600);
     assert_eq!(r.json["record"], false);
     assert_eq!(r.json["agent_id"], Value::Null);
+    // Callers are remembered unless the number says otherwise.
+    assert_eq!(r.json["context_source"], "memory");
+    assert_eq!(r.json["context_webhook_url"], Value::Null);
 
     // PUT: the whole configuration.
     let put = json!({
@@ -143,6 +146,58 @@ async fn get_put_patch_and_delete_keep_what_they_should(api: &Api) {
     assert!(r.json.get("voice").is_none(), "{:?}", r.json);
     assert!(r.json.get("after_hours").is_none(), "{:?}", r.json);
     assert_eq!(r.json["max_duration_secs"], 600, "back to the default");
+
+    // A pre-call webhook gets a signing secret made for it, kept by later
+    // PATCHes, with the default time limit shown.
+    let r = api
+        .send(
+            Method::PATCH,
+            &path(&id),
+            Some(json!({"context_source": "merge",
+                "context_webhook_url": "https://crm.example.com/hotline/context"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    let secret = r.json["context_webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 30,
+        "{secret}"
+    );
+    assert_eq!(r.json["context_webhook_timeout_ms"], 1200);
+    let r = api
+        .send(
+            Method::PATCH,
+            &path(&id),
+            Some(
+                json!({"context_webhook_url": "https://crm.example.com/v2/context",
+                "context_webhook_timeout_ms": 800}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    assert_eq!(r.json["context_webhook_secret"], secret.as_str());
+    assert_eq!(r.json["context_source"], "merge");
+    assert_eq!(r.json["system_prompt"], "Take messages.");
+    let r = api
+        .send(
+            Method::PATCH,
+            &path(&id),
+            Some(
+                json!({"context_source": "none", "context_webhook_url": null,
+                "context_webhook_secret": null, "context_webhook_timeout_ms": null}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    assert_eq!(r.json["context_source"], "none");
+    assert!(
+        r.json.get("context_webhook_secret").is_none(),
+        "{:?}",
+        r.json
+    );
 
     // DELETE: AI off, calls take the fallback; the settings are kept.
     let r = api.send(Method::DELETE, &path(&id), None).await;
@@ -275,6 +330,24 @@ async fn invalid_configurations_name_the_field(api: &Api) {
         (
             json!({"mode": "ai", "system_prompt": "x", "volume": 11}),
             vec!["volume"],
+        ),
+        (
+            json!({"mode": "ai", "system_prompt": "x", "context_source": "webhook"}),
+            vec!["context_webhook_url"],
+        ),
+        (
+            json!({"mode": "ai", "system_prompt": "x", "context_source": "merge",
+                "context_webhook_url": "ftp://crm.example.com", "context_webhook_secret": "short",
+                "context_webhook_timeout_ms": 60000}),
+            vec![
+                "context_webhook_url",
+                "context_webhook_secret",
+                "context_webhook_timeout_ms",
+            ],
+        ),
+        (
+            json!({"mode": "ai", "system_prompt": "x", "context_source": "everything"}),
+            vec!["context_source"],
         ),
         (json!({"mode": "sing"}), vec!["mode"]),
         (json!({"system_prompt": "x"}), vec!["mode"]),

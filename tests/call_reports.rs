@@ -10,7 +10,7 @@ mod support;
 #[path = "support/llm.rs"]
 mod llm;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -24,164 +24,17 @@ use hotline::call::{
 use hotline::config::Config;
 use hotline::store::{NewCall, NewWebhook};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 
 use llm::{Reply, Server};
 use support::api::Api;
+use support::smtp::{SmtpSink, decoded, email_config};
 
 /// Generous bound for background work that should finish promptly; a
 /// test that reaches it has failed, it never measures speed.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-// ---------------------------------------------------------- SMTP sink ---
-
-/// One email as the sink received it.
-#[derive(Debug, Clone, Default)]
-struct Mail {
-    from: String,
-    to: Vec<String>,
-    data: String,
-}
-
-/// A tiny SMTP server on 127.0.0.1: enough of RFC 5321 for one client
-/// (greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), keeping
-/// every message it is given.
-#[derive(Clone, Default)]
-struct SmtpSink {
-    mails: Arc<Mutex<Vec<Mail>>>,
-    arrived: Arc<Notify>,
-}
-
-impl SmtpSink {
-    async fn start(&self) -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let sink = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move { sink.session(socket).await });
-            }
-        });
-        port
-    }
-
-    async fn session(&self, socket: tokio::net::TcpStream) {
-        let (read, mut write) = socket.into_split();
-        let mut lines = BufReader::new(read).lines();
-        if !say(&mut write, "220 sink.test ESMTP ready").await {
-            return;
-        }
-        let mut mail = Mail::default();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let upper = line.to_ascii_uppercase();
-            let reply = if upper.starts_with("EHLO") {
-                "250-sink.test greets you\r\n250 8BITMIME"
-            } else if upper.starts_with("HELO") {
-                "250 sink.test"
-            } else if let Some(rest) = upper.strip_prefix("MAIL FROM:") {
-                mail = Mail {
-                    from: line[line.len() - rest.len()..].trim().to_owned(),
-                    ..Mail::default()
-                };
-                "250 OK"
-            } else if let Some(rest) = upper.strip_prefix("RCPT TO:") {
-                mail.to
-                    .push(line[line.len() - rest.len()..].trim().to_owned());
-                "250 OK"
-            } else if upper == "DATA" {
-                if !say(&mut write, "354 end with <CRLF>.<CRLF>").await {
-                    return;
-                }
-                let mut data = String::new();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    if l == "." {
-                        break;
-                    }
-                    // Dot-stuffing undone.
-                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
-                    data.push('\n');
-                }
-                mail.data = data;
-                self.mails.lock().unwrap().push(std::mem::take(&mut mail));
-                self.arrived.notify_waiters();
-                "250 OK queued"
-            } else if upper == "QUIT" {
-                let _ = say(&mut write, "221 bye").await;
-                return;
-            } else if upper == "RSET" || upper == "NOOP" {
-                "250 OK"
-            } else {
-                "502 not implemented"
-            };
-            if !say(&mut write, reply).await {
-                return;
-            }
-        }
-    }
-
-    fn mails(&self) -> Vec<Mail> {
-        self.mails.lock().unwrap().clone()
-    }
-}
-
-/// The message with a quoted-printable body decoded (lettre picks that
-/// encoding for lines longer than 76 characters).
-fn decoded(message: &str) -> String {
-    let (head, body) = message.split_once("\n\n").unwrap_or((message, ""));
-    if !head.contains("Content-Transfer-Encoding: quoted-printable") {
-        return message.to_owned();
-    }
-    let joined = body.replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    format!("{head}\n\n{}", String::from_utf8_lossy(&out))
-}
-
-/// Writes one reply line; false when the client is gone.
-async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, s: &str) -> bool {
-    w.write_all(format!("{s}\r\n").as_bytes()).await.is_ok()
-}
-
 // -------------------------------------------------------------- setup ---
-
-fn email_config(port: u16) -> hotline::reports::email::EmailConfig {
-    toml::from_str(&format!(
-        r#"
-        smtp_host = "127.0.0.1"
-        smtp_port = {port}
-        starttls = false
-        from = "Hotline <hotline@example.com>"
-        to = ["owner@example.com"]
-        public_url = "https://hotline.example.com"
-        attempts = 2
-        retry_delay_ms = 50
-        timeout_secs = 10
-        "#
-    ))
-    .unwrap()
-}
 
 /// The API over `config` (the org and key of [`Api::on`] kept).
 fn with_config(api: &mut Api, config: Config) {

@@ -65,6 +65,10 @@ pub struct AgentRequest {
     /// Sentences appended to the prompt for this call only (an inbound
     /// number's reply-language directive, its after-hours note).
     pub instructions: Vec<String>,
+    /// Where the caller's context comes from (an inbound number's
+    /// `context_source`); fetched as the call starts and appended to the
+    /// prompt.
+    pub context: Option<crate::inbound::context::ContextPlan>,
 }
 
 /// What the server concluded about an agent call once it was over.
@@ -183,6 +187,20 @@ pub struct PreparedAgent {
 }
 
 impl PreparedAgent {
+    /// Appends `lines` to the prompt, each as a paragraph of its own (the
+    /// caller's context, fetched while the agent was being prepared). A
+    /// flow has no prompt to append to.
+    pub fn append_instructions(&mut self, lines: &[String]) {
+        let prompt = match &mut self.run {
+            AgentRun::Pipeline(spec) => &mut spec.system_prompt,
+            AgentRun::Realtime(rt) => &mut rt.setup.instructions,
+        };
+        for line in lines {
+            prompt.push_str("\n\n");
+            prompt.push_str(line);
+        }
+    }
+
     /// The pipeline's settings, unless the agent runs on the Realtime API.
     pub fn pipeline(&self) -> Option<&AgentSpec> {
         match &self.run {
@@ -199,6 +217,8 @@ pub struct AgentService {
     providers: ProvidersConfig,
     data_dir: PathBuf,
     store: Option<Store>,
+    /// How national caller IDs are read as E.164 (`sip.default_country_code`).
+    default_country_code: Option<String>,
     greetings: Arc<GreetingCache>,
     whisper: OnceCell<Result<Arc<dyn Stt>, String>>,
     silero: OnceCell<Option<Arc<SpeechConfirmer>>>,
@@ -234,6 +254,7 @@ impl AgentService {
             providers: config.providers.clone(),
             data_dir: config.data_dir.clone(),
             store,
+            default_country_code: config.sip.default_country_code.clone(),
             greetings: Arc::default(),
             whisper: OnceCell::new(),
             silero: OnceCell::new(),
@@ -326,6 +347,29 @@ impl AgentService {
         {
             warn!(error = %e, "cannot synthesize a greeting ahead of calls");
         }
+    }
+
+    /// The caller context `request` asks for (an inbound number's
+    /// `context_source`), as paragraphs for the prompt; none when it asks
+    /// for none or there is none to be had in time.
+    pub async fn caller_context(
+        &self,
+        request: &AgentRequest,
+        call: &crate::call::CallInfo,
+    ) -> Vec<String> {
+        let (Some(plan), Some(org_id)) = (&request.context, &request.org_id) else {
+            return Vec::new();
+        };
+        let caller =
+            crate::engine::blocked::caller_e164(&call.from, self.default_country_code.as_deref());
+        let at = crate::inbound::context::ContextCall {
+            call_id: call.id.as_str(),
+            org_id,
+            from: &call.from,
+            caller,
+            started: call.created,
+        };
+        crate::inbound::context::resolve(plan, self.store.as_ref(), &at).await
     }
 
     /// The agent a call runs: its engines, prompt and settings.

@@ -120,6 +120,9 @@ pub fn metadata(field: &str, map: &BTreeMap<String, String>) -> Result<(), Vec<F
     }
 }
 
+/// Longest URL a client may register (webhooks, context webhooks).
+pub const URL_MAX: usize = 2048;
+
 /// Collects the problems with a request body, all of them at once, so a
 /// client fixes its request in one round.
 #[derive(Debug, Default)]
@@ -144,6 +147,23 @@ impl Problems {
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) {
         if let Some(v) = value {
             self.text(field, v, max);
+        }
+    }
+
+    /// An absolute `http://` or `https://` URL of at most
+    /// [`URL_MAX`] characters, with a host.
+    pub fn http_url(&mut self, field: &str, url: &str) {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        });
+        if url.len() > URL_MAX {
+            self.add(field, format!("must be at most {URL_MAX} characters"));
+        } else if !host_ok {
+            self.add(field, "must be an absolute http:// or https:// URL");
         }
     }
 

@@ -142,7 +142,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
         }
         .into(),
     };
-    let prepared = match service.prepare(&request, &call).await {
+    // The caller's context is fetched while the agent is made ready.
+    let (prepared, context) = tokio::join!(
+        service.prepare(&request, &call),
+        service.caller_context(&request, &io.handle.info)
+    );
+    let mut prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             warn!(call = %id, error = %e, "agent: cannot prepare the call's agent; hanging up");
@@ -150,6 +155,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             return;
         }
     };
+    prepared.append_instructions(&context);
     let started = match &prepared.run {
         AgentRun::Pipeline(spec) => CallEvent::AgentStarted {
             stt: spec.stt.name().to_owned(),

@@ -91,6 +91,7 @@ impl CallApp {
                     transfer_number: a.transfer_number.clone(),
                     flow: a.flow.clone(),
                     instructions: a.instructions.clone(),
+                    context: a.context.clone(),
                     ..AgentRequest::default()
                 },
                 None => AgentRequest::default(),

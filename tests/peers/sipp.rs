@@ -106,7 +106,8 @@ impl Scenario {
     }
 
     /// The caller ID: the From URI's user (`sipp` unless set), in the
-    /// templates that take it (`uac_pcap.xml`, `uac_status.xml`).
+    /// templates that take it (`uac_pcap.xml`, `uac_status.xml`,
+    /// `uac_wait_bye.xml`).
     pub fn caller_id(self, user: &str) -> Self {
         self.var("FROM_USER", user)
     }

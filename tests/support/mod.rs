@@ -4,3 +4,4 @@
 
 pub mod api;
 pub mod db;
+pub mod smtp;

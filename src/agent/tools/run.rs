@@ -36,7 +36,10 @@ impl ToolResult {
     }
 }
 
-fn client() -> Result<&'static reqwest::Client, String> {
+/// The HTTP client for requests an organization's settings point at
+/// (tools, pre-call webhooks): one per process, never following
+/// redirects, since a signed request must go only where it was declared.
+pub(crate) fn client() -> Result<&'static reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -87,9 +90,13 @@ pub async fn call_tool(tool: &HttpTool, call_id: &str, tool_call: &ToolCall) -> 
             .header(signing::SIGNATURE_HEADER, signing::sign(secret, ts, &body));
     }
     let exchange = async {
-        let response = request.body(body).send().await.map_err(describe)?;
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e, "the tool"))?;
         let status = response.status();
-        let text = read_bounded(response).await?;
+        let text = read_bounded(response, MAX_RESPONSE_BYTES, "the tool").await?;
         if status.is_success() {
             Ok(text)
         } else {
@@ -113,19 +120,21 @@ pub async fn call_tool(tool: &HttpTool, call_id: &str, tool_call: &ToolCall) -> 
     }
 }
 
-/// The body as text, refused beyond [`MAX_RESPONSE_BYTES`] (checked on the
-/// declared length first, then while reading).
-async fn read_bounded(mut response: reqwest::Response) -> Result<String, String> {
-    let too_large = || format!("the tool's answer is over {MAX_RESPONSE_BYTES} bytes");
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
+/// The body as text, refused beyond `max` bytes (checked on the declared
+/// length first, then while reading). `who` names the far end in errors
+/// ("the tool").
+pub(crate) async fn read_bounded(
+    mut response: reqwest::Response,
+    max: usize,
+    who: &str,
+) -> Result<String, String> {
+    let too_large = || format!("{who}'s answer is over {max} bytes");
+    if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e, who))? {
+        if body.len() + chunk.len() > max {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
@@ -133,17 +142,18 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<String, String>
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-fn describe(e: reqwest::Error) -> String {
+/// The kind of failure, naming the far end `who` ("the tool").
+pub(crate) fn describe(e: &reqwest::Error, who: &str) -> String {
     // reqwest's messages name the URL and never headers, so the signature
     // stays out; the brain only needs the kind of failure.
     if e.is_connect() {
-        "cannot connect to the tool".into()
+        format!("cannot connect to {who}")
     } else if e.is_timeout() {
-        "the tool timed out".into()
+        format!("{who} timed out")
     } else if e.is_body() || e.is_decode() {
-        "the tool's answer was cut off".into()
+        format!("{who}'s answer was cut off")
     } else {
-        "the request to the tool failed".into()
+        format!("the request to {who} failed")
     }
 }
 

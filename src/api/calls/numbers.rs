@@ -15,6 +15,9 @@
 //! | `forward` | `forward_to` called (through the number's `trunk`, else the only configured one); the caller hears ringing (183 with ringback when `early_media`), is answered only when the target answers, then both are bridged; busy → 486, no answer within `sip.ring_timeout_secs` → 480 (see [`crate::engine::forward`]) |
 //! | `off`     | the `fallback`: `reject` (`reject_status`, 480), `forward`, `play` (the closed message, then hang up); 404 without one |
 //!
+//! `ai` and `flow` calls get their caller context as `context_source`
+//! says (see [`crate::inbound::context`]).
+//!
 //! With `business_hours` (and a mode other than `off`) the route is
 //! [`NumberAction::Scheduled`]: admission picks the mode's action while
 //! open and the `after_hours` one (`message`, `ai`, `forward`,
@@ -25,6 +28,7 @@
 //! plays the beep, with a warning.
 
 use std::path::{Component, PathBuf};
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -38,6 +42,9 @@ use crate::config::{NumberAgent, NumberConfig, NumberMode};
 use crate::engine::announce::Announcement;
 use crate::engine::numbers::Scheduled;
 use crate::engine::{Engine, NumberAction, NumberRoute};
+use crate::inbound::context::{
+    ContextPlan, ContextSource, ContextWebhook, DEFAULT_WEBHOOK_TIMEOUT_MS,
+};
 use crate::inbound::language::ReplyLanguage;
 use crate::store::{Number, Store, StoreError};
 
@@ -85,7 +92,27 @@ fn agent_of(number: &Number, c: &InboundConfig) -> NumberAgent {
             .then(|| c.flow.clone())
             .flatten(),
         instructions: language.iter().map(ReplyLanguage::directive).collect(),
+        context: context_plan(number, c),
     }
+}
+
+/// How the number's AI calls get their caller context; none for `none`.
+fn context_plan(number: &Number, c: &InboundConfig) -> Option<ContextPlan> {
+    let source = c.context_source.unwrap_or_default();
+    (source != ContextSource::None).then(|| ContextPlan {
+        source,
+        webhook: c.context_webhook_url.as_ref().map(|url| ContextWebhook {
+            url: url.clone(),
+            // The API makes one with every URL.
+            secret: c.context_webhook_secret.clone().unwrap_or_default(),
+            timeout: Duration::from_millis(u64::from(
+                c.context_webhook_timeout_ms
+                    .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_MS),
+            )),
+        }),
+        number_id: number.id.clone(),
+        number: number.e164.clone(),
+    })
 }
 
 fn forward_to(number: &Number, base: &NumberConfig, to: Option<&str>) -> NumberAction {
@@ -413,6 +440,34 @@ mod tests {
         assert_eq!(req.record, Some(true));
         assert_eq!(req.transfer_number.as_deref(), Some("+14155550199"));
         assert_eq!(req.instructions, ["Always reply in German."]);
+        // Callers are remembered by default.
+        let plan = req.context.unwrap();
+        assert_eq!(plan.source, ContextSource::Memory);
+        assert_eq!(
+            (plan.number_id.as_str(), plan.number.as_str()),
+            ("num_1", "+14155550100")
+        );
+        assert_eq!(plan.webhook, None);
+        // A webhook, and no context at all.
+        let n = answer(
+            route_for(&number(json!({"mode": "ai", "system_prompt": "x",
+                "context_source": "merge", "context_webhook_url": "https://crm.example.com/ctx",
+                "context_webhook_secret": "whsec_0123456789abcdef"})))
+            .action,
+        );
+        let plan = n.agent.unwrap().context.unwrap();
+        let hook = plan.webhook.unwrap();
+        assert_eq!(plan.source, ContextSource::Merge);
+        assert_eq!(hook.url, "https://crm.example.com/ctx");
+        assert_eq!(hook.secret, "whsec_0123456789abcdef");
+        assert_eq!(hook.timeout, Duration::from_millis(1200));
+        let n = answer(
+            route_for(&number(
+                json!({"mode": "ai", "system_prompt": "x", "context_source": "none"}),
+            ))
+            .action,
+        );
+        assert_eq!(n.agent.unwrap().context, None);
         // The default limit, and `auto`: no speech language, a directive.
         let n = answer(
             route_for(&number(

@@ -42,6 +42,7 @@ use crate::api::extract::parse_body;
 use crate::api::validate::{DenyList, Problems, callable};
 use crate::api::{ApiError, AppState, Caller};
 use crate::engine::announce::MAX_VOICEMAIL_SECS;
+use crate::inbound::context::{ContextSource, DEFAULT_WEBHOOK_TIMEOUT_MS, WEBHOOK_TIMEOUT_RANGE};
 use crate::inbound::hours::BusinessHours;
 use crate::inbound::language::ReplyLanguage;
 use crate::store::{Number, NumberUpdate, StoreError};
@@ -58,6 +59,10 @@ const MAX_RING_SECS: u32 = 120;
 const MAX_DIGITS: u32 = 64;
 /// Longest wait for a digit.
 const MAX_DIGIT_TIMEOUT_SECS: u32 = 60;
+/// Shortest pre-call webhook secret, in characters.
+const MIN_SECRET: usize = 16;
+/// Longest pre-call webhook secret, in characters.
+const MAX_SECRET: usize = 256;
 /// An inbound AI call's length limit unless one is set.
 pub const DEFAULT_MAX_DURATION_SECS: u32 = 600;
 /// The range `max_duration_secs` may take.
@@ -199,6 +204,26 @@ pub struct InboundConfig {
     /// the deny list), replacing the agent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_number: Option<String>,
+    /// `ai`, `flow`: what the prompt learns about the caller before the
+    /// call: `none`, `memory` (what Hotline remembers of them: the
+    /// default), `webhook` (the pre-call webhook's `context_block`) or
+    /// `merge` (both, memory first). The stored prompt is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_source: Option<ContextSource>,
+    /// The pre-call webhook, required by `webhook` and `merge`: a signed
+    /// `POST` with the call, the caller and what Hotline knows of them,
+    /// when an AI call connects. Its reply's `context_block` is appended
+    /// to the prompt; a slow or failing webhook is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_webhook_url: Option<String>,
+    /// The HMAC key of the pre-call webhook's `X-Hotline-Signature` (16 to
+    /// 256 characters); made (`whsec_…`) when a URL is set without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_webhook_secret: Option<String>,
+    /// How long the pre-call webhook may take, 100 to 5000 ms (1200 when
+    /// unset); the call goes on without its context after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_webhook_timeout_ms: Option<u32>,
     /// When the business is open; always open when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_hours: Option<BusinessHours>,
@@ -371,6 +396,7 @@ impl InboundConfig {
             }
             (None, _) => {}
         }
+        self.check_context(p, prefix);
         // After hours.
         if let Some(hours) = &self.business_hours
             && let Err(problems) = hours.compile()
@@ -412,6 +438,43 @@ impl InboundConfig {
         p.opt_text(&at("closed_message"), self.closed_message.as_deref(), LONG);
         relative_path(p, &at("closed_prompt"), self.closed_prompt.as_deref());
         in_range(p, &at("reject_status"), self.reject_status, 400..=699);
+    }
+
+    /// The caller context settings; a webhook without a secret gets one.
+    fn check_context(&mut self, p: &mut Problems, prefix: &str) {
+        let at = |field: &str| format!("{prefix}{field}");
+        let source = self.context_source.unwrap_or_default();
+        match &self.context_webhook_url {
+            Some(url) => p.http_url(&at("context_webhook_url"), url),
+            None if source.webhook() => p.add(
+                &at("context_webhook_url"),
+                "required when context_source is webhook or merge",
+            ),
+            None => {}
+        }
+        if let Some(secret) = &self.context_webhook_secret {
+            let n = secret.chars().count();
+            if !(MIN_SECRET..=MAX_SECRET).contains(&n) || secret.trim() != secret {
+                p.add(
+                    &at("context_webhook_secret"),
+                    format!(
+                        "must be {MIN_SECRET} to {MAX_SECRET} characters, without surrounding spaces"
+                    ),
+                );
+            }
+        } else if self.context_webhook_url.is_some() {
+            self.context_webhook_secret = Some(format!(
+                "{}{}",
+                crate::store::WEBHOOK_SECRET_PREFIX,
+                crate::store::random_hex32()
+            ));
+        }
+        in_range(
+            p,
+            &at("context_webhook_timeout_ms"),
+            self.context_webhook_timeout_ms,
+            WEBHOOK_TIMEOUT_RANGE,
+        );
     }
 
     /// The stored form.
@@ -487,6 +550,12 @@ impl InboundConfigOut {
             serde_json::from_value(number.inbound.clone()).unwrap_or_default();
         config.max_duration_secs = config.max_duration_secs.or(Some(DEFAULT_MAX_DURATION_SECS));
         config.record = config.record.or(Some(false));
+        config.context_source = config.context_source.or(Some(ContextSource::Memory));
+        if config.context_webhook_url.is_some() {
+            config.context_webhook_timeout_ms = config
+                .context_webhook_timeout_ms
+                .or(Some(DEFAULT_WEBHOOK_TIMEOUT_MS));
+        }
         if config.business_hours.is_some() {
             config.after_hours = config.after_hours.or(Some(AfterHours::Message));
         }

@@ -13,9 +13,8 @@ use super::not_found;
 use crate::api::error::FieldError;
 use crate::api::extract::JsonBody;
 use crate::api::{ApiError, AppState, Caller};
-use crate::memory::context::next_call_context;
 use crate::memory::facts::{Candidate, Fact, Source, TimelineEntry, slot_key};
-use crate::store::{PageRequest, ReportFilter, ReportStatus, now_ms};
+use crate::store::now_ms;
 
 const WHAT: &str = "contact";
 /// Longest value the owner may set.
@@ -179,32 +178,8 @@ pub async fn context(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<NextCallContext>, ApiError> {
-    let context = context_for(&state, &caller.org_id, &id)
+    let context = crate::memory::context::load(&state.store, &caller.org_id, &id, None)
         .await
         .map_err(not_found(WHAT))?;
     Ok(Json(NextCallContext { context }))
-}
-
-/// The next-call context of contact `id`.
-pub async fn context_for(
-    state: &AppState,
-    org_id: &str,
-    id: &str,
-) -> Result<String, crate::store::StoreError> {
-    let contact = state.store.get_contact(org_id, id).await?;
-    let (facts, _) = state.store.contact_memory(org_id, id).await?;
-    let filter = ReportFilter {
-        contact_id: Some(id.to_owned()),
-        ..ReportFilter::default()
-    };
-    let page = PageRequest {
-        limit: Some(10),
-        cursor: None,
-    };
-    let reports = state.store.list_reports(org_id, &filter, &page).await?;
-    let last = reports
-        .items
-        .iter()
-        .find(|r| r.status == ReportStatus::Ready);
-    Ok(next_call_context(&contact, &facts, last))
 }

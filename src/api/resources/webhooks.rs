@@ -33,8 +33,6 @@ pub const EVENT_TYPES: &[&str] = &[
     "alert.*",
 ];
 
-/// Longest webhook URL.
-const URL_MAX: usize = 2048;
 /// Most event types in one filter.
 const MAX_EVENTS: usize = 50;
 
@@ -176,21 +174,6 @@ pub fn is_known_event(event: &str) -> bool {
         })
 }
 
-fn check_url(p: &mut Problems, url: &str) {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let host_ok = rest.is_some_and(|r| {
-        let host = r.split(['/', '?', '#']).next().unwrap_or("");
-        !host.is_empty() && !host.contains(char::is_whitespace)
-    });
-    if url.len() > URL_MAX {
-        p.add("url", format!("must be at most {URL_MAX} characters"));
-    } else if !host_ok {
-        p.add("url", "must be an absolute http:// or https:// URL");
-    }
-}
-
 /// Registers a webhook and returns it with its signing secret.
 #[utoipa::path(
     post, path = "/v1/webhooks", tag = "webhooks",
@@ -206,7 +189,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookOut>), ApiError> {
     let mut p = Problems::default();
-    check_url(&mut p, &body.url);
+    p.http_url("url", &body.url);
     if body.events.len() > MAX_EVENTS {
         p.add("events", format!("at most {MAX_EVENTS} event types"));
     }

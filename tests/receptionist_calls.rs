@@ -12,8 +12,9 @@
 //! sent as `call.report.ready`, and fills the caller's memory. The second
 //! call's prompt, as the LLM server sees it, has the caller's name and
 //! open follow-up from the first call, and the CRM's `context_block` from
-//! the (now fast) webhook. Runs on SQLite and, when
-//! `HOTLINE_TEST_POSTGRES` is set, on Postgres.
+//! the (now fast) webhook. After hours, a voicemail is recorded,
+//! transcribed, reported and emailed the same way. Runs on SQLite and,
+//! when `HOTLINE_TEST_POSTGRES` is set, on Postgres.
 
 mod peers;
 mod support;
@@ -29,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hotline::api::signing;
 use hotline::config::{Config, SipListen, SipTransport};
-use peers::sipp::{Scenario, SippRun};
+use peers::sipp::{Offer, Scenario, SippRun};
 use serde_json::{Value, json};
 use support::db::TestDb;
 use support::smtp::{SmtpSink, decoded, email_config};
@@ -45,6 +46,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const CRM_BLOCK: &str = "CRM: Maria has a Gold service contract, account 4471.";
 /// The follow-up the first call's report leaves open.
 const FOLLOW_UP: &str = "Call Maria back tomorrow morning about the leaking water heater";
+
+/// The follow-up the voicemail's report leaves open.
+const VOICEMAIL_FOLLOW_UP: &str = "Call Maria back on Monday about the blocked kitchen sink";
 
 // ------------------------------------------------------------ the LLM ---
 
@@ -107,7 +111,12 @@ fn extraction(request: &Value) -> String {
             .unwrap_or_default()
     };
     let named = find(&["maria", "lopez", "this is"]);
-    let asked = find(&["call me", "back", "tomorrow"]);
+    let asked = find(&["call me", "back", "tomorrow", "monday"]);
+    let follow_up = if text.to_lowercase().contains("sink") {
+        VOICEMAIL_FOLLOW_UP
+    } else {
+        FOLLOW_UP
+    };
     json!({
         "summary": "Maria Lopez reported a leaking water heater and asked for a call back tomorrow morning.",
         "caller_name": "Maria Lopez",
@@ -117,7 +126,7 @@ fn extraction(request: &Value) -> String {
         "spam": false,
         "facts": [{"slot": "name", "value": "Maria Lopez", "confidence": 0.95, "quote": named}],
         "commitments": [],
-        "follow_ups": [{"text": FOLLOW_UP, "quote": asked}]
+        "follow_ups": [{"text": follow_up, "quote": asked}]
     })
     .to_string()
 }
@@ -260,6 +269,11 @@ impl Front {
     /// The whole server on `db`, its LLM at `llm`, its email to `smtp`.
     async fn start(db: TestDb, llm: SocketAddr, smtp: u16) -> Front {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // The server's log, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,whisper_rs=warn,sqlx=warn")
+            .with_test_writer()
+            .try_init();
         let http: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
         let sip: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
         let mut config = Config {
@@ -344,28 +358,31 @@ impl Front {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    /// Maria calls the receptionist and says `words`; returns the call's
-    /// id once the call has ended.
-    async fn call(&self, words: &str, before: usize) -> String {
-        let wav = peers::media::script_wav(&[(7.0, words)]).unwrap();
+    /// Maria calls `number`, holding the call as `scenario` says, and
+    /// says `words` after `pause` seconds; returns the call's id once the
+    /// call has ended and `before` calls were there already.
+    async fn call(
+        &self,
+        number: &str,
+        scenario: Scenario,
+        pause: f64,
+        words: &str,
+        before: usize,
+    ) -> String {
+        let wav = peers::media::script_wav(&[(pause, words)]).unwrap();
         let script = peers::media::read_pcm(&wav).unwrap().1;
         let talker =
             peers::talker::Talker::start(peers::talker::TalkerConfig { script, echo: None })
                 .unwrap();
-        let mut run = SippRun::uac(
-            Scenario::uac_wait_bye(45_000)
-                .sdp_port(talker.port())
-                .caller_id(MARIA),
-            self.sip,
-        );
-        run.service = DID.into();
+        let mut run = SippRun::uac(scenario.sdp_port(talker.port()).caller_id(MARIA), self.sip);
+        run.service = number.into();
         run.timeout = PATIENCE;
         let uac = tokio::task::block_in_place(|| run.spawn().unwrap().wait().unwrap());
         let talk = talker.finish();
         assert!(uac.all_ok(), "{}", uac.diagnostics());
         assert!(
             peers::audio::is_non_silent(&talk.pcm),
-            "the caller heard the receptionist"
+            "the caller heard the number"
         );
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
@@ -377,6 +394,12 @@ impl Front {
             assert!(tokio::time::Instant::now() < deadline, "{list}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A call to the receptionist that it ends itself.
+    async fn call_receptionist(&self, words: &str, before: usize) -> String {
+        self.call(DID, Scenario::uac_wait_bye(45_000), 7.0, words, before)
+            .await
     }
 
     /// The call's report once it is ready and its email is no longer
@@ -501,7 +524,7 @@ async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
 
     // First call: a stranger, and a pre-call webhook too slow to wait for.
     let first = front
-        .call(
+        .call_receptionist(
             "Hi, this is Maria Lopez. Our water heater is leaking. Please call me back tomorrow morning.",
             0,
         )
@@ -573,7 +596,7 @@ async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
     // Second call: the receptionist knows Maria.
     let before = llm.chats().len();
     let _second = front
-        .call(
+        .call_receptionist(
             "Hello again, it's Maria. Any news about the water heater?",
             1,
         )
@@ -625,6 +648,125 @@ mod a_second_call_is_answered_with_what_the_first_taught {
     async fn postgres() {
         if let Some(db) = super::support::db::TestDb::postgres("receptionist").await {
             super::a_second_call_is_answered_with_what_the_first_taught(db).await;
+        }
+    }
+}
+
+/// After hours with `after_hours: voicemail`: the caller hears the
+/// message and the beep and leaves a message, which is recorded,
+/// transcribed, put in the call's transcript after the message, reported
+/// and emailed like an AI call.
+async fn an_after_hours_voicemail_is_transcribed_reported_and_emailed(db: TestDb) {
+    let llm = Llm::default();
+    let llm_addr = serve(
+        Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(llm.clone()),
+    )
+    .await;
+    let sink = SmtpSink::default();
+    let smtp = sink.start().await;
+    let front = Front::start(db, llm_addr, smtp).await;
+    let number = front
+        .send(
+            reqwest::Method::POST,
+            "/v1/numbers",
+            Some(json!({"e164": DID})),
+        )
+        .await;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap())
+        .date();
+    let every_day: serde_json::Map<String, Value> =
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .map(|d| (d.to_string(), json!([["00:00", "24:00"]])))
+            .collect();
+    let message = "Acme Plumbing is closed today. Please leave a message after the tone.";
+    front
+        .send(
+            reqwest::Method::PUT,
+            &format!(
+                "/v1/numbers/{}/inbound-config",
+                number["id"].as_str().unwrap()
+            ),
+            Some(
+                json!({"mode": "ai", "system_prompt": "You are the front desk of Acme Plumbing.",
+                "business_hours": {"timezone": "America/New_York", "weekly": every_day,
+                    // Today and tomorrow: closed now, even at midnight.
+                    "holidays": [today.to_string(), today.tomorrow().unwrap().to_string()]},
+                "after_hours": "voicemail", "after_hours_message": message,
+                "voicemail_max_secs": 30}),
+            ),
+        )
+        .await;
+
+    // The caller speaks after the message and the beep, then hangs up.
+    let id = front
+        .call(
+            DID,
+            Scenario::uac_offer(Offer::PcmuDtmf, 17_000),
+            7.0,
+            "Hi, this is Maria Lopez. The kitchen sink is blocked. Please call me back on Monday.",
+            0,
+        )
+        .await;
+    assert!(llm.chats().is_empty(), "no agent after hours");
+    // The report is made once the call is concluded.
+    let report = front.report(&id).await;
+    let call = front
+        .send(reqwest::Method::GET, &format!("/v1/calls/{id}"), None)
+        .await;
+    let voicemail = &call["structured_data"]["voicemail"];
+    let words = voicemail["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(words.contains("sink"), "transcribed: {call}");
+    assert!(voicemail["duration_ms"].as_u64().unwrap() > 3000, "{call}");
+    assert!(call["recording_url"].is_string(), "{call}");
+    // The message, then the caller's words, in the call's transcript.
+    let lines: Vec<(String, String)> = call["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap().to_owned(),
+                l["text"].as_str().unwrap().to_lowercase(),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{call}");
+    assert_eq!(lines[0], ("agent".to_owned(), message.to_lowercase()));
+    assert_eq!(lines[1], ("caller".to_owned(), words.clone()));
+    // The report is the model's reading of the message, and the owner is
+    // emailed.
+    assert_eq!(report["caller_name"], "Maria Lopez", "{report}");
+    assert_eq!(
+        report["follow_ups"][0]["text"], VOICEMAIL_FOLLOW_UP,
+        "{report}"
+    );
+    assert_eq!(report["email_status"], "sent", "{report}");
+    let mail = sink.mails();
+    assert_eq!(mail.len(), 1);
+    assert!(decoded(&mail[0].data).contains("Maria Lopez"));
+    front.finish().await;
+}
+
+mod an_after_hours_voicemail_is_transcribed_reported_and_emailed {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::an_after_hours_voicemail_is_transcribed_reported_and_emailed(
+            super::support::db::TestDb::sqlite().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = super::support::db::TestDb::postgres("voicemail").await {
+            super::an_after_hours_voicemail_is_transcribed_reported_and_emailed(db).await;
         }
     }
 }

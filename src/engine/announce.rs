@@ -17,14 +17,16 @@ use super::Ctx;
 use super::app::{AppIo, load_prompt};
 use crate::agent::provider::{SttEvent, SttOptions};
 use crate::agent::service::AgentResult;
-use crate::call::{CallCommand, CallEvent};
+use crate::call::{CallCommand, CallEvent, TranscriptLine};
 use crate::rtp::{FRAME_SAMPLES, PCM_RATE, PTIME};
 
 /// Longest voicemail a number may take.
 pub const MAX_VOICEMAIL_SECS: u32 = 300;
-/// Time allowed to transcribe a voicemail (local Whisper runs at about
-/// real time on a small machine).
-const TRANSCRIBE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time allowed to transcribe a voicemail beyond its own length (local
+/// Whisper runs at about real time on a small machine). The control plane
+/// waits for the call's conclusion for longer than this plus the
+/// voicemail's longest length.
+const TRANSCRIBE_SLACK: Duration = Duration::from_secs(30);
 
 /// What an `announce` number does.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,6 +122,24 @@ pub(crate) async fn run(ctx: Arc<Ctx>, a: Announcement, mut io: AppIo) {
     });
     let frames = message(&ctx, &a).await;
     let heard = say(&mut io, &frames).await;
+    if let Some(text) = a
+        .text
+        .as_ref()
+        .filter(|_| a.prompt.is_none() && !frames.is_empty())
+    {
+        // What was said goes in the call's transcript, as an agent's words
+        // would (a voicemail's report reads it).
+        let line = CallEvent::Transcript(TranscriptLine {
+            speaker: "agent",
+            text: text.clone(),
+            is_final: true,
+            start_ms: 0,
+            end_ms: frames.len() as u64 * 20,
+            interrupted: !heard,
+        });
+        io.registry.publish(&id, line.clone());
+        let _ = io.publish.send(line);
+    }
     let _ = stop_draining.send(());
     let pcm = drain.await.ok();
     let Some(secs) = a.voicemail_secs.filter(|_| heard) else {
@@ -226,6 +246,7 @@ async fn conclude(ctx: &Ctx, call_id: &str, recorded: Vec<i16>) -> AgentResult {
 
 /// The voicemail's words, if the server has speech-to-text.
 async fn transcribe(ctx: &Ctx, recorded: Vec<i16>) -> Option<String> {
+    let length = Duration::from_millis(recorded.len() as u64 * 1000 / u64::from(PCM_RATE));
     let service = ctx.agents.get()?;
     let stt = match service.default_stt().await {
         Ok(s) => s,
@@ -259,7 +280,7 @@ async fn transcribe(ctx: &Ctx, recorded: Vec<i16>) -> Option<String> {
         }
         Some(words.join(" "))
     };
-    tokio::time::timeout(TRANSCRIBE_TIMEOUT, collect)
+    tokio::time::timeout(TRANSCRIBE_SLACK + length, collect)
         .await
         .ok()
         .flatten()

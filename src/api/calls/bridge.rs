@@ -120,6 +120,9 @@ struct Tracked {
     /// A forwarded call or the call to its target: its bridge is a
     /// `call.forward` event, not a transfer's.
     forwarded: bool,
+    /// A voicemail's longest length, seconds: its transcription takes
+    /// about as long, so the conclusion is waited for that much longer.
+    voicemail_secs: u32,
 }
 
 /// A call the bridge has seen: recorded, or nobody's.
@@ -422,6 +425,7 @@ impl Bridge {
                 // Concluded like an agent call: the recording and its
                 // transcript are stored before `call.completed`.
                 t.agent = true;
+                t.voicemail_secs = max_secs;
                 self.publish(&id, &t, "voicemail.started", json!({"max_secs": max_secs}));
             }
             // Handled before tracking.
@@ -451,7 +455,9 @@ impl Bridge {
                 if self.finish(&id, &t, &update).await {
                     if t.agent {
                         self.start_report(&id, &t).await;
-                        let deadline = tokio::time::Instant::now() + CONCLUSION_WAIT;
+                        let deadline = tokio::time::Instant::now()
+                            + CONCLUSION_WAIT
+                            + Duration::from_secs(u64::from(t.voicemail_secs));
                         self.concluding.insert(id, (Box::new(t), deadline));
                     } else {
                         self.complete(&id, &t).await;
@@ -533,6 +539,7 @@ impl Bridge {
             max_duration: None,
             agent: false,
             forwarded: false,
+            voicemail_secs: 0,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -627,6 +634,7 @@ impl Bridge {
             max_duration: None,
             agent: false,
             forwarded: true,
+            voicemail_secs: 0,
         };
         self.calls
             .insert(leg.clone(), Seen::Ours(Box::new(lt.clone())));
@@ -653,6 +661,7 @@ impl Bridge {
             answered_at: call.answered_at,
             agent: false,
             forwarded: false,
+            voicemail_secs: 0,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -838,6 +847,11 @@ impl Bridge {
             if let Some(e) = &r.error {
                 warn!(call = %id, error = %e, "no after-call summary");
             }
+            if let Some(line) = voicemail_line(&r) {
+                // The caller's message is the call's transcript, and what
+                // its report is made from.
+                self.transcript(id, &t, line).await;
+            }
             let update = CallUpdate {
                 summary: r.summary,
                 outcome: r.outcome,
@@ -977,6 +991,21 @@ impl Bridge {
             let _ = handle.command(CallCommand::Hangup);
         });
     }
+}
+
+/// A voicemail's words as the caller's transcript line: transcribed after
+/// the call, they arrive with its conclusion.
+fn voicemail_line(r: &AgentResult) -> Option<TranscriptLine> {
+    let vm = r.structured_data.as_ref()?.get("voicemail")?;
+    let text = vm.get("transcript")?.as_str()?.trim();
+    (!text.is_empty()).then(|| TranscriptLine {
+        speaker: "caller",
+        text: text.to_owned(),
+        is_final: true,
+        start_ms: 0,
+        end_ms: vm.get("duration_ms").and_then(Value::as_u64).unwrap_or(0),
+        interrupted: false,
+    })
 }
 
 #[cfg(test)]

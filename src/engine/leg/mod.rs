@@ -559,10 +559,12 @@ impl Leg {
     /// task does.
     async fn finish(mut self, mut hangup: Hangup) {
         if let Some(task) = self.app_task.take() {
-            // The voice agent ends by itself when the call does (its audio
-            // and events close), then concludes the call (a summary, the
-            // flow's outcome): it is left to finish.
-            if !matches!(self.app, CallApp::Agent(_)) {
+            // The voice agent and the announcement end by themselves when
+            // the call does (their audio and events close), then conclude
+            // the call (a summary, the flow's outcome, a voicemail cut short
+            // by the caller hanging up, which is how most end): they are
+            // left to finish.
+            if !matches!(self.app, CallApp::Agent(_) | CallApp::Announce(_)) {
                 task.abort();
             }
         }

@@ -407,6 +407,24 @@ struct Run {
     sent: usize,
 }
 
+/// The simulated caller: a 300 Hz tone of `amplitude` (0 for silence),
+/// and the line's echo of the agent at `echo_gain` (0 for none), three
+/// frames late.
+#[derive(Clone, Copy)]
+struct Sim {
+    amplitude: f64,
+    echo_gain: f32,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim {
+            amplitude: 2000.0,
+            echo_gain: 0.0,
+        }
+    }
+}
+
 /// Runs the agent on a simulated call of at most `total`, with key
 /// presses at the given times.
 async fn call(
@@ -414,6 +432,17 @@ async fn call(
     setup: RealtimeSetup,
     total: Duration,
     digits: Vec<(Duration, char)>,
+) -> Run {
+    call_with(config, setup, total, digits, Sim::default()).await
+}
+
+/// [`call`] with the caller and line of `sim`.
+async fn call_with(
+    config: RealtimeAgentConfig,
+    setup: RealtimeSetup,
+    total: Duration,
+    digits: Vec<(Duration, char)>,
+    sim: Sim,
 ) -> Run {
     let (sink, queue) = mpsc::channel::<Vec<i16>>(50);
     let queue = Arc::new(Mutex::new(queue));
@@ -435,20 +464,30 @@ async fn call(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut digits = digits.into_iter().peekable();
         let mut n = 0usize;
+        let mut echo: std::collections::VecDeque<Vec<i16>> = std::collections::VecDeque::new();
         loop {
             tick.tick().await;
             let now = Instant::now();
             if now - t0 >= total {
                 break;
             }
-            if let Ok(f) = queue.lock().unwrap().try_recv() {
+            let out = queue.lock().unwrap().try_recv().ok();
+            echo.push_back(out.clone().unwrap_or_else(|| vec![0; 320]));
+            if let Some(f) = out {
                 sim_played.lock().unwrap().frames.push((now, f));
             }
-            // The caller: a quiet 300 Hz tone.
+            // The caller: a quiet 300 Hz tone, plus the agent's echo.
+            let back = if echo.len() > 3 {
+                echo.pop_front().unwrap()
+            } else {
+                vec![0; 320]
+            };
             let frame: Vec<i16> = (n * 320..(n + 1) * 320)
-                .map(|i| {
-                    (2000.0 * (2.0 * std::f64::consts::PI * 300.0 * i as f64 / 16_000.0).sin())
-                        as i16
+                .zip(back)
+                .map(|(i, e)| {
+                    let caller = sim.amplitude
+                        * (2.0 * std::f64::consts::PI * 300.0 * i as f64 / 16_000.0).sin();
+                    (caller + f64::from(e) * f64::from(sim.echo_gain)) as i16
                 })
                 .collect();
             n += 1;
@@ -591,8 +630,26 @@ async fn greets_answers_and_hangs_up_after_end_call() {
         (secs - sent_secs).abs() < 0.1,
         "{secs} s appended for {sent_secs} s sent"
     );
-    let per_sec = crossings(&seen.samples) as f64 / secs;
-    assert!((590.0..=610.0).contains(&per_sec), "{per_sec} crossings/s");
+    // While the agent spoke the quiet caller was no louder than an echo
+    // of it would be: those frames went up as silence.
+    let zeros = |c: &[i16]| c.iter().filter(|s| **s == 0).count();
+    // Chunks wholly the caller's (the sine rounds to 0 at a few samples
+    // near its zero crossings, not at dozens), and chunks wholly muted.
+    let live: Vec<&[i16]> = seen.samples.chunks(480).filter(|c| zeros(c) < 24).collect();
+    let muted = seen
+        .samples
+        .chunks(480)
+        .filter(|c| zeros(c) == c.len())
+        .count();
+    assert!(run.report.echo_frames_muted > 0);
+    assert!(
+        muted.abs_diff(run.report.echo_frames_muted as usize) <= 4,
+        "{muted} silent 20 ms chunks, {} frames muted",
+        run.report.echo_frames_muted
+    );
+    let live_secs = live.len() as f64 * 0.02;
+    let per_sec = crossings(&live.concat()) as f64 / live_secs;
+    assert!((580.0..=620.0).contains(&per_sec), "{per_sec} crossings/s");
 
     // The agent's audio reached the line as 20 ms frames at 16 kHz: the
     // 440 Hz tone, 1.8 s of it.
@@ -682,6 +739,57 @@ async fn greets_answers_and_hangs_up_after_end_call() {
         (1.6..=2.0).contains(&agent_secs),
         "{agent_secs} s of agent audio"
     );
+}
+
+/// The agent's own voice coming back on the line at −10 dB reaches the
+/// server as silence, so its voice detection cannot hear the agent and
+/// interrupt it; a caller louder than that echo goes up as spoken.
+#[tokio::test]
+async fn its_own_echo_goes_up_as_silence_and_a_louder_caller_does_not() {
+    for (amplitude, caller_heard) in [(0.0, false), (8000.0, true)] {
+        let (url, log, conn) = server(false).await;
+        let script = tokio::spawn(async move {
+            let mut c = conn.await.unwrap();
+            c.until_event("session.update", 1).await;
+            c.caller_says("in_1", "Tell me a story.", 100, 500).await;
+            let reply = Reply {
+                id: "resp_1",
+                item: "item_s",
+                audio_ms: 3000,
+                transcript: "Once upon a time there was a dragon.",
+                pace: None,
+                done: true,
+                call: None,
+            };
+            c.reply(&reply).await;
+        });
+        let sim = Sim {
+            amplitude,
+            echo_gain: 0.316,
+        };
+        let setup = RealtimeSetup::new("Tell stories.");
+        let run = call_with(config(url), setup, Duration::from_secs(4), vec![], sim).await;
+        script.await.unwrap();
+        let seen = log.lock().unwrap();
+        let agent = run.played.frames.iter().filter(|(_, f)| loud(f)).count();
+        assert!(agent > 100, "{agent} loud agent frames");
+        if caller_heard {
+            assert_eq!(run.report.echo_frames_muted, 0);
+            let per_sec = crossings(&seen.samples) as f64 / (seen.samples.len() as f64 / 24_000.0);
+            assert!((580.0..=620.0).contains(&per_sec), "{per_sec} crossings/s");
+        } else {
+            // Every echo frame muted, and nothing else was on the line.
+            assert!(
+                run.report.echo_frames_muted as usize >= agent,
+                "{} muted, {agent} agent frames",
+                run.report.echo_frames_muted
+            );
+            assert!(
+                seen.samples.iter().all(|s| *s == 0),
+                "the server heard echo"
+            );
+        }
+    }
 }
 
 #[tokio::test]

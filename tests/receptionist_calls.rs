@@ -257,6 +257,10 @@ async fn serve(router: Router) -> SocketAddr {
 
 struct Front {
     db: TestDb,
+    /// The LLM server the agent and the reports use.
+    llm: Llm,
+    /// Where the owner's email goes.
+    sink: SmtpSink,
     http: SocketAddr,
     sip: SocketAddr,
     key: String,
@@ -266,9 +270,18 @@ struct Front {
 }
 
 impl Front {
-    /// The whole server on `db`, its LLM at `llm`, its email to `smtp`.
-    async fn start(db: TestDb, llm: SocketAddr, smtp: u16) -> Front {
+    /// The whole server on `db`, with its own LLM server and SMTP sink.
+    async fn start(db: TestDb) -> Front {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let llm = Llm::default();
+        let llm_addr = serve(
+            Router::new()
+                .route("/v1/chat/completions", post(completions))
+                .with_state(llm.clone()),
+        )
+        .await;
+        let sink = SmtpSink::default();
+        let smtp = sink.start().await;
         // The server's log, shown with a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("info,whisper_rs=warn,sqlx=warn")
@@ -293,7 +306,7 @@ impl Front {
                 .into(),
         );
         config.providers.llm.kind = "openai".into();
-        config.agent.openai.base_url = format!("http://{llm}/v1");
+        config.agent.openai.base_url = format!("http://{llm_addr}/v1");
         config.agent.openai.api_key = Some("sk-test".into());
         config.agent.openai.model = "test-model".into();
         config.notify.email = Some(email_config(smtp));
@@ -306,6 +319,8 @@ impl Front {
         }));
         let front = Front {
             db,
+            llm,
+            sink,
             http,
             sip,
             key: key.plaintext,
@@ -443,18 +458,10 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 // ----------------------------------------------------------- the test ---
 
 async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
-    let llm = Llm::default();
-    let llm_addr = serve(
-        Router::new()
-            .route("/v1/chat/completions", post(completions))
-            .with_state(llm.clone()),
-    )
-    .await;
     let owner = Owner::default();
     let owner_addr = serve(owner.router()).await;
-    let sink = SmtpSink::default();
-    let smtp = sink.start().await;
-    let front = Front::start(db, llm_addr, smtp).await;
+    let front = Front::start(db).await;
+    let (llm, sink) = (&front.llm, &front.sink);
 
     // The owner's setup: the report webhook, and the receptionist
     // template filled in on a number, with a pre-call webhook.
@@ -635,38 +642,13 @@ async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
     front.finish().await;
 }
 
-mod a_second_call_is_answered_with_what_the_first_taught {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_second_call_is_answered_with_what_the_first_taught(
-            super::support::db::TestDb::sqlite().await,
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(db) = super::support::db::TestDb::postgres("receptionist").await {
-            super::a_second_call_is_answered_with_what_the_first_taught(db).await;
-        }
-    }
-}
-
 /// After hours with `after_hours: voicemail`: the caller hears the
 /// message and the beep and leaves a message, which is recorded,
 /// transcribed, put in the call's transcript after the message, reported
 /// and emailed like an AI call.
 async fn an_after_hours_voicemail_is_transcribed_reported_and_emailed(db: TestDb) {
-    let llm = Llm::default();
-    let llm_addr = serve(
-        Router::new()
-            .route("/v1/chat/completions", post(completions))
-            .with_state(llm.clone()),
-    )
-    .await;
-    let sink = SmtpSink::default();
-    let smtp = sink.start().await;
-    let front = Front::start(db, llm_addr, smtp).await;
+    let front = Front::start(db).await;
+    let (llm, sink) = (&front.llm, &front.sink);
     let number = front
         .send(
             reqwest::Method::POST,
@@ -754,19 +736,26 @@ async fn an_after_hours_voicemail_is_transcribed_reported_and_emailed(db: TestDb
     front.finish().await;
 }
 
-mod an_after_hours_voicemail_is_transcribed_reported_and_emailed {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::an_after_hours_voicemail_is_transcribed_reported_and_emailed(
-            super::support::db::TestDb::sqlite().await,
-        )
-        .await;
-    }
+/// Runs `fn(TestDb)` on SQLite and on Postgres (when configured).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::support::db::TestDb::sqlite().await).await;
+            }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(db) = super::support::db::TestDb::postgres("voicemail").await {
-            super::an_after_hours_voicemail_is_transcribed_reported_and_emailed(db).await;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::support::db::TestDb::postgres(stringify!($name)).await {
+                    super::$name(db).await;
+                }
+            }
         }
-    }
+    )*};
 }
+
+on_both!(
+    a_second_call_is_answered_with_what_the_first_taught,
+    an_after_hours_voicemail_is_transcribed_reported_and_emailed,
+);

@@ -314,6 +314,9 @@ pub struct AgentReport {
     pub turns: Vec<TurnMetrics>,
     /// Caller frames a slow recognition could not take.
     pub stt_frames_dropped: u64,
+    /// Caller frames the Realtime agent sent as silence because they were
+    /// no louder than its own echo.
+    pub echo_frames_muted: u64,
     /// The call's recording, when it was recorded.
     pub recording: Option<RecordingReport>,
 }

@@ -19,6 +19,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// How far above the expected echo a caller frame must be to count as
+/// the caller, unless configured otherwise.
+pub const DEFAULT_ECHO_MARGIN_DB: f32 = 6.0;
+
 /// How far back an echo of the agent's audio may arrive.
 pub const ECHO_TAIL: Duration = Duration::from_millis(320);
 

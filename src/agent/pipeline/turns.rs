@@ -50,7 +50,7 @@ impl Default for TurnConfig {
             barge_in_min: Duration::from_millis(100),
             max_utterance: Duration::from_secs(30),
             silence_reprompt: Duration::from_secs(8),
-            echo_margin_db: 6.0,
+            echo_margin_db: super::echo::DEFAULT_ECHO_MARGIN_DB,
             confirm_timeout: Duration::from_millis(30),
         }
     }

@@ -19,6 +19,10 @@
 //! * Tools: `end_call` and `transfer_call` act once the speech has played,
 //!   `send_dtmf` at once; HTTP tools run and their answers go back to the
 //!   model, which is asked to go on.
+//! * The echo guard ([`EchoGuard`], as the pipeline's): a caller frame no
+//!   louder than the agent's own voice coming back on the line could be
+//!   goes up as silence, so the server's voice detection never hears the
+//!   agent and cuts it off (the recording keeps the line as it was).
 //! * Keys the caller presses reach the model as a user message.
 //! * At the time limit the model says `time_up` and the call ends.
 //! * If the API cannot be reached (or fails twice running) the call hears
@@ -51,6 +55,7 @@ use super::realtime_stt::{Upsampler, append_message};
 use super::stt::RealtimeProtocol;
 use super::ws::{self, Ws};
 use crate::agent::pipeline::call::builtin_tools;
+use crate::agent::pipeline::echo::{DEFAULT_ECHO_MARGIN_DB, EchoGuard, rms};
 use crate::agent::pipeline::playout::FrameMaker;
 use crate::agent::pipeline::recording::Recording;
 use crate::agent::pipeline::tool_rounds::ToolRunner;
@@ -370,6 +375,10 @@ struct Session<'a, L: Line, C: CallControl> {
     tool_tx: mpsc::Sender<(String, ToolResult)>,
     tool_rx: mpsc::Receiver<(String, ToolResult)>,
     // The caller's side.
+    /// Tells the caller from the agent's own voice coming back on the
+    /// line: frames that are only echo go to the server as silence, so
+    /// its voice detection never hears the agent interrupt itself.
+    echo: EchoGuard,
     caller: HashMap<String, CallerTurn>,
     eos: Option<Instant>,
     digits: String,
@@ -432,6 +441,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
             tool_rounds: 0,
             tool_tx,
             tool_rx,
+            echo: EchoGuard::new(DEFAULT_ECHO_MARGIN_DB),
             caller: HashMap::new(),
             eos: None,
             digits: String::new(),
@@ -610,6 +620,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
             if let Some(r) = self.recording.as_mut() {
                 r.agent_queued(plays_at - self.start, &frame);
             }
+            self.echo.agent_frame(plays_at.into_std(), rms(&frame));
             permit.send(frame);
             s.queued += 1;
             if !s.started {
@@ -738,9 +749,15 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
         self.ask(Some(&text), ask).await
     }
 
-    fn caller_frame(&mut self, frame: Vec<i16>) -> Result<bool, String> {
+    fn caller_frame(&mut self, mut frame: Vec<i16>) -> Result<bool, String> {
         if let Some(r) = self.recording.as_mut() {
             r.caller(self.start.elapsed(), &frame);
+        }
+        if !self.echo.is_caller(std::time::Instant::now(), rms(&frame)) {
+            // Nothing louder than the agent's own echo: the server hears
+            // silence (the recording keeps the line as it was).
+            frame.iter_mut().for_each(|s| *s = 0);
+            self.report.echo_frames_muted += 1;
         }
         self.up.push(&frame).map_err(|e| e.message)?;
         while let Some(chunk) = self.up.take(APPEND_SAMPLES, false) {

@@ -792,6 +792,60 @@ async fn its_own_echo_goes_up_as_silence_and_a_louder_caller_does_not() {
     }
 }
 
+/// A caller who says nothing is reprompted after the silence, then told
+/// goodbye and hung up on, each said by the model word for word.
+#[tokio::test]
+async fn a_silent_caller_is_reprompted_then_hung_up_on() {
+    let (url, log, conn) = server(false).await;
+    let script = tokio::spawn(async move {
+        let mut c = conn.await.unwrap();
+        c.until_event("session.update", 1).await;
+        for (n, id, words) in [
+            (1, "resp_1", "Are you still there?"),
+            (2, "resp_2", "It seems we got disconnected. Goodbye."),
+        ] {
+            let create = c.until_event("response.create", n).await;
+            let instructions = create["response"]["instructions"].as_str().unwrap();
+            assert!(instructions.contains(words), "{create}");
+            let item = format!("item_{n}");
+            let reply = Reply {
+                id,
+                item: &item,
+                audio_ms: 600,
+                transcript: words,
+                pace: None,
+                done: true,
+                call: None,
+            };
+            c.reply(&reply).await;
+        }
+    });
+    let mut setup = RealtimeSetup::new("Answer the phone.");
+    setup.silence_reprompt = Some(Duration::from_millis(800));
+    let sim = Sim {
+        amplitude: 0.0,
+        echo_gain: 0.0,
+    };
+    let run = call_with(config(url), setup, Duration::from_secs(8), vec![], sim).await;
+    script.await.unwrap();
+    assert_eq!(run.recorder.commands(), ["hangup"]);
+    let said: Vec<String> = run
+        .recorder
+        .transcript(true)
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "Are you still there?",
+            "It seems we got disconnected. Goodbye."
+        ]
+    );
+    // Nothing was asked of the model but the two.
+    assert_eq!(count(&log.lock().unwrap().events, "response.create"), 2);
+}
+
 #[tokio::test]
 async fn barge_in_flushes_cancels_and_truncates_to_what_was_played() {
     let (url, log, conn) = server(false).await;

@@ -598,6 +598,8 @@ impl AgentService {
         setup.greeting_interruptible = model
             .greeting_interruptible
             .unwrap_or(c.greeting_interruptible);
+        setup.silence_reprompt =
+            (c.silence_reprompt_secs > 0).then(|| Duration::from_secs(c.silence_reprompt_secs));
         setup.max_duration = Some(
             request
                 .max_duration
@@ -1329,6 +1331,7 @@ mod tests {
         assert_eq!(rt.config.url, "ws://127.0.0.1:9/v1/realtime");
         assert_eq!(rt.setup.first_message.as_deref(), Some("Hi there."));
         assert_eq!(rt.setup.max_duration, Some(Duration::from_secs(60)));
+        assert_eq!(rt.setup.silence_reprompt, Some(Duration::from_secs(8)));
         assert!(rt.setup.apology_tts.is_some());
         assert!(rt.setup.instructions.contains("end_call"));
     }

@@ -163,6 +163,14 @@ pub struct RealtimeSetup {
     pub max_duration: Option<Duration>,
     /// Said before hanging up at the time limit.
     pub time_up: String,
+    /// Nobody spoke for this long (the caller silent, the agent done): a
+    /// reprompt is said, or after the last one `goodbye` and the call
+    /// ends. Never when unset.
+    pub silence_reprompt: Option<Duration>,
+    /// Said on the first silences; one element per reprompt.
+    pub reprompts: Vec<String>,
+    /// Said before hanging up on a silent caller.
+    pub goodbye: String,
     /// Where `transfer_call` sends the caller; the number the model names
     /// is used only when unset.
     pub transfer_to: Option<String>,
@@ -206,6 +214,9 @@ impl RealtimeSetup {
             max_tool_rounds: 3,
             max_duration: None,
             time_up: "I'm sorry, we've reached the time limit for this call. Goodbye.".into(),
+            silence_reprompt: Some(Duration::from_secs(8)),
+            reprompts: vec!["Are you still there?".into()],
+            goodbye: "It seems we got disconnected. Goodbye.".into(),
             transfer_to: None,
             apology: "Sorry, I'm having trouble right now. Please call again later.".into(),
             apology_tts: None,

@@ -23,6 +23,9 @@
 //!   louder than the agent's own voice coming back on the line could be
 //!   goes up as silence, so the server's voice detection never hears the
 //!   agent and cuts it off (the recording keeps the line as it was).
+//! * Silence: when nobody has spoken for `silence_reprompt` (the agent
+//!   done, the caller quiet), the model says the next reprompt word for
+//!   word; after the last one, the goodbye, and the call ends.
 //! * Keys the caller presses reach the model as a user message.
 //! * At the time limit the model says `time_up` and the call ends.
 //! * If the API cannot be reached (or fails twice running) the call hears
@@ -383,6 +386,13 @@ struct Session<'a, L: Line, C: CallControl> {
     eos: Option<Instant>,
     digits: String,
     digits_deadline: Option<Instant>,
+    /// Since when nobody has been speaking (the agent done, the caller
+    /// silent, nothing asked of the model): the reprompt timer.
+    quiet_since: Option<Instant>,
+    /// The caller is speaking (between the server's speech events).
+    caller_speaking: bool,
+    /// Reprompts said since the caller last spoke.
+    reprompted: usize,
     // The time limit.
     deadline_at: Option<Instant>,
     ending: bool,
@@ -446,6 +456,10 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
             eos: None,
             digits: String::new(),
             digits_deadline: None,
+            // Silent from the start: a caller who never speaks is reprompted.
+            quiet_since: Some(start),
+            caller_speaking: false,
+            reprompted: 0,
             deadline_at: setup.max_duration.map(|d| start + d),
             ending: false,
             goodbye_owed: false,
@@ -533,6 +547,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 self.digits_deadline,
                 self.deadline_at.filter(|_| !self.ending),
                 self.hard_stop,
+                self.reprompt_at(),
             ]
             .into_iter()
             .flatten()
@@ -667,7 +682,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 self.goodbye_owed = false;
                 self.say_goodbye().await?;
             }
-            After::Listen => {}
+            After::Listen => self.quiet_since = Some(now),
             After::Hangup => {
                 self.control.hangup();
                 return Ok(true);
@@ -729,6 +744,45 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
         let end = self.ms(Instant::now());
         self.record_speech(s, heard.clone(), start_ms, end, true);
         heard
+    }
+
+    /// When the silence reprompt is due: nobody speaking, nothing on its
+    /// way from the model, and not ending.
+    fn reprompt_at(&self) -> Option<Instant> {
+        let idle = self.speech.is_none()
+            && self.active.is_none()
+            && self.asked.is_empty()
+            && self.tools_running == 0
+            && !self.caller_speaking
+            && !self.ending;
+        match (self.quiet_since, self.setup.silence_reprompt) {
+            (Some(since), Some(after)) if idle => Some(since + after),
+            _ => None,
+        }
+    }
+
+    /// The caller has been silent: the next reprompt, or after the last
+    /// one the goodbye and the end of the call.
+    async fn reprompt(&mut self) -> Result<(), String> {
+        let silent = self.setup.silence_reprompt.map_or(0, |d| d.as_secs());
+        if let Some(text) = self.setup.reprompts.get(self.reprompted).cloned() {
+            self.reprompted += 1;
+            info!(call = %self.call.call_id, silent_secs = silent, n = self.reprompted, "agent: reprompting a silent caller");
+            let ask = Ask {
+                interruptible: true,
+                after: After::Listen,
+            };
+            return self.ask(Some(&text), ask).await;
+        }
+        info!(call = %self.call.call_id, silent_secs = silent, "agent: the caller stayed silent; saying goodbye");
+        self.ending = true;
+        self.hard_stop = Some(Instant::now() + GOODBYE_GRACE);
+        let text = self.setup.goodbye.clone();
+        let ask = Ask {
+            interruptible: false,
+            after: After::Hangup,
+        };
+        self.ask(Some(&text), ask).await
     }
 
     /// Says `time_up`, then hangs up.
@@ -801,6 +855,10 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
             self.control.hangup();
             return Ok(true);
         }
+        if self.reprompt_at().is_some_and(|t| t <= now) {
+            self.quiet_since = None;
+            self.reprompt().await?;
+        }
         if self.deadline_at.is_some_and(|t| t <= now) && !self.ending {
             self.ending = true;
             // Speech being heard is finished first; the goodbye follows.
@@ -847,6 +905,9 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
         let item = str_of("item_id");
         match event_kind(event) {
             "input_audio_buffer.speech_started" => {
+                self.caller_speaking = true;
+                self.quiet_since = None;
+                self.reprompted = 0;
                 let turn = self.caller.entry(item.to_owned()).or_default();
                 turn.start_ms = u64_of("audio_start_ms");
                 self.tool_rounds = 0;
@@ -873,6 +934,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 }
             }
             "input_audio_buffer.speech_stopped" => {
+                self.caller_speaking = false;
                 self.caller.entry(item.to_owned()).or_default().end_ms = u64_of("audio_end_ms");
                 self.eos = Some(Instant::now());
             }

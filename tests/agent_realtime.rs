@@ -726,7 +726,16 @@ async fn greets_answers_and_hangs_up_after_end_call() {
         ]
     );
     assert_eq!(run.report.turns.len(), 1);
-    assert!(run.report.turns[0].voice_to_voice_ms.is_some());
+    // The turn's time: the model's wait for its first audio, and what
+    // Hotline added on top.
+    let turn = &run.report.turns[0];
+    let (v2v, model, server) = (
+        turn.voice_to_voice_ms.unwrap(),
+        turn.llm_first_token_ms.unwrap(),
+        turn.server_ms.unwrap(),
+    );
+    assert_eq!(model + server, v2v, "{turn:?}");
+    assert_eq!((turn.stt_ms, turn.tts_first_audio_ms), (None, None));
 
     // Recorded as heard: stereo, the agent's tone on the right.
     let rec = run.report.recording.as_ref().expect("recorded");

@@ -267,7 +267,8 @@ pub fn ready_opening(brain: &dyn Brain, call: &CallInfo) -> Option<String> {
 pub struct TurnMetrics {
     /// End of the caller's speech → final transcript.
     pub stt_ms: Option<u64>,
-    /// Request to the brain → its first text.
+    /// Request to the brain → its first text (the Realtime agent: end of
+    /// the caller's speech → the model's first audio, its whole time).
     pub llm_first_token_ms: Option<u64>,
     /// First sentence sent to TTS → its first audio.
     pub tts_first_audio_ms: Option<u64>,

@@ -383,7 +383,10 @@ struct Session<'a, L: Line, C: CallControl> {
     /// its voice detection never hears the agent interrupt itself.
     echo: EchoGuard,
     caller: HashMap<String, CallerTurn>,
+    /// When the caller's last turn ended (the server's `speech_stopped`).
     eos: Option<Instant>,
+    /// When the reply to it sent its first audio.
+    first_audio: Option<Instant>,
     digits: String,
     digits_deadline: Option<Instant>,
     /// Since when nobody has been speaking (the agent done, the caller
@@ -454,6 +457,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
             echo: EchoGuard::new(DEFAULT_ECHO_MARGIN_DB),
             caller: HashMap::new(),
             eos: None,
+            first_audio: None,
             digits: String::new(),
             digits_deadline: None,
             // Silent from the start: a caller who never speaks is reprompted.
@@ -645,8 +649,16 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                     .publish(CallEvent::AgentSpeaking { speaking: true });
                 if let Some(eos) = self.eos.take() {
                     let total = now.saturating_duration_since(eos).as_millis() as u64;
+                    // One model hears, thinks and speaks: its time is the
+                    // wait for its first audio, the rest is Hotline's.
+                    let model = self
+                        .first_audio
+                        .take()
+                        .map(|t| t.saturating_duration_since(eos).as_millis() as u64);
                     let m = TurnMetrics {
+                        llm_first_token_ms: model,
                         voice_to_voice_ms: Some(total),
+                        server_ms: model.map(|m| total.saturating_sub(m)),
                         ..TurnMetrics::default()
                     };
                     self.report.turns.push(m.clone());
@@ -937,6 +949,7 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 self.caller_speaking = false;
                 self.caller.entry(item.to_owned()).or_default().end_ms = u64_of("audio_end_ms");
                 self.eos = Some(Instant::now());
+                self.first_audio = None;
             }
             "input_audio_buffer.committed" => {
                 let turn = self.caller.entry(item.to_owned()).or_default();
@@ -1041,6 +1054,9 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                     .chunks_exact(2)
                     .map(|p| i16::from_le_bytes([p[0], p[1]]))
                     .collect();
+                if self.eos.is_some() && self.first_audio.is_none() {
+                    self.first_audio = Some(Instant::now());
+                }
                 let s = self
                     .speech
                     .get_or_insert_with(|| Speech::new(true, After::Listen));

@@ -14,6 +14,7 @@
 //! | [`jitter`] | adaptive jitter buffer |
 //! | [`dtmf`] | Goertzel detector (Q.24), tone generator, RFC 4733 events |
 //! | [`vad`] | voice activity detection with start/stop hysteresis |
+//! | [`amd`] | answering-machine detection (human, machine, the beep) on the VAD's frames |
 //! | [`level`] | the dBm0 convention (0 dBm0 = sine of peak 22 706) and dB gains |
 //! | [`tones`] | ringback and beep generators |
 //! | [`wav`] | WAV reader/writer and the stereo call recorder |
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amd;
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;

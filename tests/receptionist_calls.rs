@@ -19,147 +19,27 @@
 mod peers;
 mod support;
 
-use std::net::SocketAddr;
+#[path = "support/front.rs"]
+mod front;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use front::{FOLLOW_UP, Front, MARIA, VOICEMAIL_FOLLOW_UP, serve, until};
 use hotline::api::signing;
-use hotline::config::{Config, SipListen, SipTransport};
-use peers::sipp::{Offer, Scenario, SippRun};
+use peers::sipp::{Offer, Scenario};
 use serde_json::{Value, json};
 use support::db::TestDb;
-use support::smtp::{SmtpSink, decoded, email_config};
+use support::smtp::decoded;
 
 /// The receptionist's number.
 const DID: &str = "+14155550180";
-/// The caller, both times.
-const MARIA: &str = "+14155550123";
-/// Generous bound for what should happen promptly; reaching it fails
-/// the test, it never measures speed.
-const PATIENCE: Duration = Duration::from_secs(60);
 /// What the CRM knows of Maria (the fast context webhook's answer).
 const CRM_BLOCK: &str = "CRM: Maria has a Gold service contract, account 4471.";
-/// The follow-up the first call's report leaves open.
-const FOLLOW_UP: &str = "Call Maria back tomorrow morning about the leaking water heater";
-
-/// The follow-up the voicemail's report leaves open.
-const VOICEMAIL_FOLLOW_UP: &str = "Call Maria back on Monday about the blocked kitchen sink";
-
-// ------------------------------------------------------------ the LLM ---
-
-/// Requests the LLM server was sent, in order.
-#[derive(Clone, Default)]
-struct Llm {
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Llm {
-    /// The streamed chat requests: one per agent turn.
-    fn chats(&self) -> Vec<Value> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r["stream"] == true)
-            .cloned()
-            .collect()
-    }
-}
-
-fn chunk(delta: Value, finish: Option<&str>) -> String {
-    let c = json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
-        "model": "test-model",
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
-    });
-    format!("data: {c}\n\n")
-}
-
-fn completion(content: &str) -> Response {
-    axum::Json(json!({
-        "id": "chatcmpl-2", "object": "chat.completion", "created": 1_700_000_000,
-        "model": "test-model",
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
-            "message": {"role": "assistant", "content": content, "refusal": null}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
-    }))
-    .into_response()
-}
-
-/// The extraction a model would make of the first call. Its quotes are
-/// the caller's lines as transcribed (whatever speech recognition made
-/// of them), since unquoted memory is dropped.
-fn extraction(request: &Value) -> String {
-    let text = request["messages"].to_string();
-    let caller: Vec<String> = text
-        .split("Caller: ")
-        .skip(1)
-        .map(|l| l.split("\\n").next().unwrap_or_default().to_owned())
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let find = |words: &[&str]| {
-        caller
-            .iter()
-            .find(|l| words.iter().any(|w| l.to_lowercase().contains(w)))
-            .or(caller.first())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let named = find(&["maria", "lopez", "this is"]);
-    let asked = find(&["call me", "back", "tomorrow", "monday"]);
-    let follow_up = if text.to_lowercase().contains("sink") {
-        VOICEMAIL_FOLLOW_UP
-    } else {
-        FOLLOW_UP
-    };
-    json!({
-        "summary": "Maria Lopez reported a leaking water heater and asked for a call back tomorrow morning.",
-        "caller_name": "Maria Lopez",
-        "intent": "service_request",
-        "urgency": "high",
-        "callback_by": null,
-        "spam": false,
-        "facts": [{"slot": "name", "value": "Maria Lopez", "confidence": 0.95, "quote": named}],
-        "commitments": [],
-        "follow_ups": [{"text": follow_up, "quote": asked}]
-    })
-    .to_string()
-}
-
-async fn completions(
-    axum::extract::State(llm): axum::extract::State<Llm>,
-    body: Bytes,
-) -> Response {
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    llm.requests.lock().unwrap().push(request.clone());
-    if request["stream"] != json!(true) {
-        if request["response_format"]["json_schema"]["name"] == "call_report" {
-            return completion(&extraction(&request));
-        }
-        // The agent's own after-call summary.
-        return completion(&json!({"summary": "A caller reported a leak."}).to_string());
-    }
-    let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
-    for piece in [
-        "Thank you, I have noted it. ",
-        "Someone will call you back. Goodbye!",
-    ] {
-        body.push_str(&chunk(json!({"content": piece}), None));
-    }
-    body.push_str(&chunk(
-        json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-            "function": {"name": "end_call", "arguments": "{}"}}]}),
-        None,
-    ));
-    body.push_str(&chunk(json!({}), Some("tool_calls")));
-    body.push_str("data: [DONE]\n\n");
-    ([("content-type", "text/event-stream")], body).into_response()
-}
 
 // ------------------------------------------------- the owner's systems ---
 
@@ -244,215 +124,11 @@ impl Owner {
     }
 }
 
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind((peers::LOOPBACK, 0))
+/// A call to the receptionist that it ends itself.
+async fn call_receptionist(front: &Front, words: &str, before: usize) -> String {
+    front
+        .call(DID, Scenario::uac_wait_bye(45_000), 7.0, words, before)
         .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
-// --------------------------------------------------------- the server ---
-
-struct Front {
-    db: TestDb,
-    /// The LLM server the agent and the reports use.
-    llm: Llm,
-    /// Where the owner's email goes.
-    sink: SmtpSink,
-    http: SocketAddr,
-    sip: SocketAddr,
-    key: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Front {
-    /// The whole server on `db`, with its own LLM server and SMTP sink.
-    async fn start(db: TestDb) -> Front {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let llm = Llm::default();
-        let llm_addr = serve(
-            Router::new()
-                .route("/v1/chat/completions", post(completions))
-                .with_state(llm.clone()),
-        )
-        .await;
-        let sink = SmtpSink::default();
-        let smtp = sink.start().await;
-        // The server's log, shown with a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,whisper_rs=warn,sqlx=warn")
-            .with_test_writer()
-            .try_init();
-        let http: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
-        let sip: SocketAddr = (peers::LOOPBACK, peers::ports::free_port()).into();
-        let mut config = Config {
-            data_dir: tempfile::tempdir().unwrap().keep(),
-            ..Config::default()
-        };
-        config.http.listen = http;
-        config.sip.listen = vec![SipListen::new(SipTransport::Udp, sip)];
-        config.sip.drain_secs = 1;
-        config.rtp.port_min = 45000;
-        config.rtp.port_max = 49999;
-        config.rtp.bind_ip = peers::LOOPBACK.into();
-        config.database.url = Some(db.url.clone());
-        config.agent.models_dir = Some(
-            std::env::var("HOTLINE_MODELS_DIR")
-                .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/models").to_owned())
-                .into(),
-        );
-        config.providers.llm.kind = "openai".into();
-        config.agent.openai.base_url = format!("http://{llm_addr}/v1");
-        config.agent.openai.api_key = Some("sk-test".into());
-        config.agent.openai.model = "test-model".into();
-        config.notify.email = Some(email_config(smtp));
-        config.validate().unwrap();
-        let org = db.store.ensure_org("acme").await.unwrap();
-        let key = db.store.create_api_key(&org.id, "owner").await.unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(hotline::server::run(config, async {
-            let _ = stopped.await;
-        }));
-        let front = Front {
-            db,
-            llm,
-            sink,
-            http,
-            sip,
-            key: key.plaintext,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            server,
-        };
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while front
-            .client
-            .get(front.url("/healthz"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(tokio::time::Instant::now() < deadline, "no HTTP");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        front
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .client
-            .request(method.clone(), self.url(path))
-            .bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let json: Value = res.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {json}");
-        json
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Maria calls `number`, holding the call as `scenario` says, and
-    /// says `words` after `pause` seconds; returns the call's id once the
-    /// call has ended and `before` calls were there already.
-    async fn call(
-        &self,
-        number: &str,
-        scenario: Scenario,
-        pause: f64,
-        words: &str,
-        before: usize,
-    ) -> String {
-        let wav = peers::media::script_wav(&[(pause, words)]).unwrap();
-        let script = peers::media::read_pcm(&wav).unwrap().1;
-        let talker =
-            peers::talker::Talker::start(peers::talker::TalkerConfig { script, echo: None })
-                .unwrap();
-        let mut run = SippRun::uac(scenario.sdp_port(talker.port()).caller_id(MARIA), self.sip);
-        run.service = number.into();
-        run.timeout = PATIENCE;
-        let uac = tokio::task::block_in_place(|| run.spawn().unwrap().wait().unwrap());
-        let talk = talker.finish();
-        assert!(uac.all_ok(), "{}", uac.diagnostics());
-        assert!(
-            peers::audio::is_non_silent(&talk.pcm),
-            "the caller heard the number"
-        );
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (_, list) = self.get("/v1/calls?direction=inbound&limit=10").await;
-            let calls = list["data"].as_array().cloned().unwrap_or_default();
-            if calls.len() > before && calls.iter().all(|c| !c["ended_at"].is_null()) {
-                return calls[0]["id"].as_str().unwrap().to_owned();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{list}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// A call to the receptionist that it ends itself.
-    async fn call_receptionist(&self, words: &str, before: usize) -> String {
-        self.call(DID, Scenario::uac_wait_bye(45_000), 7.0, words, before)
-            .await
-    }
-
-    /// The call's report once it is ready and its email is no longer
-    /// pending.
-    async fn report(&self, call: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (status, r) = self.get(&format!("/v1/calls/{call}/report")).await;
-            assert!(status == 200 || status == 202, "{status} {r}");
-            if status == 200
-                && r["status"] == "ready"
-                && r["email_status"] != "pending"
-                && r["email_status"] != "none"
-            {
-                return r;
-            }
-            assert!(r["status"] != "failed", "{r}");
-            assert!(tokio::time::Instant::now() < deadline, "{r}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn finish(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(PATIENCE, &mut self.server).await;
-        self.db.cleanup().await;
-    }
-}
-
-/// Waits until `f` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // ----------------------------------------------------------- the test ---
@@ -530,8 +206,8 @@ async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
         .to_owned();
 
     // First call: a stranger, and a pre-call webhook too slow to wait for.
-    let first = front
-        .call_receptionist(
+    let first = call_receptionist(
+            &front,
             "Hi, this is Maria Lopez. Our water heater is leaking. Please call me back tomorrow morning.",
             0,
         )
@@ -602,12 +278,12 @@ async fn a_second_call_is_answered_with_what_the_first_taught(db: TestDb) {
 
     // Second call: the receptionist knows Maria.
     let before = llm.chats().len();
-    let _second = front
-        .call_receptionist(
-            "Hello again, it's Maria. Any news about the water heater?",
-            1,
-        )
-        .await;
+    let _second = call_receptionist(
+        &front,
+        "Hello again, it's Maria. Any news about the water heater?",
+        1,
+    )
+    .await;
     let chats = llm.chats();
     assert!(chats.len() > before, "the agent asked the LLM again");
     let system = chats[before]["messages"][0]["content"]

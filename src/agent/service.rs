@@ -69,6 +69,9 @@ pub struct AgentRequest {
     /// `context_source`); fetched as the call starts and appended to the
     /// prompt.
     pub context: Option<crate::inbound::context::ContextPlan>,
+    /// Screen an outbound call for voicemail before the agent speaks
+    /// (`on_voicemail` on `POST /v1/calls`).
+    pub voicemail: Option<crate::engine::screening::VoicemailPlan>,
 }
 
 /// What the server concluded about an agent call once it was over.

@@ -197,6 +197,17 @@ pub enum CallEvent {
         /// The longest the caller may speak.
         max_secs: u32,
     },
+    /// Who answered an outbound agent call asked to screen for voicemail
+    /// (`on_voicemail`): `human`, `machine` or `unknown`, decided this long
+    /// after the answer, by which rule (see [`hotline_media::amd`]).
+    AnsweredBy {
+        /// `human`, `machine` or `unknown`.
+        answered_by: &'static str,
+        /// The rule that decided.
+        reason: &'static str,
+        /// Audio time from the answer to the decision, ms.
+        after_ms: u64,
+    },
     /// The call ended; the last event of every call, except for the
     /// registry-wide stream of an agent call, where [`AgentResult`]
     /// follows once the call has been concluded.

@@ -17,11 +17,12 @@ use tracing::{info, warn};
 use super::Ctx;
 use super::app::AppIo;
 use super::bridge::FrameSwitch;
+use super::screening::{self, Screened};
 use super::transfer::{self, TransferJob};
 use crate::agent::openai::realtime_agent::{self, run_realtime};
 use crate::agent::pipeline::{self, CallControl, Line};
 use crate::agent::provider::CallInfo;
-use crate::agent::service::{AgentRequest, AgentRun};
+use crate::agent::service::{AgentRequest, AgentResult, AgentRun};
 use crate::api::validate::{DenyList, callable};
 use crate::call::{CallCommand, CallDirection, CallEvent, CallHandle, CallRegistry};
 use crate::rtp::MediaHandle;
@@ -169,7 +170,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             tts: realtime_agent::NAME.to_owned(),
         },
     };
-    let (to_agent, frames) = tokio::sync::mpsc::channel(AGENT_FRAMES);
+    let (to_agent, mut frames) = tokio::sync::mpsc::channel(AGENT_FRAMES);
     let switch = Arc::new(FrameSwitch::start(io.pcm, to_agent));
     let bridged = Arc::new(AtomicBool::new(false));
     let control = EngineControl {
@@ -195,6 +196,36 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     // The conclusion is published after the call's end (the agent may be
     // the one hanging up, and returns before the BYE completes).
     let mut end = io.handle.subscribe();
+    if let Some(plan) = request
+        .voicemail
+        .as_ref()
+        .filter(|_| io.handle.info.direction == CallDirection::Outbound)
+    {
+        let mut events = io.handle.subscribe();
+        let publish = |e: CallEvent| control.publish(e);
+        let line = screening::Line {
+            ctx: &ctx,
+            call_id: id.as_str(),
+            frames: &mut frames,
+            events: &mut events,
+            media: &io.media,
+            publish: &publish,
+        };
+        let result = match screening::screen(line, plan).await {
+            Screened::Agent => None,
+            Screened::Machine(result) => Some(*result),
+            // Hung up on while screening: nothing to conclude.
+            Screened::Ended => Some(AgentResult::default()),
+        };
+        if let Some(result) = result {
+            let _ = io.handle.command(CallCommand::Hangup);
+            wait_end(&mut end, &id).await;
+            info!(call = %id, outcome = ?result.outcome, "agent: call concluded by screening");
+            io.registry
+                .publish(&id, CallEvent::AgentResult(Box::new(result)));
+            return;
+        }
+    }
     let report = match prepared.run {
         AgentRun::Pipeline(spec) => {
             pipeline::run(spec, call, frames, line, control, io.events).await
@@ -213,26 +244,33 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
             result.recording_path = Some(r.path.display().to_string());
         }
     }
-    let ended = async {
-        loop {
-            match end.recv().await {
-                Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
-                _ => {}
-            }
-        }
-    };
     if bridged.load(Ordering::Acquire) {
         // The agent handed the call to a transfer's bridge, which lasts
         // as long as the conversation does.
-        ended.await;
-    } else if tokio::time::timeout(Duration::from_secs(40), ended)
-        .await
-        .is_err()
-    {
-        // A BYE transaction takes at most 32 s.
-        warn!(call = %id, "agent: the call did not end after the agent finished");
+        ended(&mut end).await;
+    } else {
+        wait_end(&mut end, &id).await;
     }
     info!(call = %id, turns = report.turns.len(), outcome = ?result.outcome, "agent: call concluded");
     io.registry
         .publish(&id, CallEvent::AgentResult(Box::new(result)));
+}
+
+async fn ended(end: &mut broadcast::Receiver<CallEvent>) {
+    loop {
+        match end.recv().await {
+            Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
+            _ => {}
+        }
+    }
+}
+
+/// Waits for the call's end, as long as a BYE transaction may take.
+async fn wait_end(end: &mut broadcast::Receiver<CallEvent>, id: &crate::call::CallId) {
+    if tokio::time::timeout(Duration::from_secs(40), ended(end))
+        .await
+        .is_err()
+    {
+        warn!(call = %id, "agent: the call did not end after the agent finished");
+    }
 }

@@ -45,7 +45,7 @@ pub struct Announcement {
 }
 
 /// The message's audio: 20 ms frames at [`PCM_RATE`].
-async fn message(ctx: &Ctx, a: &Announcement) -> Vec<Vec<i16>> {
+pub(crate) async fn message(ctx: &Ctx, a: &Announcement) -> Vec<Vec<i16>> {
     if a.prompt.is_some() {
         match load_prompt(ctx, a.prompt.as_deref()).await {
             Ok(p) => return p.chunks(FRAME_SAMPLES).map(<[i16]>::to_vec).collect(),

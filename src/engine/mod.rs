@@ -32,6 +32,7 @@ mod leg;
 pub mod net;
 pub mod numbers;
 mod register;
+pub mod screening;
 pub mod transfer;
 
 use std::net::SocketAddr;

@@ -428,6 +428,16 @@ impl Bridge {
                 t.voicemail_secs = max_secs;
                 self.publish(&id, &t, "voicemail.started", json!({"max_secs": max_secs}));
             }
+            CallEvent::AnsweredBy {
+                answered_by,
+                reason,
+                after_ms,
+            } => {
+                let payload = json!({"answered_by": answered_by, "reason": reason,
+                    "after_ms": after_ms});
+                self.publish(&id, &t, "call.answered_by", payload.clone());
+                self.webhook(&id, &t, "call.answered_by", payload).await;
+            }
             // Handled before tracking.
             CallEvent::AgentResult(_) => {}
             CallEvent::Ended(record) => {

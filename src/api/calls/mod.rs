@@ -93,6 +93,15 @@ pub struct CreateCallRequest {
     pub client_id: Option<String>,
     /// Alias of `client_id`.
     pub idempotency_key: Option<String>,
+    /// Agent calls: screen who answers before the agent speaks, and on an
+    /// answering machine `leave_message` (wait for the beep, say
+    /// `voicemail_message`, hang up) or `hang_up`. The verdict comes as
+    /// the `call.answered_by` event; a machine's call ends with outcome
+    /// `voicemail`. Unset: no screening, the agent speaks at once.
+    pub on_voicemail: Option<crate::engine::screening::OnVoicemail>,
+    /// Said after the beep with `on_voicemail: leave_message` (required
+    /// then), at most 1000 characters.
+    pub voicemail_message: Option<String>,
 }
 
 /// One transcript line as the API shows it.
@@ -389,14 +398,53 @@ async fn plan_call(
     }))
 }
 
+/// Longest `voicemail_message`, in characters.
+const VOICEMAIL_MESSAGE_MAX: usize = 1000;
+
+/// `on_voicemail` and `voicemail_message`: checked, and kept in the
+/// call's stored request.
+fn check_voicemail(
+    req: &CreateCallRequest,
+    request: &mut serde_json::Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) {
+    use crate::engine::screening::OnVoicemail;
+    if let Some(m) = &req.voicemail_message {
+        if m.trim().is_empty() || m.chars().count() > VOICEMAIL_MESSAGE_MAX {
+            errors.push(FieldError::body(
+                "voicemail_message",
+                format!("must be 1 to {VOICEMAIL_MESSAGE_MAX} characters"),
+            ));
+        }
+        request.insert("voicemail_message".into(), json!(m));
+    }
+    let Some(on) = req.on_voicemail else { return };
+    if !wants_agent(req) {
+        errors.push(FieldError::body(
+            "on_voicemail",
+            "only for agent calls (give agent_id, system_prompt, first_message or objective)",
+        ));
+    }
+    if on == OnVoicemail::LeaveMessage && req.voicemail_message.is_none() {
+        errors.push(FieldError::body(
+            "voicemail_message",
+            "required when on_voicemail is leave_message",
+        ));
+    }
+    request.insert("on_voicemail".into(), json!(on));
+}
+
+fn wants_agent(req: &CreateCallRequest) -> bool {
+    req.agent_id.is_some()
+        || req.system_prompt.is_some()
+        || req.first_message.is_some()
+        || req.objective.is_some()
+}
+
 /// The voice agent when the request names an agent or gives it anything
 /// to say, else the silent application.
 fn call_app(org_id: &str, req: &CreateCallRequest) -> CallApp {
-    let wants_agent = req.agent_id.is_some()
-        || req.system_prompt.is_some()
-        || req.first_message.is_some()
-        || req.objective.is_some();
-    if !wants_agent {
+    if !wants_agent(req) {
         return silent_app();
     }
     CallApp::Agent(Box::new(AgentRequest {
@@ -409,6 +457,14 @@ fn call_app(org_id: &str, req: &CreateCallRequest) -> CallApp {
         language: req.language.clone(),
         max_duration: req.max_duration_secs.map(std::time::Duration::from_secs),
         record: req.record.then_some(true),
+        voicemail: req
+            .on_voicemail
+            .map(|on_voicemail| crate::engine::screening::VoicemailPlan {
+                on_voicemail,
+                message: req.voicemail_message.clone(),
+                voice: req.voice.clone(),
+                language: req.language.clone(),
+            }),
         ..AgentRequest::default()
     }))
 }
@@ -498,6 +554,7 @@ pub async fn create_call(
             request.insert((*field).to_owned(), json!(v));
         }
     }
+    check_voicemail(&req, &mut request, &mut errors);
     if let Some(secs) = req.max_duration_secs {
         if !(1..=MAX_DURATION_SECS).contains(&secs) {
             errors.push(FieldError::body(

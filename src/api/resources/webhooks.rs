@@ -27,6 +27,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.status",
     "call.completed",
     "call.report.ready",
+    "call.answered_by",
     "transcript.partial",
     "transcript.final",
     "dtmf",

@@ -8,14 +8,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use tokio::sync::broadcast;
 
 use tracing::{info, warn};
 
 use super::Ctx;
-use super::app::AppIo;
+use super::app::{AppIo, until_ended, wait_end};
 use super::bridge::FrameSwitch;
 use super::screening::{self, Screened};
 use super::transfer::{self, TransferJob};
@@ -219,7 +216,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
         };
         if let Some(result) = result {
             let _ = io.handle.command(CallCommand::Hangup);
-            wait_end(&mut end, &id).await;
+            wait_end(&mut end, &id, "agent").await;
             info!(call = %id, outcome = ?result.outcome, "agent: call concluded by screening");
             io.registry
                 .publish(&id, CallEvent::AgentResult(Box::new(result)));
@@ -247,30 +244,11 @@ pub(crate) async fn run(ctx: Arc<Ctx>, request: AgentRequest, io: AppIo) {
     if bridged.load(Ordering::Acquire) {
         // The agent handed the call to a transfer's bridge, which lasts
         // as long as the conversation does.
-        ended(&mut end).await;
+        until_ended(&mut end).await;
     } else {
-        wait_end(&mut end, &id).await;
+        wait_end(&mut end, &id, "agent").await;
     }
     info!(call = %id, turns = report.turns.len(), outcome = ?result.outcome, "agent: call concluded");
     io.registry
         .publish(&id, CallEvent::AgentResult(Box::new(result)));
-}
-
-async fn ended(end: &mut broadcast::Receiver<CallEvent>) {
-    loop {
-        match end.recv().await {
-            Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
-            _ => {}
-        }
-    }
-}
-
-/// Waits for the call's end, as long as a BYE transaction may take.
-async fn wait_end(end: &mut broadcast::Receiver<CallEvent>, id: &crate::call::CallId) {
-    if tokio::time::timeout(Duration::from_secs(40), ended(end))
-        .await
-        .is_err()
-    {
-        warn!(call = %id, "agent: the call did not end after the agent finished");
-    }
 }

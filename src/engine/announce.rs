@@ -14,11 +14,11 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use super::Ctx;
-use super::app::{AppIo, load_prompt};
+use super::app::{AppIo, ended, load_prompt, wait_end};
 use crate::agent::provider::{SttEvent, SttOptions};
 use crate::agent::service::AgentResult;
 use crate::call::{CallCommand, CallEvent, TranscriptLine};
-use crate::rtp::{FRAME_SAMPLES, PCM_RATE, PTIME};
+use crate::rtp::{FRAME_SAMPLES, MediaHandle, PCM_RATE, PTIME};
 
 /// Longest voicemail a number may take.
 pub const MAX_VOICEMAIL_SECS: u32 = 300;
@@ -75,31 +75,29 @@ pub(crate) async fn message(ctx: &Ctx, a: &Announcement) -> Vec<Vec<i16>> {
         .unwrap_or_default()
 }
 
-/// Plays `frames`; false when the call ended meanwhile.
-async fn say(io: &mut AppIo, frames: &[Vec<i16>]) -> bool {
+/// Plays `frames` on `media` and waits until they have been heard; false
+/// when the call ended meanwhile (seen on `events`).
+pub(crate) async fn say(
+    media: &MediaHandle,
+    events: &mut broadcast::Receiver<CallEvent>,
+    frames: &[Vec<i16>],
+) -> bool {
     // The session queues up to a second ahead: the audio has played one
     // clip-length after its first frame was queued.
     let played_out = Instant::now() + PTIME * frames.len() as u32;
     for frame in frames {
         tokio::select! {
             biased;
-            ev = io.events.recv() => if ended(ev) { return false },
-            sent = io.media.play(frame.clone()) => if sent.is_err() { return false },
+            ev = events.recv() => if ended(&ev) { return false },
+            sent = media.play(frame.clone()) => if sent.is_err() { return false },
         }
     }
     loop {
         tokio::select! {
-            ev = io.events.recv() => if ended(ev) { return false },
+            ev = events.recv() => if ended(&ev) { return false },
             () = tokio::time::sleep_until(played_out.into()) => return true,
         }
     }
-}
-
-fn ended(ev: Result<CallEvent, broadcast::error::RecvError>) -> bool {
-    matches!(
-        ev,
-        Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed)
-    )
 }
 
 /// Runs the announcement until it (and the voicemail) is over.
@@ -121,7 +119,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, a: Announcement, mut io: AppIo) {
         pcm
     });
     let frames = message(&ctx, &a).await;
-    let heard = say(&mut io, &frames).await;
+    let heard = say(&io.media, &mut io.events, &frames).await;
     if let Some(text) = a
         .text
         .as_ref()
@@ -157,7 +155,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, a: Announcement, mut io: AppIo) {
     let beep = load_prompt(&ctx, None).await.unwrap_or_default();
     let beep: Vec<Vec<i16>> = beep.chunks(FRAME_SAMPLES).map(<[i16]>::to_vec).collect();
     let mut recorded: Vec<i16> = Vec::new();
-    if say(&mut io, &beep).await {
+    if say(&io.media, &mut io.events, &beep).await {
         let limit = secs.min(MAX_VOICEMAIL_SECS) as usize * PCM_RATE as usize;
         // Frames queued while the beep played are the line's, not the
         // caller's message.
@@ -175,7 +173,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, a: Announcement, mut io: AppIo) {
                     }
                     None => break,
                 },
-                ev = io.events.recv() => if ended(ev) { break },
+                ev = io.events.recv() => if ended(&ev) { break },
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
@@ -185,20 +183,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, a: Announcement, mut io: AppIo) {
     let result = conclude(&ctx, &id.to_string(), recorded).await;
     // After the call's end, like an agent's conclusion: the bridge stores
     // it on the record and then announces `call.completed`.
-    let wait_end = async {
-        loop {
-            match end.recv().await {
-                Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed) => break,
-                _ => {}
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(40), wait_end)
-        .await
-        .is_err()
-    {
-        warn!(call = %id, "announce: the call did not end after the voicemail");
-    }
+    wait_end(&mut end, &id, "announce").await;
     io.registry
         .publish(&id, CallEvent::AgentResult(Box::new(result)));
 }

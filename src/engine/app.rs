@@ -116,6 +116,35 @@ pub(crate) struct AppIo {
     pub trunk: Option<String>,
 }
 
+/// Whether a call event (or the stream's closing) means the call is over.
+pub(crate) fn ended(ev: &Result<CallEvent, broadcast::error::RecvError>) -> bool {
+    matches!(
+        ev,
+        Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed)
+    )
+}
+
+/// Resolves when the call is over.
+pub(crate) async fn until_ended(end: &mut broadcast::Receiver<CallEvent>) {
+    while !ended(&end.recv().await) {}
+}
+
+/// Waits for the call's end after the application hung up, as long as a
+/// BYE transaction may take (32 s); `who` names the application in the
+/// warning when it does not come.
+pub(crate) async fn wait_end(
+    end: &mut broadcast::Receiver<CallEvent>,
+    call: &crate::call::CallId,
+    who: &str,
+) {
+    if tokio::time::timeout(Duration::from_secs(40), until_ended(end))
+        .await
+        .is_err()
+    {
+        warn!(%call, who, "the call did not end after its application finished");
+    }
+}
+
 /// Runs `app` until the call ends.
 pub(crate) async fn run(ctx: Arc<Ctx>, app: CallApp, io: AppIo) {
     match app {

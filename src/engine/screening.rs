@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use super::announce::{self, Announcement};
+use super::app::ended;
 use crate::agent::service::AgentResult;
 use crate::call::{CallEvent, TranscriptLine};
 use crate::rtp::{MediaHandle, PCM_RATE};
@@ -71,13 +72,6 @@ pub(crate) struct Line<'a> {
     pub events: &'a mut broadcast::Receiver<CallEvent>,
     pub media: &'a MediaHandle,
     pub publish: &'a (dyn Fn(CallEvent) + Sync),
-}
-
-fn ended(ev: &Result<CallEvent, broadcast::error::RecvError>) -> bool {
-    matches!(
-        ev,
-        Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed)
-    )
 }
 
 /// Screens the answered call; see the module documentation.
@@ -173,21 +167,8 @@ pub(crate) async fn screen(line: Line<'_>, plan: &VoicemailPlan) -> Screened {
     )
     .await;
     let played_ms = frames.len() as u64 * 20;
-    // The line queues up to a second ahead: the message has played once
-    // its length has passed since its first frame was queued.
-    let played_out = tokio::time::Instant::now() + Duration::from_millis(played_ms);
-    for frame in frames {
-        tokio::select! {
-            biased;
-            ev = line.events.recv() => if ended(&ev) { return Screened::Ended },
-            sent = line.media.play(frame) => if sent.is_err() { return Screened::Ended },
-        }
-    }
-    loop {
-        tokio::select! {
-            ev = line.events.recv() => if ended(&ev) { return Screened::Ended },
-            () = tokio::time::sleep_until(played_out) => break,
-        }
+    if !announce::say(line.media, line.events, &frames).await {
+        return Screened::Ended;
     }
     (line.publish)(CallEvent::Transcript(TranscriptLine {
         speaker: "agent",

@@ -27,7 +27,7 @@ pub struct Window {
 }
 
 /// Parses `HH:MM` (24-hour).
-fn hhmm(field: &str, v: &str) -> Result<Time, (String, String)> {
+pub(crate) fn hhmm(field: &str, v: &str) -> Result<Time, (String, String)> {
     let bad = || {
         (
             field.to_owned(),

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod http;
 pub mod inbound;
 pub mod memory;
+pub mod playbooks;
 pub mod reports;
 pub mod routing;
 pub mod rtp;

@@ -13,7 +13,7 @@
 //!   places (`/v1/numbers/{id}/outbound-defaults`).
 //! - [`compose`] turns a playbook, a persona and one call's brief into the
 //!   agent's system prompt and the schema of what to extract;
-//!   [`classify`] picks the playbook that fits an objective.
+//!   [`classify()`] picks the playbook that fits an objective.
 //!
 //! The checks here are shared by the API (which reports every problem as
 //! a 422 naming the field) and the store (which refuses the first).

@@ -19,6 +19,7 @@ pub mod http;
 pub mod inbound;
 pub mod memory;
 pub mod outbound;
+pub mod playbooks;
 pub mod reports;
 pub mod routing;
 pub mod rtp;

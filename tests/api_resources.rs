@@ -1316,6 +1316,20 @@ fn v1_routes() -> Vec<(Method, &'static str)> {
         (Method::PUT, "/v1/contacts/{id}/memory/{slot}"),
         (Method::DELETE, "/v1/contacts/{id}/memory/{slot}"),
         (Method::GET, "/v1/contacts/{id}/next-call-context"),
+        (Method::POST, "/v1/playbooks"),
+        (Method::GET, "/v1/playbooks"),
+        (Method::GET, "/v1/playbooks/{id}"),
+        (Method::PATCH, "/v1/playbooks/{id}"),
+        (Method::DELETE, "/v1/playbooks/{id}"),
+        (Method::POST, "/v1/playbooks/classify"),
+        (Method::POST, "/v1/personas"),
+        (Method::GET, "/v1/personas"),
+        (Method::GET, "/v1/personas/{id}"),
+        (Method::PATCH, "/v1/personas/{id}"),
+        (Method::DELETE, "/v1/personas/{id}"),
+        (Method::GET, "/v1/numbers/{id}/outbound-defaults"),
+        (Method::PUT, "/v1/numbers/{id}/outbound-defaults"),
+        (Method::DELETE, "/v1/numbers/{id}/outbound-defaults"),
     ]
 }
 

@@ -49,6 +49,7 @@ mod contacts;
 mod keys;
 mod memory;
 mod numbers;
+mod playbooks;
 mod reports;
 mod webhooks;
 
@@ -131,6 +132,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "contact memory",
         include_str!("../../migrations/0009_contact_memory.sql"),
+    ),
+    (
+        11,
+        "playbooks, personas and outbound defaults",
+        include_str!("../../migrations/0011_playbooks.sql"),
     ),
 ];
 

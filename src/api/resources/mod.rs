@@ -22,6 +22,9 @@ pub mod inbound;
 pub mod keys;
 pub mod memory;
 pub mod numbers;
+pub mod outbound_defaults;
+pub mod personas;
+pub mod playbooks;
 pub mod reports;
 pub mod settings;
 pub mod templates;
@@ -52,6 +55,9 @@ pub fn routes() -> Router<AppState> {
         .merge(templates::routes())
         .merge(voices::routes())
         .merge(reports::routes())
+        .merge(playbooks::routes())
+        .merge(personas::routes())
+        .merge(outbound_defaults::routes())
 }
 
 /// The error mapping of one resource: a missing `what` (or another

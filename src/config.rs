@@ -53,6 +53,8 @@ pub struct Config {
     pub alerts: crate::alerts::settings::AlertsConfig,
     /// After-call reports and the owner's notifications (email).
     pub notify: crate::reports::NotifyConfig,
+    /// The outbound dialling queue and organizations' default limits.
+    pub outbound: crate::outbound::settings::OutboundConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             agent: crate::agent::settings::AgentConfig::default(),
             alerts: crate::alerts::settings::AlertsConfig::default(),
             notify: crate::reports::NotifyConfig::default(),
+            outbound: crate::outbound::settings::OutboundConfig::default(),
         }
     }
 }
@@ -846,6 +849,9 @@ impl Config {
             return Err(invalid(&field, message));
         }
         if let Err((field, message)) = self.notify.check() {
+            return Err(invalid(&field, message));
+        }
+        if let Err((field, message)) = self.outbound.check() {
             return Err(invalid(&field, message));
         }
         use crate::agent::model::{BrainKind, SttKind, TtsKind, kind};

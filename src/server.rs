@@ -50,6 +50,8 @@ pub async fn run(
         wake.clone(),
         tasks_stopped.clone(),
     );
+    let dispatcher =
+        crate::api::calls::dispatch::spawn(state.clone(), engine.clone(), tasks_stopped.clone());
     let deliverer = crate::api::calls::webhooks::Deliverer::new(
         store,
         crate::api::calls::webhooks::DeliveryConfig::default(),
@@ -91,6 +93,7 @@ pub async fn run(
     let _ = tasks_stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), bridge).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), alerts).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), dispatcher).await;
     let _ = tokio::time::timeout(Duration::from_secs(15), deliverer).await;
     hub.close_all();
     let _ = http_stop.send(());

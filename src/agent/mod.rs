@@ -20,6 +20,7 @@
 //! * [`templates`]: prompt templates for real businesses' phone agents.
 //! * [`voices`]: the catalogue of voices the server can speak with.
 
+pub mod campaign_tools;
 pub mod espeak;
 pub mod flow;
 pub mod model;

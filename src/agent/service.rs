@@ -72,6 +72,13 @@ pub struct AgentRequest {
     /// Screen an outbound call for voicemail before the agent speaks
     /// (`on_voicemail` on `POST /v1/calls`).
     pub voicemail: Option<crate::engine::screening::VoicemailPlan>,
+    /// An outbound call with an objective: the agent also gets
+    /// `schedule_callback` and `mark_do_not_call`
+    /// ([`super::campaign_tools`]).
+    pub campaign: bool,
+    /// What the after-call summary extracts (a JSON schema), replacing
+    /// the agent's.
+    pub extraction_schema: Option<Value>,
 }
 
 /// What the server concluded about an agent call once it was over.
@@ -531,6 +538,9 @@ impl AgentService {
                 format!("agent tools: {}", list.join("; "))
             })?;
         }
+        if request.campaign {
+            spec.tools.extend(super::campaign_tools::tools());
+        }
         spec.greetings = self.greetings.clone();
         let record = request.record.or(model.record).unwrap_or(c.record);
         let recording = (record && !call.call_id.is_empty()).then(|| {
@@ -545,7 +555,10 @@ impl AgentService {
             conclusion: Conclusion {
                 summarizer,
                 objective: request.objective.clone(),
-                schema: model.structured_data_schema.clone(),
+                schema: request
+                    .extraction_schema
+                    .clone()
+                    .or_else(|| model.structured_data_schema.clone()),
             },
         })
     }
@@ -632,6 +645,9 @@ impl AgentService {
                 format!("agent tools: {}", list.join("; "))
             })?;
         }
+        if request.campaign {
+            setup.tools.extend(super::campaign_tools::tools());
+        }
         // The apology is for when the API fails: a local voice that needs
         // no model.
         setup.apology_tts = self.tts(TtsKind::Espeak, None).await.ok();
@@ -666,7 +682,10 @@ impl AgentService {
             conclusion: Conclusion {
                 summarizer,
                 objective: request.objective.clone(),
-                schema: model.structured_data_schema.clone(),
+                schema: request
+                    .extraction_schema
+                    .clone()
+                    .or_else(|| model.structured_data_schema.clone()),
             },
         })
     }

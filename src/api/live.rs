@@ -43,6 +43,9 @@ pub struct LiveEvent {
     /// Not sent: the number the call came in on or went out from.
     #[serde(skip)]
     pub number_id: Option<String>,
+    /// The batch the call belongs to (sent, when it does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 /// What a subscriber wants to see within its organization.
@@ -52,6 +55,8 @@ pub struct Filter {
     pub call_id: Option<String>,
     /// Only calls of this number.
     pub number_id: Option<String>,
+    /// Only calls of this batch (and the batch's own events).
+    pub batch_id: Option<String>,
 }
 
 impl Filter {
@@ -61,6 +66,10 @@ impl Filter {
                 .number_id
                 .as_ref()
                 .is_none_or(|n| e.number_id.as_ref() == Some(n))
+            && self
+                .batch_id
+                .as_ref()
+                .is_none_or(|b| e.batch_id.as_ref() == Some(b))
     }
 }
 
@@ -192,6 +201,7 @@ mod tests {
             payload: serde_json::json!({"status": "ringing"}),
             org_id: org.into(),
             number_id: number.map(Into::into),
+            batch_id: None,
         }
     }
 
@@ -203,14 +213,14 @@ mod tests {
             "org_a",
             Filter {
                 call_id: Some("call_2".into()),
-                number_id: None,
+                ..Filter::default()
             },
         );
         let mut by_number = hub.subscribe(
             "org_a",
             Filter {
-                call_id: None,
                 number_id: Some("num_1".into()),
+                ..Filter::default()
             },
         );
         let mut other_org = hub.subscribe("org_b", Filter::default());

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Wakes the webhook deliverer when an event was queued (it also
     /// polls, so a missed wake-up only delays a delivery).
     pub webhook_wake: Arc<Notify>,
+    /// The dialling queue's dispatcher on this node.
+    pub outbound: Arc<crate::api::calls::dispatch::OutboundRuntime>,
     /// Phone alerts: the scheduler's wake-up and this node's alert calls.
     pub alerts: Arc<AlertsRuntime>,
     /// Voice samples made for `GET /v1/voices/{id}/sample`.
@@ -76,6 +78,7 @@ impl AppState {
             deny: Arc::new(deny),
             placed: Arc::new(Placed::default()),
             webhook_wake: Arc::new(Notify::new()),
+            outbound: Arc::default(),
             alerts: Arc::new(AlertsRuntime::default()),
             voice_samples: Arc::default(),
             reports: Arc::new(Reports::new(&config.notify)),

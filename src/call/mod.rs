@@ -208,6 +208,20 @@ pub enum CallEvent {
         /// Audio time from the answer to the decision, ms.
         after_ms: u64,
     },
+    /// The callee asked to be called back (the agent's
+    /// `schedule_callback`).
+    CallbackRequested {
+        /// When, unix ms.
+        at_ms: i64,
+        /// The time as the agent gave it.
+        when: String,
+    },
+    /// The callee asked never to be called again (the agent's
+    /// `mark_do_not_call`).
+    DoNotCall {
+        /// Why, as the agent put it.
+        reason: Option<String>,
+    },
     /// The call ended; the last event of every call, except for the
     /// registry-wide stream of an agent call, where [`AgentResult`]
     /// follows once the call has been concluded.

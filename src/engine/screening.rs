@@ -38,6 +38,9 @@ pub enum OnVoicemail {
     LeaveMessage,
     /// Hang up at once.
     HangUp,
+    /// Hang up at once and try again later under the call's retry policy
+    /// (three attempts in all when it has none).
+    Retry,
 }
 
 /// A call's screening: what to do on a machine, and what to say.

@@ -5,6 +5,7 @@
 //!   attempt (sans-IO: times are arguments).
 //! * [`hours`]: business hours in the callee's time zone.
 //! * [`when`]: moments as the API takes them.
+//! * [`settings`]: `[outbound]`, and organizations' dialling limits.
 //!
 //! The durable queue is the `calls` table itself (`next_attempt_at`,
 //! leases, per-organization gates; see [`crate::store`]); the dispatcher
@@ -12,4 +13,5 @@
 
 pub mod hours;
 pub mod policy;
+pub mod settings;
 pub mod when;

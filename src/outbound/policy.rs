@@ -341,6 +341,21 @@ impl RetryPolicy {
     }
 }
 
+/// The policy a call was placed with, from its stored request
+/// (`retry_policy`, `on_voicemail`); a policy that no longer parses (an
+/// older version's) is read as none.
+pub fn call_policy(request: &serde_json::Value) -> RetryPolicy {
+    let voicemail_retry = request
+        .get("on_voicemail")
+        .and_then(serde_json::Value::as_str)
+        == Some("retry");
+    request
+        .get("retry_policy")
+        .and_then(|p| serde_json::from_value::<RetryPolicySpec>(p.clone()).ok())
+        .and_then(|spec| RetryPolicy::new(&spec, voicemail_retry).ok())
+        .unwrap_or_else(|| RetryPolicy::single(voicemail_retry))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

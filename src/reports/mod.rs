@@ -385,6 +385,7 @@ async fn announce(state: &AppState, call: &Call, report: &CallReport) {
         payload: data,
         org_id: call.org_id.clone(),
         number_id: call.number_id.clone(),
+        batch_id: None,
     });
 }
 

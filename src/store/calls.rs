@@ -19,18 +19,31 @@ use crate::call::{CallDirection, CallId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
-    /// Accepted, not yet dialled.
+    /// Accepted, waiting to be dialled as soon as the organization's
+    /// limits allow.
     Queued,
-    /// Dialling or alerting.
+    /// Waiting for its `schedule_at` (or business hours).
+    Scheduled,
+    /// Claimed by a dispatcher: the INVITE is going out.
+    Dialing,
+    /// Alerting.
     Ringing,
     /// Answered and connected.
     InProgress,
     /// Answered, then hung up.
     Completed,
+    /// An answering machine answered (the message was left, or not).
+    Voicemail,
     /// The far end was busy.
     Busy,
     /// Nobody answered in time.
     NoAnswer,
+    /// An attempt failed; the next one is due at `next_attempt_at`.
+    RetryScheduled,
+    /// The callee asked to be called back: due at `next_attempt_at`.
+    NeedsFollowUp,
+    /// Every attempt the retry policy allowed failed.
+    Exhausted,
     /// Could not be set up.
     Failed,
     /// Withdrawn before it was answered.
@@ -39,26 +52,53 @@ pub enum CallStatus {
 
 impl CallStatus {
     /// Every status.
-    pub const ALL: [CallStatus; 8] = [
+    pub const ALL: [CallStatus; 14] = [
         CallStatus::Queued,
+        CallStatus::Scheduled,
+        CallStatus::Dialing,
         CallStatus::Ringing,
         CallStatus::InProgress,
         CallStatus::Completed,
+        CallStatus::Voicemail,
         CallStatus::Busy,
         CallStatus::NoAnswer,
+        CallStatus::RetryScheduled,
+        CallStatus::NeedsFollowUp,
+        CallStatus::Exhausted,
         CallStatus::Failed,
         CallStatus::Canceled,
+    ];
+
+    /// The statuses of calls waiting in the dialling queue.
+    pub const WAITING: [CallStatus; 4] = [
+        CallStatus::Queued,
+        CallStatus::Scheduled,
+        CallStatus::RetryScheduled,
+        CallStatus::NeedsFollowUp,
+    ];
+
+    /// The statuses of a call with an attempt under way.
+    pub const LIVE: [CallStatus; 3] = [
+        CallStatus::Dialing,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
     ];
 
     /// The name stored and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             CallStatus::Queued => "queued",
+            CallStatus::Scheduled => "scheduled",
+            CallStatus::Dialing => "dialing",
             CallStatus::Ringing => "ringing",
             CallStatus::InProgress => "in_progress",
             CallStatus::Completed => "completed",
+            CallStatus::Voicemail => "voicemail",
             CallStatus::Busy => "busy",
             CallStatus::NoAnswer => "no_answer",
+            CallStatus::RetryScheduled => "retry_scheduled",
+            CallStatus::NeedsFollowUp => "needs_follow_up",
+            CallStatus::Exhausted => "exhausted",
             CallStatus::Failed => "failed",
             CallStatus::Canceled => "canceled",
         }
@@ -66,11 +106,27 @@ impl CallStatus {
 
     /// Whether the call is over; a final status never changes.
     pub fn is_terminal(self) -> bool {
-        !matches!(
-            self,
-            CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress
-        )
+        !self.is_waiting() && !self.is_live()
     }
+
+    /// Whether the call waits in the dialling queue.
+    pub fn is_waiting(self) -> bool {
+        CallStatus::WAITING.contains(&self)
+    }
+
+    /// Whether an attempt is under way.
+    pub fn is_live(self) -> bool {
+        CallStatus::LIVE.contains(&self)
+    }
+}
+
+/// `('a', 'b', …)`: statuses as an SQL list.
+pub(crate) fn status_list(statuses: &[CallStatus]) -> String {
+    let names: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", names.join(", "))
 }
 
 impl fmt::Display for CallStatus {
@@ -170,6 +226,14 @@ pub struct Call {
     pub webhook_url: Option<String>,
     /// The client's idempotency key.
     pub client_id: Option<String>,
+    /// Attempts started so far.
+    pub attempts: i64,
+    /// When a waiting call is due, unix ms.
+    pub next_attempt_at: Option<i64>,
+    /// The batch the call belongs to.
+    pub batch_id: Option<String>,
+    /// Connected time of earlier attempts, ms (billed with this one's).
+    pub prior_connected_ms: i64,
 }
 
 /// What [`Store::create_call`] needs.
@@ -200,6 +264,10 @@ pub struct NewCall {
     /// Idempotency key: a second create with the same one returns the first
     /// call.
     pub client_id: Option<String>,
+    /// When a waiting call is due (queued and scheduled calls).
+    pub next_attempt_at: Option<i64>,
+    /// See [`Call::batch_id`].
+    pub batch_id: Option<String>,
 }
 
 impl NewCall {
@@ -226,6 +294,8 @@ impl NewCall {
             request: Value::Object(Default::default()),
             webhook_url: None,
             client_id: None,
+            next_attempt_at: None,
+            batch_id: None,
         }
     }
 }
@@ -381,14 +451,15 @@ pub struct UsageRow {
     pub minutes: i64,
 }
 
-const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, number_id, agent_id, contact_id, status, \
+pub(crate) const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, number_id, agent_id, contact_id, status, \
      created_at, answered_at, ended_at, duration_ms, hangup_by, hangup_reason, sip_code, \
      sip_call_id, summary, outcome, structured_data, turn_metrics, recording_path, metadata, \
-     request, webhook_url, client_id";
+     request, webhook_url, client_id, attempts, next_attempt_at, batch_id, prior_connected_ms";
 
-const TERMINAL_SQL: &str = "('completed', 'busy', 'no_answer', 'failed', 'canceled')";
+const TERMINAL_SQL: &str =
+    "('completed', 'voicemail', 'busy', 'no_answer', 'exhausted', 'failed', 'canceled')";
 
-fn call_from_row(row: &AnyRow) -> Result<Call> {
+pub(crate) fn call_from_row(row: &AnyRow) -> Result<Call> {
     let direction: String = row.try_get("direction")?;
     let status: String = row.try_get("status")?;
     let metadata: String = row.try_get("metadata")?;
@@ -419,6 +490,10 @@ fn call_from_row(row: &AnyRow) -> Result<Call> {
         request: json_col(row, "request")?,
         webhook_url: row.try_get("webhook_url")?,
         client_id: row.try_get("client_id")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        batch_id: row.try_get("batch_id")?,
+        prior_connected_ms: row.try_get("prior_connected_ms")?,
     })
 }
 
@@ -504,7 +579,8 @@ impl Store {
             serde_json::to_string(&new.metadata).map_err(|e| decode_err("metadata", e))?;
         let inserted = Sql::new(
             "INSERT INTO calls (id, org_id, direction, from_addr, to_addr, number_id, agent_id, \
-             contact_id, status, created_at, metadata, request, webhook_url, client_id) VALUES (",
+             contact_id, status, created_at, metadata, request, webhook_url, client_id, \
+             next_attempt_at, batch_id) VALUES (",
         )
         .text(id.as_str().to_owned())
         .push(", ")
@@ -533,6 +609,10 @@ impl Store {
         .text(new.webhook_url.clone())
         .push(", ")
         .text(new.client_id.clone())
+        .push(", ")
+        .int(new.next_attempt_at)
+        .push(", ")
+        .text(new.batch_id.clone())
         .push(") RETURNING ")
         .push(CALL_COLS)
         .fetch_optional(&self.pool)
@@ -616,10 +696,11 @@ impl Store {
         Ok(())
     }
 
-    /// Marks every call that is not over as failed, ended now, with
-    /// `reason`: at start-up, calls left unfinished by a previous process
-    /// cannot be live any more (calls do not survive a restart). Returns
-    /// how many calls were closed.
+    /// Marks every call with an attempt under way as failed, ended now,
+    /// with `reason`: at start-up, calls left live by a previous process
+    /// cannot be live any more (calls do not survive a restart). Calls
+    /// waiting in the dialling queue stay there. Returns how many calls
+    /// were closed.
     pub async fn fail_unfinished_calls(&self, reason: &str) -> Result<u64> {
         let now = now_ms();
         let n =
@@ -631,8 +712,8 @@ impl Store {
                 .int(now)
                 .push(" < answered_at THEN 0 ELSE ")
                 .int(now)
-                .push(" - answered_at END WHERE status NOT IN ")
-                .push(TERMINAL_SQL)
+                .push(" - answered_at END WHERE status IN ")
+                .push(&status_list(&CallStatus::LIVE))
                 .execute(&self.pool)
                 .await?;
         Ok(n)
@@ -846,8 +927,8 @@ impl Store {
         // functions differ between SQLite and Postgres.
         let rows = Sql::new(
             "SELECT created_at / 86400000 AS day, direction, COUNT(*) AS calls, \
-             CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration_ms, \
-             CAST(COALESCE(SUM((duration_ms + 59999) / 60000), 0) AS BIGINT) AS minutes \
+             CAST(COALESCE(SUM(COALESCE(duration_ms, 0) + prior_connected_ms), 0) AS BIGINT) AS duration_ms, \
+             CAST(COALESCE(SUM((COALESCE(duration_ms, 0) + prior_connected_ms + 59999) / 60000), 0) AS BIGINT) AS minutes \
              FROM calls WHERE org_id = ",
         )
         .text(org_id.to_owned())
@@ -914,8 +995,13 @@ mod tests {
         assert!("done".parse::<CallStatus>().is_err());
         assert_eq!(
             CallStatus::ALL.iter().filter(|s| s.is_terminal()).count(),
-            5
+            7
         );
+        let terminal: Vec<CallStatus> = CallStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(status_list(&terminal), TERMINAL_SQL);
     }
 
     #[test]

@@ -49,6 +49,7 @@ mod contacts;
 mod keys;
 mod memory;
 mod numbers;
+mod outbound;
 mod playbooks;
 mod reports;
 mod webhooks;
@@ -80,6 +81,7 @@ pub use contacts::{
 };
 pub use keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, Org};
 pub use numbers::{INBOUND_MODES, NewNumber, Number, NumberFilter, NumberUpdate};
+pub use outbound::{AttemptEnd, CallAttempt, Claim, DialLimits, DncEntry};
 pub use reports::{
     CallReport, EmailStatus, INTENTS, ReportContent, ReportFact, ReportFilter, ReportItem,
     ReportStatus, URGENCIES,
@@ -132,6 +134,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "contact memory",
         include_str!("../../migrations/0009_contact_memory.sql"),
+    ),
+    (
+        10,
+        "outbound queue",
+        include_str!("../../migrations/0010_outbound_queue.sql"),
     ),
     (
         11,

@@ -1068,6 +1068,15 @@ fn on_tool_call<C: CallControl>(
                 control.send_dtmf(d);
             }
         }
+        name if crate::agent::campaign_tools::is_campaign_tool(name)
+            && spec.tools.iter().any(|t| t.name == name) =>
+        {
+            let (event, result) = crate::agent::campaign_tools::handle(&tc, crate::store::now_ms());
+            if let Some(event) = event {
+                control.publish(event);
+            }
+            s.tools.answered(&tc, result);
+        }
         name => {
             if !runner.has(name) {
                 warn!(call = %call.call_id, tool = name, "agent: the brain called an unknown tool");

@@ -107,6 +107,12 @@ impl ToolRounds {
         self.owed.push(owed);
     }
 
+    /// Answers `tc` at once with `result` (a tool the call handles
+    /// itself).
+    pub fn answered(&mut self, tc: &ToolCall, result: ToolResult) {
+        self.owed.push(Owed::Ready(tc.id.clone(), result));
+    }
+
     /// Whether the current round called tools whose results the brain
     /// has not seen.
     pub fn in_round(&self) -> bool {

@@ -28,6 +28,7 @@ pub async fn announce(state: &AppState, alert: &Alert, event_type: &str) {
         payload: data.clone(),
         org_id: alert.org_id.clone(),
         number_id: None,
+        batch_id: None,
     });
     if alert.escalation.status.is_final() {
         state.hub.call_ended(&alert.id);

@@ -60,7 +60,9 @@ use crate::call::{
     TranscriptLine,
 };
 use crate::engine::blocked::{BLOCKED_REASON, BLOCKED_STATUS, caller_e164};
+use crate::outbound::policy::{AttemptOutcome, Next, RetryPolicy, call_policy};
 use crate::reports::{ReportJob, Reports};
+use crate::store::AttemptEnd;
 use crate::store::{Call, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, StoreError, now_ms};
 
 /// Placed calls waiting for the bridge to announce them: a burst of API
@@ -123,6 +125,17 @@ struct Tracked {
     /// A voicemail's longest length, seconds: its transcription takes
     /// about as long, so the conclusion is waited for that much longer.
     voicemail_secs: u32,
+    /// An API call's attempt under way (from 1), and what follows it:
+    /// `None` for calls that are not retried (inbound calls, forwards).
+    attempt: Option<(i64, Arc<RetryPolicy>)>,
+    /// The batch the call belongs to.
+    batch_id: Option<String>,
+    /// The screening's verdict on who answered.
+    answered_by: Option<&'static str>,
+    /// The callee asked to be called back at this time (unix ms).
+    callback_at: Option<i64>,
+    /// The callee asked never to be called again.
+    do_not_call: bool,
 }
 
 /// A call the bridge has seen: recorded, or nobody's.
@@ -263,6 +276,7 @@ impl Bridge {
 
     /// Calls left unfinished by an earlier process cannot be live now.
     async fn close_leftovers(&self) {
+        super::dispatch::recover_interrupted(&self.state).await;
         match self
             .state
             .store
@@ -273,6 +287,7 @@ impl Bridge {
             Ok(n) => info!(calls = n, "closed call records left open by a previous run"),
             Err(e) => warn!(error = %e, "cannot close call records left open by a previous run"),
         }
+        self.state.outbound.recovered.send_replace(true);
         match self
             .state
             .store
@@ -433,10 +448,22 @@ impl Bridge {
                 reason,
                 after_ms,
             } => {
+                t.answered_by = Some(answered_by);
                 let payload = json!({"answered_by": answered_by, "reason": reason,
                     "after_ms": after_ms});
                 self.publish(&id, &t, "call.answered_by", payload.clone());
                 self.webhook(&id, &t, "call.answered_by", payload).await;
+            }
+            CallEvent::CallbackRequested { at_ms, when } => {
+                t.callback_at = Some(at_ms);
+                let payload = json!({"callback_at": at_ms, "when": when});
+                self.publish(&id, &t, "call.callback_requested", payload.clone());
+                self.webhook(&id, &t, "call.callback_requested", payload)
+                    .await;
+            }
+            CallEvent::DoNotCall { reason } => {
+                t.do_not_call = true;
+                self.do_not_call(&id, &t, reason).await;
             }
             // Handled before tracking.
             CallEvent::AgentResult(_) => {}
@@ -447,22 +474,52 @@ impl Bridge {
                     (Party::Remote, CallDirection::Inbound) => "caller",
                     (Party::Local, _) => "hotline",
                 };
+                let answered_at = t.answered_at.or(record.answered.map(ms));
+                let attempt_status = match t.answered_by {
+                    Some("machine") => CallStatus::Voicemail,
+                    _ => final_status(&record),
+                };
+                let sip_code = record
+                    .hangup
+                    .sip_code
+                    .map(i64::from)
+                    .filter(|c| (100..=699).contains(c));
+                let mut status = attempt_status;
+                if let Some((attempt, policy)) = &t.attempt {
+                    let end = AttemptEnd {
+                        status: attempt_status.as_str().to_owned(),
+                        answered_by: t.answered_by.map(str::to_owned),
+                        sip_code,
+                        hangup_reason: Some(record.hangup.reason.clone()),
+                        answered_at,
+                        ended_at: ms(record.ended),
+                    };
+                    match self.next_attempt(&id, &t, *attempt, policy, &end).await {
+                        Some(final_status) => status = final_status,
+                        // Back in the queue: this attempt is over, the
+                        // call is not.
+                        None => return,
+                    }
+                }
                 let update = CallUpdate {
                     // The answer time already stored (and announced) stays;
                     // the engine's own is used only when the answer was
                     // not seen (its event lost).
-                    answered_at: t.answered_at.or(record.answered.map(ms)),
+                    answered_at,
                     hangup_by: Some(hangup_by.into()),
                     hangup_reason: Some(record.hangup.reason.clone()),
-                    sip_code: record
-                        .hangup
-                        .sip_code
-                        .map(i64::from)
-                        .filter(|c| (100..=699).contains(c)),
+                    sip_code,
                     sip_call_id: Some(record.sip_call_id.clone()).filter(|s| !s.is_empty()),
-                    ..CallUpdate::ended(final_status(&record), ms(record.ended))
+                    ..CallUpdate::ended(status, ms(record.ended))
                 };
                 if self.finish(&id, &t, &update).await {
+                    self.state.outbound.wake.notify_one();
+                    if status == CallStatus::Exhausted {
+                        let data = json!({"attempts": t.attempt.as_ref().map(|a| a.0),
+                            "last_status": attempt_status, "batch_id": t.batch_id});
+                        self.publish(&id, &t, "call.exhausted", data.clone());
+                        self.webhook(&id, &t, "call.exhausted", data).await;
+                    }
                     if t.agent {
                         self.start_report(&id, &t).await;
                         let deadline = tokio::time::Instant::now()
@@ -550,6 +607,11 @@ impl Bridge {
             agent: false,
             forwarded: false,
             voicemail_secs: 0,
+            attempt: None,
+            batch_id: None,
+            answered_by: None,
+            callback_at: None,
+            do_not_call: false,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
@@ -645,6 +707,11 @@ impl Bridge {
             agent: false,
             forwarded: true,
             voicemail_secs: 0,
+            attempt: None,
+            batch_id: None,
+            answered_by: None,
+            callback_at: None,
+            do_not_call: false,
         };
         self.calls
             .insert(leg.clone(), Seen::Ours(Box::new(lt.clone())));
@@ -672,19 +739,32 @@ impl Bridge {
             agent: false,
             forwarded: false,
             voicemail_secs: 0,
+            attempt: (call.direction == CallDirection::Outbound
+                && call.request.get("forwarded_from").is_none())
+            .then(|| (call.attempts.max(1), Arc::new(call_policy(&call.request)))),
+            batch_id: call.batch_id.clone(),
+            answered_by: None,
+            callback_at: None,
+            do_not_call: false,
         };
         self.calls
             .insert(id.clone(), Seen::Ours(Box::new(t.clone())));
-        if t.status == CallStatus::Queued {
-            // Queued: placed through the API, and seen here for the first
-            // time.
+        if matches!(t.status, CallStatus::Queued | CallStatus::Dialing) {
+            // Placed (through the API or by the dispatcher), and seen here
+            // for the first time in this attempt.
             if call.direction == CallDirection::Outbound && call.contact_id.is_none() {
                 self.outbound_contact(id, &call).await;
             }
+            let attempt = call.attempts;
             let view = CallView::new(call, None);
             let payload = self.status_payload(&t, Some(&view));
             self.publish(id, &t, "call.status", payload.clone());
             self.webhook(id, &t, "call.status", payload).await;
+            if t.status == CallStatus::Dialing {
+                let data = json!({"attempt": attempt, "to": t.to, "batch_id": t.batch_id});
+                self.publish(id, &t, "call.attempting", data.clone());
+                self.webhook(id, &t, "call.attempting", data).await;
+            }
         }
         t
     }
@@ -698,14 +778,7 @@ impl Bridge {
             "number_id": t.number_id,
         });
         if let Some(v) = view {
-            p["answered_at"] = json!(v.answered_at);
-            if v.status.is_terminal() {
-                p["ended_at"] = json!(v.ended_at);
-                p["duration_ms"] = json!(v.duration_ms);
-                p["hangup_by"] = json!(v.hangup_by);
-                p["hangup_cause"] = json!(v.hangup_cause);
-                p["sip_code"] = json!(v.sip_code);
-            }
+            super::lifecycle::add_view_fields(&mut p, v);
         }
         p
     }
@@ -956,6 +1029,7 @@ impl Bridge {
             payload,
             org_id: t.org_id.clone(),
             number_id: t.number_id.clone(),
+            batch_id: t.batch_id.clone(),
         });
     }
 
@@ -978,6 +1052,113 @@ impl Bridge {
             Ok(_) => self.wake.notify_one(),
             Err(e) => warn!(call = %id, event_type, error = %e, "cannot queue a webhook event"),
         }
+    }
+
+    /// Attempt `attempt` of an API call ended as `end`: records it and
+    /// applies the retry policy. `None` when the call went back to the
+    /// queue (retry_scheduled, needs_follow_up; announced here), else
+    /// the status the call ends with.
+    async fn next_attempt(
+        &mut self,
+        id: &CallId,
+        t: &Tracked,
+        attempt: i64,
+        policy: &RetryPolicy,
+        end: &AttemptEnd,
+    ) -> Option<CallStatus> {
+        let store = &self.state.store;
+        if let Err(e) = store.end_attempt(id.as_str(), attempt, end).await {
+            warn!(call = %id, attempt, error = %e, "cannot record the end of an attempt");
+        }
+        let attempt_status: CallStatus = end.status.parse().unwrap_or(CallStatus::Failed);
+        let outcome = match (t.do_not_call, t.callback_at, attempt_status) {
+            (true, _, _) => AttemptOutcome::Completed,
+            (false, Some(at), _) => AttemptOutcome::Callback { at },
+            (false, None, CallStatus::Voicemail) => AttemptOutcome::Voicemail,
+            (false, None, CallStatus::NoAnswer) => AttemptOutcome::NoAnswer,
+            (false, None, CallStatus::Busy) => AttemptOutcome::Busy,
+            (false, None, CallStatus::Failed) => AttemptOutcome::Failed,
+            (false, None, CallStatus::Canceled) => AttemptOutcome::Canceled,
+            (false, None, _) => AttemptOutcome::Completed,
+        };
+        let attempts = u32::try_from(attempt).unwrap_or(u32::MAX);
+        let (status, at) = match policy.after_attempt(attempts, outcome, now_ms()) {
+            Next::Done => return Some(attempt_status),
+            Next::Exhausted => return Some(CallStatus::Exhausted),
+            Next::Retry { at } => (CallStatus::RetryScheduled, at),
+            Next::FollowUp { at } => (CallStatus::NeedsFollowUp, at),
+        };
+        let call = match store
+            .requeue_call(&t.org_id, id.as_str(), status, at, end)
+            .await
+        {
+            Ok(call) => call,
+            Err(e) => {
+                // Closed meanwhile (a lost race with the API): it ends
+                // as this attempt did.
+                warn!(call = %id, error = %e, "cannot put a call back in the queue");
+                return Some(attempt_status);
+            }
+        };
+        info!(call = %id, attempt, status = status.as_str(), next_attempt_at = at, "call requeued");
+        let t = Tracked {
+            status,
+            answered_at: None,
+            ..t.clone()
+        };
+        let view = CallView::new(call, None);
+        let mut payload = self.status_payload(&t, Some(&view));
+        let last = json!({"attempt": attempt, "status": attempt_status, "sip_code": end.sip_code,
+            "answered_by": end.answered_by});
+        payload["last_attempt"] = last.clone();
+        self.publish(id, &t, "call.status", payload.clone());
+        self.webhook(id, &t, "call.status", payload).await;
+        if status == CallStatus::RetryScheduled {
+            let mut data = last;
+            data["next_attempt_at"] = json!(at);
+            data["batch_id"] = json!(t.batch_id);
+            self.publish(id, &t, "call.attempt_failed", data.clone());
+            self.webhook(id, &t, "call.attempt_failed", data).await;
+        }
+        self.state.outbound.wake.notify_one();
+        None
+    }
+
+    /// The callee asked never to be called again: their number goes on
+    /// the organization's do-not-call list, and `call.dnc_requested`
+    /// says so.
+    async fn do_not_call(&self, id: &CallId, t: &Tracked, reason: Option<String>) {
+        let party = match t.direction {
+            CallDirection::Outbound => &t.to,
+            CallDirection::Inbound => &t.from,
+        };
+        let cc = self.state.config.sip.default_country_code.as_deref();
+        let Some(e164) = caller_e164(party, cc) else {
+            warn!(call = %id, "do-not-call asked on a call to no phone number; nothing to list");
+            return;
+        };
+        let added = match self
+            .state
+            .store
+            .add_dnc(
+                &t.org_id,
+                &e164,
+                "callee_request",
+                Some(id.as_str()),
+                reason.as_deref(),
+            )
+            .await
+        {
+            Ok(added) => added,
+            Err(e) => {
+                warn!(call = %id, error = %e, "cannot add a number to the do-not-call list");
+                return;
+            }
+        };
+        info!(call = %id, number = %e164, "number added to the do-not-call list");
+        let payload = json!({"number": e164, "reason": reason, "newly_added": added});
+        self.publish(id, t, "call.dnc_requested", payload.clone());
+        self.webhook(id, t, "call.dnc_requested", payload).await;
     }
 
     /// Hangs the call up once it has been connected for `limit`.

@@ -17,6 +17,8 @@
 
 pub mod bridge;
 pub mod contacts;
+pub mod dispatch;
+pub mod lifecycle;
 pub mod numbers;
 pub mod webhooks;
 pub mod ws;
@@ -219,6 +221,39 @@ pub struct CallView {
     pub webhook_secret: Option<String>,
     /// The idempotency key.
     pub client_id: Option<String>,
+    /// Attempts started so far.
+    pub attempts: i64,
+    /// When the call is next dialled (scheduled, retry_scheduled,
+    /// needs_follow_up and queued calls), unix ms.
+    pub next_attempt_at: Option<i64>,
+    /// The batch it belongs to.
+    pub batch_id: Option<String>,
+    /// Background for the agent.
+    pub context: Option<String>,
+    /// Hard constraints the agent follows.
+    pub behavior_rules: Option<Vec<String>>,
+    /// The playbook the call follows (given, or classified from the
+    /// objective).
+    pub playbook_id: Option<String>,
+    /// The caller identity.
+    pub persona_id: Option<String>,
+    /// What the call extracts into `structured_data` (a JSON schema).
+    #[schema(value_type = Option<Object>)]
+    pub extraction_schema: Option<Value>,
+    /// The retry policy as given.
+    #[schema(value_type = Option<Object>)]
+    pub retry_policy: Option<Value>,
+    /// `leave_message`, `hang_up` or `retry`.
+    pub on_voicemail: Option<String>,
+    /// Said after the beep.
+    pub voicemail_message: Option<String>,
+    /// What the call cost: connected time over every attempt, the
+    /// billable minutes, attempts, and the agent's turns.
+    #[schema(value_type = Object)]
+    pub cost_breakdown: Value,
+    /// Each attempt, in order; only in `GET /v1/calls/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_history: Option<Vec<crate::store::CallAttempt>>,
 }
 
 impl CallView {
@@ -226,6 +261,11 @@ impl CallView {
     pub fn new(call: Call, transcript: Option<Vec<TranscriptEntry>>) -> CallView {
         let req = &call.request;
         let text = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_owned);
+        let cost = cost_breakdown(
+            call.duration_ms.unwrap_or(0) + call.prior_connected_ms,
+            call.attempts,
+            call.turn_metrics.as_ref(),
+        );
         CallView {
             recording_url: call
                 .recording_path
@@ -264,8 +304,40 @@ impl CallView {
             webhook_url: call.webhook_url,
             webhook_secret: None,
             client_id: call.client_id,
+            attempts: call.attempts,
+            next_attempt_at: call.next_attempt_at,
+            batch_id: call.batch_id,
+            context: text("context"),
+            behavior_rules: req
+                .get("behavior_rules")
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+            playbook_id: text("playbook_id"),
+            persona_id: text("persona_id"),
+            extraction_schema: req.get("extraction_schema").cloned(),
+            retry_policy: req.get("retry_policy").cloned(),
+            on_voicemail: text("on_voicemail"),
+            voicemail_message: text("voicemail_message"),
+            cost_breakdown: cost,
+            attempt_history: None,
         }
     }
+}
+
+/// `cost_breakdown`: what is known of a call's cost. Telephony is billed
+/// per started minute of connected time (as `GET /v1/usage` counts);
+/// the speech and language engines are counted in agent turns, since the
+/// local engines cost nothing per call and hosted ones bill by usage the
+/// provider reports.
+fn cost_breakdown(connected_ms: i64, attempts: i64, turns: Option<&Value>) -> Value {
+    let turns = turns.and_then(Value::as_array).map_or(0, Vec::len);
+    json!({
+        "telephony": {
+            "connected_ms": connected_ms,
+            "billable_minutes": (connected_ms.max(0) + 59_999) / 60_000,
+            "attempts": attempts,
+        },
+        "agent": {"turns": turns},
+    })
 }
 
 crate::api::page::list_schema!(CallList, CallView);

@@ -37,6 +37,8 @@ pub struct WsQuery {
     pub call_id: Option<String>,
     /// Only events of calls on this number.
     pub number_id: Option<String>,
+    /// Only events of this batch and its calls.
+    pub batch_id: Option<String>,
 }
 
 /// Upgrades to the event stream. The subscription starts before the
@@ -78,6 +80,7 @@ pub async fn upgrade(
         Filter {
             call_id: q.call_id,
             number_id: q.number_id,
+            batch_id: q.batch_id,
         },
     );
     Ok(ws.on_upgrade(move |socket| run(socket, sub)))

@@ -1219,6 +1219,16 @@ impl<'a, L: Line, C: CallControl> Session<'a, L, C> {
                 }
                 None => Some(ToolResult::error("no digits given")),
             },
+            name if crate::agent::campaign_tools::is_campaign_tool(name)
+                && self.setup.tools.iter().any(|t| t.name == name) =>
+            {
+                let (event, result) =
+                    crate::agent::campaign_tools::handle(tc, crate::store::now_ms());
+                if let Some(event) = event {
+                    self.control.publish(event);
+                }
+                Some(result)
+            }
             name if self.runner.has(name) => {
                 if self.tool_rounds >= self.setup.max_tool_rounds {
                     return Some(ToolResult::error("too many tool calls for one turn"));

@@ -78,6 +78,9 @@ impl Env {
             SipListen::new(SipTransport::Udp, addr),
             SipListen::new(SipTransport::Tcp, addr),
         ];
+        // Calls placed back to back are dialled at once, as the engine's
+        // own answers (a refusal) are what these tests check.
+        config.outbound.calls_per_second = 100.0;
         // Away from the peers' ports and the SIP tests' RTP range.
         config.rtp.port_min = 45000;
         config.rtp.port_max = 49999;
@@ -106,6 +109,11 @@ impl Env {
         let state = AppState::new(config, store.clone(), Some(engine));
         let (stop, stopped) = watch::channel(false);
         let wake = Arc::new(Notify::new());
+        hotline::api::calls::dispatch::spawn(
+            state.clone(),
+            state.engine.clone().unwrap(),
+            stopped.clone(),
+        );
         bridge::spawn(state.clone(), registry, wake.clone(), stopped.clone());
         Deliverer::new(store.clone(), fast_delivery(), state.metrics.clone())
             .unwrap()
@@ -342,7 +350,9 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("call_"));
-    assert_eq!(created["status"], "queued");
+    // Dialled at once: the organization is well within its limits.
+    assert_eq!(created["status"], "dialing");
+    assert_eq!(created["attempts"], 1);
     assert_eq!(created["direction"], "outbound");
     assert_eq!(created["metadata"]["crm_id"], "42");
     let secret = created["webhook_secret"].as_str().unwrap().to_owned();
@@ -378,7 +388,10 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
             _ => {}
         }
     };
-    assert_eq!(statuses, ["queued", "ringing", "in_progress", "completed"]);
+    assert_eq!(
+        statuses,
+        ["queued", "dialing", "ringing", "in_progress", "completed"]
+    );
     assert!(
         sequences.windows(2).all(|w| w[1] == w[0] + 1) && sequences[0] == 1,
         "{sequences:?}"
@@ -418,7 +431,7 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert_eq!(again["webhook_secret"], secret.as_str());
 
     // The call's own webhook got its events, signed with its secret.
-    hook.wait_for(5).await;
+    hook.wait_for(8).await;
     let bodies = hook.verified_bodies(&secret);
     let kinds: Vec<String> = bodies
         .iter()
@@ -435,8 +448,11 @@ async fn a_call_placed_through_the_api_is_followed_live_and_recorded(env: &Env) 
     assert_eq!(
         sorted,
         [
+            "call.attempting",
             "call.completed",
+            "call.queued",
             "call.status:completed",
+            "call.status:dialing",
             "call.status:in_progress",
             "call.status:queued",
             "call.status:ringing"
@@ -993,7 +1009,8 @@ async fn max_duration_secs_ends_an_answered_call(env: &Env) {
     let id = created["id"].as_str().unwrap().to_owned();
     let call = env
         .wait_call(&id, |c| {
-            c["status"] != "queued" && c["status"] != "ringing" && c["status"] != "in_progress"
+            !["queued", "dialing", "ringing", "in_progress"]
+                .contains(&c["status"].as_str().unwrap())
         })
         .await;
     assert_eq!(call["status"], "completed", "{call}");

@@ -549,6 +549,11 @@ impl Env {
         numbers::load_all(&store, &engine).await.unwrap();
         let state = AppState::new(config, store.clone(), Some(engine));
         let (stop, stopped) = watch::channel(false);
+        hotline::api::calls::dispatch::spawn(
+            state.clone(),
+            state.engine.clone().unwrap(),
+            stopped.clone(),
+        );
         bridge::spawn(
             state.clone(),
             registry.clone(),

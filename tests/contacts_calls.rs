@@ -104,6 +104,11 @@ impl Env {
         numbers::load_all(&store, &engine).await.unwrap();
         let state = AppState::new(config, store.clone(), Some(engine));
         let (stop, stopped) = watch::channel(false);
+        hotline::api::calls::dispatch::spawn(
+            state.clone(),
+            state.engine.clone().unwrap(),
+            stopped.clone(),
+        );
         bridge::spawn(state.clone(), registry, Arc::new(Notify::new()), stopped);
         let listener = tokio::net::TcpListener::bind((peers::LOOPBACK, 0))
             .await

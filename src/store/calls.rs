@@ -673,7 +673,8 @@ impl Store {
 
     /// Deletes a call that never started (the engine refused to place it),
     /// with its per-call webhook, so that a retry with the same
-    /// `client_id` places it afresh. Only queued calls can be discarded.
+    /// `client_id` places it afresh. Only calls not yet dialled (queued,
+    /// or claimed for their first attempt) can be discarded.
     pub async fn discard_call(&self, org_id: &str, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         Sql::new("DELETE FROM webhooks WHERE org_id = ")
@@ -682,11 +683,20 @@ impl Store {
             .text(id.to_owned())
             .execute(&mut *tx)
             .await?;
+        Sql::new(
+            "DELETE FROM call_attempts WHERE call_id IN (SELECT id FROM calls WHERE org_id = ",
+        )
+        .text(org_id.to_owned())
+        .push(" AND id = ")
+        .text(id.to_owned())
+        .push(" AND status IN ('queued', 'dialing') AND attempts <= 1)")
+        .execute(&mut *tx)
+        .await?;
         let n = Sql::new("DELETE FROM calls WHERE org_id = ")
             .text(org_id.to_owned())
             .push(" AND id = ")
             .text(id.to_owned())
-            .push(" AND status = 'queued'")
+            .push(" AND status IN ('queued', 'dialing') AND attempts <= 1")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

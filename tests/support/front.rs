@@ -41,6 +41,9 @@ pub const VOICEMAIL_FOLLOW_UP: &str = "Call Maria back on Monday about the block
 #[derive(Clone, Default)]
 pub struct Llm {
     pub requests: Arc<Mutex<Vec<Value>>>,
+    /// A tool the agent's first reply calls (name, arguments) instead of
+    /// `end_call`; the reply after its result says goodbye as usual.
+    pub tool: Arc<Mutex<Option<(String, Value)>>>,
 }
 
 impl Llm {
@@ -130,6 +133,21 @@ async fn completions(
         return completion(&json!({"summary": "A caller reported a leak."}).to_string());
     }
     let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
+    let answered = request["messages"]
+        .to_string()
+        .contains("\"role\":\"tool\"");
+    let scripted = llm.tool.lock().unwrap().clone().filter(|_| !answered);
+    if let Some((name, args)) = scripted {
+        body.push_str(&chunk(json!({"content": "I understand. "}), None));
+        body.push_str(&chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_t", "type": "function",
+                "function": {"name": name, "arguments": args.to_string()}}]}),
+            None,
+        ));
+        body.push_str(&chunk(json!({}), Some("tool_calls")));
+        body.push_str("data: [DONE]\n\n");
+        return ([("content-type", "text/event-stream")], body).into_response();
+    }
     for piece in [
         "Thank you, I have noted it. ",
         "Someone will call you back. Goodbye!",
@@ -174,6 +192,11 @@ pub struct Front {
 impl Front {
     /// The whole server on `db`, with its own LLM server and SMTP sink.
     pub async fn start(db: TestDb) -> Front {
+        Front::start_with(db, |_| {}).await
+    }
+
+    /// As [`Front::start`], with `tweak` applied to the configuration.
+    pub async fn start_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Front {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let llm = Llm::default();
         let llm_addr = serve(
@@ -212,6 +235,7 @@ impl Front {
         config.agent.openai.api_key = Some("sk-test".into());
         config.agent.openai.model = "test-model".into();
         config.notify.email = Some(email_config(smtp));
+        tweak(&mut config);
         config.validate().unwrap();
         let org = db.store.ensure_org("acme").await.unwrap();
         let key = db.store.create_api_key(&org.id, "owner").await.unwrap();
@@ -261,6 +285,25 @@ impl Front {
         let json: Value = res.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "{method} {path}: {status} {json}");
         json
+    }
+
+    /// Any request: its status and body, whatever they are.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -18,8 +18,10 @@
 pub mod bridge;
 pub mod contacts;
 pub mod dispatch;
+pub mod dnc;
 pub mod lifecycle;
 pub mod numbers;
+pub mod objective;
 pub mod webhooks;
 pub mod ws;
 
@@ -34,15 +36,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::error::{ApiError, FieldError};
 use super::extract::{JsonBody, idempotency_key};
 use super::{AppState, Caller, validate};
-use crate::agent::service::AgentRequest;
 use crate::call::{CallCommand, CallDirection, CommandError};
-use crate::engine::app::CallAudio;
-use crate::engine::{CallApp, OutboundCall, PlaceError};
+use crate::engine::PlaceError;
 use crate::store::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, PageRequest, StoreError, TranscriptEntry,
 };
@@ -51,11 +50,12 @@ use crate::store::{
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/calls", post(create_call).get(list_calls))
-        .route("/calls/{id}", get(get_call))
+        .route("/calls/{id}", get(get_call).delete(cancel_call))
         .route("/calls/{id}/hangup", post(hangup_call))
         .route("/calls/{id}/transcript", get(get_transcript))
         .route("/calls/{id}/recording", get(get_recording))
         .route("/ws", get(ws::upgrade))
+        .merge(dnc::routes())
 }
 
 /// Longest call a request may ask for: four hours.
@@ -104,6 +104,37 @@ pub struct CreateCallRequest {
     /// Said after the beep with `on_voicemail: leave_message` (required
     /// then), at most 1000 characters.
     pub voicemail_message: Option<String>,
+    /// Background the agent may use (at most 4000 characters).
+    pub context: Option<String>,
+    /// Hard constraints the agent must follow (at most 20, each up to 500
+    /// characters).
+    pub behavior_rules: Option<Vec<String>>,
+    /// The strategy (`GET /v1/playbooks`); classified from the objective
+    /// when unset.
+    pub playbook_id: Option<String>,
+    /// Who the agent calls as (`GET /v1/personas`).
+    pub persona_id: Option<String>,
+    /// What to collect into `structured_data`: a JSON schema, or a map of
+    /// field → type (`string`, `number`, `integer`, `boolean`, `date`,
+    /// `time`, `datetime`, `string[]`); inferred from the objective when
+    /// unset.
+    #[schema(value_type = Option<Object>)]
+    pub extraction_schema: Option<Value>,
+    /// What happened on an earlier call, for the agent to pick up from.
+    pub previous_call_context: Option<String>,
+    /// Hang up after this long connected, 1 to 120 minutes.
+    pub max_duration_minutes: Option<u64>,
+    /// Dial no earlier than this (unix ms or RFC 3339); the call is
+    /// `scheduled` until then.
+    #[schema(value_type = Option<String>)]
+    pub schedule_at: Option<crate::outbound::when::When>,
+    /// When and how often to try again; without it a call is tried once
+    /// (and a voicemail three times with `on_voicemail: retry`).
+    pub retry_policy: Option<crate::outbound::policy::RetryPolicySpec>,
+    /// Fill unset fields from the calling number's saved outbound
+    /// defaults (`PUT /v1/numbers/{id}/outbound-defaults`).
+    #[serde(default)]
+    pub use_saved_agent: bool,
 }
 
 /// One transcript line as the API shows it.
@@ -352,7 +383,7 @@ fn not_found(e: StoreError) -> ApiError {
 /// Text limits of the inline agent settings, in bytes.
 const TEXT_LIMITS: [(&str, usize); 5] = [
     ("system_prompt", 20_000),
-    ("objective", 4_000),
+    ("objective", 8_000),
     ("first_message", 2_000),
     ("voice", 100),
     ("language", 35),
@@ -511,48 +542,8 @@ fn wants_agent(req: &CreateCallRequest) -> bool {
         || req.system_prompt.is_some()
         || req.first_message.is_some()
         || req.objective.is_some()
-}
-
-/// The voice agent when the request names an agent or gives it anything
-/// to say, else the silent application.
-fn call_app(org_id: &str, req: &CreateCallRequest) -> CallApp {
-    if !wants_agent(req) {
-        return silent_app();
-    }
-    CallApp::Agent(Box::new(AgentRequest {
-        org_id: Some(org_id.to_owned()),
-        agent_id: req.agent_id.clone(),
-        system_prompt: req.system_prompt.clone(),
-        objective: req.objective.clone(),
-        first_message: req.first_message.clone(),
-        voice: req.voice.clone(),
-        language: req.language.clone(),
-        max_duration: req.max_duration_secs.map(std::time::Duration::from_secs),
-        record: req.record.then_some(true),
-        voicemail: req
-            .on_voicemail
-            .map(|on_voicemail| crate::engine::screening::VoicemailPlan {
-                on_voicemail,
-                message: req.voicemail_message.clone(),
-                voice: req.voice.clone(),
-                language: req.language.clone(),
-            }),
-        ..AgentRequest::default()
-    }))
-}
-
-/// An application that takes the answered call's audio and plays nothing,
-/// keeping the call up until it is ended (see the module docs).
-fn silent_app() -> CallApp {
-    let (tx, mut rx) = mpsc::channel::<CallAudio>(1);
-    tokio::spawn(async move {
-        if let Some(mut audio) = rx.recv().await {
-            // Reading the frames keeps the call's media from counting drops;
-            // the loop ends when the call does.
-            while audio.frames.recv().await.is_some() {}
-        }
-    });
-    CallApp::Stream(tx)
+        || req.playbook_id.is_some()
+        || req.persona_id.is_some()
 }
 
 fn place_error(e: PlaceError) -> ApiError {
@@ -593,18 +584,32 @@ pub async fn create_call(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<CreateCallRequest>,
+    JsonBody(mut req): JsonBody<CreateCallRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
+    let org = caller.org_id.as_str();
     let client_id = idempotency_key(
         &headers,
         req.client_id.as_ref(),
         req.idempotency_key.as_ref(),
         &mut errors,
     );
-    let plan = plan_call(&state, &caller.org_id, &req, &mut errors).await?;
+    objective::apply_saved_defaults(&state, org, &mut req, &mut errors).await?;
+    let plan = plan_call(&state, org, &req, &mut errors).await?;
+    if let Some(plan) = &plan
+        && let Some(e164) = crate::engine::blocked::caller_e164(&plan.to, None)
+        && let Some(entry) = state.store.dnc_entry(org, &e164).await?
+    {
+        errors.push(FieldError::body(
+            "to",
+            format!(
+                "{e164} is on the organization's do-not-call list (since {}, {})",
+                entry.created_at, entry.source
+            ),
+        ));
+    }
     if let Some(agent) = &req.agent_id {
-        match state.store.get_agent(&caller.org_id, agent).await {
+        match state.store.get_agent(org, agent).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => errors.push(FieldError::body("agent_id", "no such agent")),
             Err(e) => return Err(e.into()),
@@ -637,6 +642,7 @@ pub async fn create_call(
         request.insert("max_duration_secs".into(), json!(secs));
     }
     request.insert("record".into(), json!(req.record));
+    request.insert("agent".into(), json!(wants_agent(&req)));
     if let Err(e) = validate::metadata("metadata", &req.metadata) {
         errors.extend(e);
     }
@@ -645,12 +651,19 @@ pub async fn create_call(
     {
         errors.push(FieldError::body("webhook_url", msg));
     }
-    let plan = match plan {
-        Some(p) if errors.is_empty() => p,
+    let to = plan.as_ref().map_or("", |p| p.to.as_str()).to_owned();
+    objective::plan_objective(&state, org, &to, &req, &mut request, &mut errors).await?;
+    let now = crate::store::now_ms();
+    let first = objective::first_attempt(&req, now, &mut request, &mut errors);
+    let (plan, (status, due)) = match (plan, first) {
+        (Some(p), Some(f)) if errors.is_empty() => (p, f),
         _ => return Err(ApiError::Validation(errors)),
     };
     if let Some(t) = &plan.trunk {
         request.insert("trunk".into(), json!(t));
+    }
+    if let Some(c) = &plan.caller_id {
+        request.insert("caller_id".into(), json!(c));
     }
     // The caller ID the engine will use: the request's, else the trunk's,
     // else the engine's default.
@@ -668,6 +681,18 @@ pub async fn create_call(
                 .clone()
         })
         .unwrap_or_else(|| "hotline".into());
+    let Some(engine) = state.engine.clone() else {
+        return Err(ApiError::Unavailable {
+            detail: "the call engine is not running".into(),
+            retry_after: None,
+        });
+    };
+    if request.get("agent") == Some(&json!(true)) && engine.agents().is_none() {
+        return Err(ApiError::Unavailable {
+            detail: "the voice agent is not running in this server".into(),
+            retry_after: None,
+        });
+    }
     let new = NewCall {
         id: None,
         number_id: plan.number_id.clone(),
@@ -676,30 +701,30 @@ pub async fn create_call(
         request: Value::Object(request),
         webhook_url: req.webhook_url.clone(),
         client_id,
+        status,
+        next_attempt_at: Some(due),
         ..NewCall::new(CallDirection::Outbound, caller_id, plan.to.clone())
     };
-    let (call, created) = state.store.create_call(&caller.org_id, &new).await?;
+    let (call, created) = state.store.create_call(org, &new).await?;
     if !created {
         let secret = match &call.webhook_url {
             Some(_) => state
                 .store
-                .call_webhook(&caller.org_id, call.id.as_str())
+                .call_webhook(org, call.id.as_str())
                 .await?
                 .map(|w| w.secret),
             None => None,
         };
-        let transcript = state
-            .store
-            .list_transcript(&caller.org_id, call.id.as_str())
-            .await?;
+        let transcript = state.store.list_transcript(org, call.id.as_str()).await?;
         let mut view = CallView::new(call, Some(transcript));
         view.webhook_secret = secret;
         return Ok((StatusCode::OK, Json(view)).into_response());
     }
+    let call_id = call.id.clone();
     let discard = |why: ApiError| {
         let state = state.clone();
-        let org = caller.org_id.clone();
-        let id = call.id.clone();
+        let org = org.to_owned();
+        let id = call_id.clone();
         async move {
             // Nothing went out: forget the call, so that a retry with the
             // same client_id places it afresh.
@@ -709,51 +734,43 @@ pub async fn create_call(
             why
         }
     };
-    let Some(engine) = state.engine.clone() else {
-        return Err(discard(ApiError::Unavailable {
-            detail: "the call engine is not running".into(),
-            retry_after: None,
-        })
-        .await);
-    };
     let mut secret = None;
     if let Some(url) = &call.webhook_url {
         match state
             .store
-            .create_call_webhook(&caller.org_id, call.id.as_str(), url)
+            .create_call_webhook(org, call.id.as_str(), url)
             .await
         {
             Ok(w) => secret = Some(w.secret),
             Err(e) => return Err(discard(e.into()).await),
         }
     }
-    let app = call_app(&caller.org_id, &req);
-    if let CallApp::Agent(request) = &app {
-        let Some(agents) = engine.agents() else {
-            return Err(discard(ApiError::Unavailable {
-                detail: "the voice agent is not running in this server".into(),
-                retry_after: None,
-            })
-            .await);
-        };
-        // The greeting is synthesized while the call rings.
-        let request = (**request).clone();
-        tokio::spawn(async move { agents.warm_request(&request).await });
+    lifecycle::announce_queued(&state, &call).await;
+    let mut current = call;
+    if status == CallStatus::Queued {
+        // Dialled at once when the organization's limits allow; else the
+        // dispatcher dials it in turn.
+        let limits = dispatch::limits(&state, org).await?;
+        if let crate::store::Claim::Claimed(claimed) = state
+            .store
+            .claim_call(org, Some(current.id.as_str()), now, limits)
+            .await?
+        {
+            match dispatch::dial(&state, &engine, &claimed).await {
+                Ok(()) => current = *claimed,
+                Err(dispatch::DialError::Place(e)) => return Err(discard(place_error(e)).await),
+                Err(dispatch::DialError::DoNotCall) => {
+                    return Err(discard(ApiError::field(
+                        "to",
+                        "on the organization's do-not-call list",
+                    ))
+                    .await);
+                }
+            }
+        }
     }
-    let outbound = OutboundCall {
-        id: Some(call.id.clone()),
-        trunk: plan.trunk,
-        to: plan.to,
-        from: plan.caller_id,
-        app,
-        ring_timeout: None,
-    };
-    if let Err(e) = engine.place_call(outbound).await {
-        return Err(discard(place_error(e)).await);
-    }
-    // Announced by the bridge, which orders it before the engine's events.
-    state.placed.announce(&call.id);
-    let mut view = CallView::new(call, Some(Vec::new()));
+    state.outbound.wake.notify_one();
+    let mut view = CallView::new(current, Some(Vec::new()));
     view.webhook_secret = secret;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -778,7 +795,44 @@ pub async fn get_call(
         .await
         .map_err(not_found)?;
     let transcript = state.store.list_transcript(&caller.org_id, &id).await?;
-    Ok(Json(CallView::new(call, Some(transcript))))
+    let attempts = state.store.call_attempts(&id).await?;
+    let mut view = CallView::new(call, Some(transcript));
+    view.attempt_history = Some(attempts);
+    Ok(Json(view))
+}
+
+/// `DELETE /v1/calls/{id}`: cancels a call that waits to be dialled
+/// (queued, scheduled, retry_scheduled, needs_follow_up); 409 once an
+/// attempt is under way (hang it up instead) or the call is over.
+#[utoipa::path(
+    delete, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "Canceled", body = CallView),
+        (status = 404, description = "No such call", body = crate::api::error::ErrorBody),
+        (status = 409, description = "The call is live or over", body = crate::api::error::ErrorBody),
+    )
+)]
+pub async fn cancel_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    match state
+        .store
+        .cancel_waiting_call(&caller.org_id, &id, "canceled through the API")
+        .await
+    {
+        Ok(call) => {
+            lifecycle::announce_ended(&state, &call).await;
+            Ok(Json(CallView::new(call, None)))
+        }
+        Err(StoreError::Conflict("live")) => Err(ApiError::Conflict(
+            "the call is live: end it with POST /v1/calls/{id}/hangup".into(),
+        )),
+        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict("the call is over".into())),
+        Err(e) => Err(not_found(e)),
+    }
 }
 
 fn parse_query(q: &HashMap<String, String>) -> Result<(CallFilter, PageRequest), ApiError> {

@@ -436,6 +436,29 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The playbook for `objective` among the built-ins and the
+/// organization's own, by the LLM when there is one, else by keywords.
+pub(crate) async fn classify_objective(
+    state: &AppState,
+    org_id: &str,
+    objective: &str,
+) -> Result<playbooks::Classification, ApiError> {
+    let llm = llm_config(state, org_id).await;
+    let custom = match &llm {
+        // Keywords only choose among the built-ins: no need to read.
+        None => Vec::new(),
+        Some(_) => {
+            let limit = u32::try_from(MAX_CUSTOM_CANDIDATES).unwrap_or(u32::MAX);
+            state
+                .store
+                .list_playbooks(org_id, &PageRequest::first(limit))
+                .await?
+                .items
+        }
+    };
+    Ok(playbooks::classify(llm.as_ref(), objective, &custom).await)
+}
+
 /// The LLM the organization's calls would use, if the server has one:
 /// the organization's own key over the server's settings.
 async fn llm_config(state: &AppState, org_id: &str) -> Option<OpenAiConfig> {
@@ -469,20 +492,7 @@ pub async fn classify(
     let mut p = Problems::default();
     p.text("objective", &body.objective, OBJECTIVE_MAX);
     p.finish()?;
-    let llm = llm_config(&state, &caller.org_id).await;
-    let custom = match &llm {
-        // Keywords only choose among the built-ins: no need to read.
-        None => Vec::new(),
-        Some(_) => {
-            let limit = u32::try_from(MAX_CUSTOM_CANDIDATES).unwrap_or(u32::MAX);
-            state
-                .store
-                .list_playbooks(&caller.org_id, &PageRequest::first(limit))
-                .await?
-                .items
-        }
-    };
-    let c = playbooks::classify(llm.as_ref(), &body.objective, &custom).await;
+    let c = classify_objective(&state, &caller.org_id, &body.objective).await?;
     Ok(Json(ClassifyOut {
         playbook_id: c.playbook_id,
         method: c.method,

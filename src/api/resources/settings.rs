@@ -45,6 +45,9 @@ pub struct SettingsOut {
     /// Who gets the after-call report emails; `null`: the server's
     /// `[notify.email]` `to`.
     pub notify_email: Option<Vec<String>>,
+    /// Outbound dialling limits in effect: calls up at once and calls
+    /// started per second (the server's `[outbound]` unless set).
+    pub outbound: crate::outbound::settings::OutboundLimits,
 }
 
 /// A change to the settings: only what is sent changes.
@@ -67,6 +70,10 @@ pub struct UpdateSettings {
     #[serde(default, deserialize_with = "crate::api::extract::present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub notify_email: Option<Option<Value>>,
+    /// `max_concurrent_calls` (1–1000) and `calls_per_second` (up to
+    /// 100); `null` for a field returns it to the server's default.
+    #[schema(value_type = Option<Object>)]
+    pub outbound: Option<Map<String, Value>>,
 }
 
 /// Most report email recipients an organization names.
@@ -115,6 +122,7 @@ fn shown(state: &AppState, settings: &Value) -> SettingsOut {
     SettingsOut {
         provider_keys: Value::Object(out),
         alerts: AlertPolicy::effective(&state.config.alerts.policy, settings.get("alerts")),
+        outbound: state.config.outbound.effective(settings.get("outbound")),
         notify_email: settings
             .get("notify_email")
             .and_then(Value::as_array)
@@ -188,7 +196,27 @@ pub async fn update(
         .alerts
         .as_ref()
         .map(|changes| alert_changes(&state, &settings, changes, &mut p));
+    if let Some(changes) = &body.outbound {
+        for (field, msg) in crate::outbound::settings::OutboundLimits::check_changes(changes) {
+            p.add(&format!("outbound.{field}"), msg);
+        }
+    }
     p.finish()?;
+    if let Some(changes) = body.outbound {
+        let m = settings.as_object_mut().expect("settings are an object");
+        let stored = m.entry("outbound").or_insert_with(|| json!({}));
+        if !stored.is_object() {
+            *stored = json!({});
+        }
+        let stored = stored.as_object_mut().expect("just made an object");
+        for (name, value) in changes {
+            if value.is_null() {
+                stored.remove(&name);
+            } else {
+                stored.insert(name, value);
+            }
+        }
+    }
     if let Some(stored) = alerts {
         settings
             .as_object_mut()

@@ -142,8 +142,9 @@ impl Hub {
     pub fn publish(&self, mut event: LiveEvent) {
         {
             let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-            let key = match (&event.alert_id, event.call_id.is_empty()) {
-                (Some(alert), true) => alert.clone(),
+            let key = match (&event.alert_id, &event.batch_id, event.call_id.is_empty()) {
+                (Some(alert), _, true) => alert.clone(),
+                (None, Some(batch), true) => batch.clone(),
                 _ => event.call_id.clone(),
             };
             let seq = seqs.entry(key).or_insert(0);

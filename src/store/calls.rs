@@ -456,7 +456,7 @@ pub(crate) const CALL_COLS: &str = "id, org_id, direction, from_addr, to_addr, n
      sip_call_id, summary, outcome, structured_data, turn_metrics, recording_path, metadata, \
      request, webhook_url, client_id, attempts, next_attempt_at, batch_id, prior_connected_ms";
 
-const TERMINAL_SQL: &str =
+pub(crate) const TERMINAL_SQL: &str =
     "('completed', 'voicemail', 'busy', 'no_answer', 'exhausted', 'failed', 'canceled')";
 
 pub(crate) fn call_from_row(row: &AnyRow) -> Result<Call> {

@@ -44,6 +44,7 @@
 
 mod agents;
 mod alerts;
+mod batches;
 mod calls;
 mod contacts;
 mod keys;
@@ -71,6 +72,7 @@ pub use agents::{Agent, AgentUpdate, NewAgent};
 pub use alerts::{
     Alert, AlertDelivery, AlertFilter, CodeRefusal, MAX_CODE_ATTEMPTS, NewAlert, Phone,
 };
+pub use batches::{Batch, NewBatch};
 pub use calls::{
     Call, CallFilter, CallStatus, CallUpdate, NewCall, NewTranscriptEntry, TranscriptEntry,
     UnknownStatus, UsagePeriod, UsageQuery, UsageRow, day_start_ms,

@@ -376,6 +376,16 @@ impl Front {
         }
     }
 
+    /// Stops the server (as SIGTERM would) and hands back its database,
+    /// for a server started again on it.
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(PATIENCE, &mut self.server).await;
+        self.db
+    }
+
     pub async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -889,6 +889,9 @@ impl Bridge {
         self.publish(id, &t, "call.completed", full.clone());
         self.webhook(id, &t, "call.completed", full).await;
         self.state.hub.call_ended(id.as_str());
+        if let Some(batch) = &t.batch_id {
+            super::batch::settle(&self.state, batch).await;
+        }
     }
 
     /// An agent call ended: its report is pending from now on (see

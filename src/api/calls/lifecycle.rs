@@ -97,4 +97,7 @@ pub async fn announce_ended(state: &AppState, call: &Call) {
     announce(state, call, "call.completed", full).await;
     state.hub.call_ended(call.id.as_str());
     state.outbound.wake.notify_one();
+    if let Some(batch) = &call.batch_id {
+        super::batch::settle(state, batch).await;
+    }
 }

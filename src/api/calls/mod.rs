@@ -15,6 +15,7 @@
 //! and the call lasts until either side (or `max_duration_secs`, or
 //! `POST /v1/calls/{id}/hangup`) ends it.
 
+pub mod batch;
 pub mod bridge;
 pub mod contacts;
 pub mod dispatch;
@@ -51,6 +52,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/calls", post(create_call).get(list_calls))
         .route("/calls/{id}", get(get_call).delete(cancel_call))
+        .route("/calls/batch", post(batch::create))
+        .route("/calls/batch/{id}", get(batch::read).delete(batch::cancel))
         .route("/calls/{id}/hangup", post(hangup_call))
         .route("/calls/{id}/transcript", get(get_transcript))
         .route("/calls/{id}/recording", get(get_recording))
@@ -567,35 +570,25 @@ fn place_error(e: PlaceError) -> ApiError {
     }
 }
 
-/// `POST /v1/calls`: 201 with the new call, or 200 with the call an
-/// earlier request with the same `client_id` created.
-#[utoipa::path(
-    post, path = "/v1/calls", tag = "calls",
-    request_body = CreateCallRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `client_id`")),
-    responses(
-        (status = 201, description = "Placed", body = CallView),
-        (status = 200, description = "An earlier request with this `client_id` placed it", body = CallView),
-        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
-        (status = 503, description = "Draining or at the call limit (Retry-After)", body = crate::api::error::ErrorBody),
-    )
-)]
-pub async fn create_call(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    JsonBody(mut req): JsonBody<CreateCallRequest>,
-) -> Result<Response, ApiError> {
+/// A checked `POST /v1/calls` request, ready to store.
+pub(crate) struct PreparedCall {
+    /// The row.
+    pub new: NewCall,
+    /// `queued` or `scheduled`.
+    pub status: CallStatus,
+}
+
+/// Checks a request (every field at fault in one 422) and makes the call
+/// it asks for; nothing is stored yet.
+pub(crate) async fn prepare_call(
+    state: &AppState,
+    org: &str,
+    mut req: CreateCallRequest,
+    client_id: Option<String>,
+) -> Result<PreparedCall, ApiError> {
     let mut errors = Vec::new();
-    let org = caller.org_id.as_str();
-    let client_id = idempotency_key(
-        &headers,
-        req.client_id.as_ref(),
-        req.idempotency_key.as_ref(),
-        &mut errors,
-    );
-    objective::apply_saved_defaults(&state, org, &mut req, &mut errors).await?;
-    let plan = plan_call(&state, org, &req, &mut errors).await?;
+    objective::apply_saved_defaults(state, org, &mut req, &mut errors).await?;
+    let plan = plan_call(state, org, &req, &mut errors).await?;
     if let Some(plan) = &plan
         && let Some(e164) = crate::engine::blocked::caller_e164(&plan.to, None)
         && let Some(entry) = state.store.dnc_entry(org, &e164).await?
@@ -652,7 +645,7 @@ pub async fn create_call(
         errors.push(FieldError::body("webhook_url", msg));
     }
     let to = plan.as_ref().map_or("", |p| p.to.as_str()).to_owned();
-    objective::plan_objective(&state, org, &to, &req, &mut request, &mut errors).await?;
+    objective::plan_objective(state, org, &to, &req, &mut request, &mut errors).await?;
     let now = crate::store::now_ms();
     let first = objective::first_attempt(&req, now, &mut request, &mut errors);
     let (plan, (status, due)) = match (plan, first) {
@@ -681,18 +674,6 @@ pub async fn create_call(
                 .clone()
         })
         .unwrap_or_else(|| "hotline".into());
-    let Some(engine) = state.engine.clone() else {
-        return Err(ApiError::Unavailable {
-            detail: "the call engine is not running".into(),
-            retry_after: None,
-        });
-    };
-    if request.get("agent") == Some(&json!(true)) && engine.agents().is_none() {
-        return Err(ApiError::Unavailable {
-            detail: "the voice agent is not running in this server".into(),
-            retry_after: None,
-        });
-    }
     let new = NewCall {
         id: None,
         number_id: plan.number_id.clone(),
@@ -705,6 +686,53 @@ pub async fn create_call(
         next_attempt_at: Some(due),
         ..NewCall::new(CallDirection::Outbound, caller_id, plan.to.clone())
     };
+    Ok(PreparedCall { new, status })
+}
+
+/// `POST /v1/calls`: 201 with the new call, or 200 with the call an
+/// earlier request with the same `client_id` created.
+#[utoipa::path(
+    post, path = "/v1/calls", tag = "calls",
+    request_body = CreateCallRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `client_id`")),
+    responses(
+        (status = 201, description = "Placed", body = CallView),
+        (status = 200, description = "An earlier request with this `client_id` placed it", body = CallView),
+        (status = 422, description = "A field is invalid", body = crate::api::error::ValidationErrorBody),
+        (status = 503, description = "Draining or at the call limit (Retry-After)", body = crate::api::error::ErrorBody),
+    )
+)]
+pub async fn create_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<CreateCallRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let org = caller.org_id.as_str();
+    let client_id = idempotency_key(
+        &headers,
+        req.client_id.as_ref(),
+        req.idempotency_key.as_ref(),
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let PreparedCall { new, status } = prepare_call(&state, org, req, client_id).await?;
+    let now = crate::store::now_ms();
+    let Some(engine) = state.engine.clone() else {
+        return Err(ApiError::Unavailable {
+            detail: "the call engine is not running".into(),
+            retry_after: None,
+        });
+    };
+    if new.request.get("agent") == Some(&json!(true)) && engine.agents().is_none() {
+        return Err(ApiError::Unavailable {
+            detail: "the voice agent is not running in this server".into(),
+            retry_after: None,
+        });
+    }
     let (call, created) = state.store.create_call(org, &new).await?;
     if !created {
         let secret = match &call.webhook_url {

@@ -69,6 +69,13 @@ pub async fn upgrade(
             .await
             .map_err(missing("number"))?;
     }
+    if let Some(id) = &q.batch_id {
+        state
+            .store
+            .get_batch(&caller.org_id, id)
+            .await
+            .map_err(missing("batch"))?;
+    }
     // Checked after the filters, so that a request for another
     // organization's call is 404 whatever its headers.
     let ws = match ws {

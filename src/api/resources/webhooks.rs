@@ -34,6 +34,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.exhausted",
     "call.callback_requested",
     "call.dnc_requested",
+    "batch.completed",
     "transcript.partial",
     "transcript.final",
     "dtmf",

@@ -207,3 +207,84 @@ both_databases!(
     a_restart_in_the_middle_loses_and_repeats_nothing,
     "batchrestart"
 );
+
+/// The README's example, scaled to three shops: each is a sipp UAS whose
+/// media says its price; the batch's summary has each call's outcome and
+/// the price it was quoted. One call at a time: the speech engines of
+/// this 2-core machine are shared with the rest of the suite.
+async fn the_readmes_price_survey_returns_structured_results(db: TestDb) {
+    let prices = [240, 120, 75];
+    let mut shops = Vec::new();
+    for p in prices {
+        let line = format!("A full service costs {p} dollars.");
+        // Said twice, as a person repeats what was not heard.
+        let wav = peers::media::script_wav(&[(4.0, line.as_str()), (4.0, line.as_str())]).unwrap();
+        let script = peers::media::read_pcm(&wav).unwrap().1;
+        let talker =
+            peers::talker::Talker::start(peers::talker::TalkerConfig { script, echo: None })
+                .unwrap();
+        let mut run = SippRun::uas(Scenario::uas_answer(Some(talker.port()), 40_000));
+        run.timeout = PATIENCE * 2;
+        let mut uas = tokio::task::block_in_place(|| run.spawn().unwrap());
+        tokio::task::block_in_place(|| uas.wait_ready(Duration::from_secs(10)).unwrap());
+        shops.push((talker, uas));
+    }
+    let front = Front::start(db).await;
+    let targets: Vec<Value> = shops
+        .iter()
+        .enumerate()
+        .map(|(i, (_, uas))| {
+            json!({"to": format!("sip:shop@{}", uas.sip_addr()), "client_id": format!("shop-{i}")})
+        })
+        .collect();
+    let batch = front
+        .send(
+            Method::POST,
+            "/v1/calls/batch",
+            Some(
+                json!({"name": "bike service prices", "max_concurrent": 1, "targets": targets,
+                "defaults": {
+                    "objective": "Find out the price of a full bicycle service",
+                    "first_message": "Hi, how much is a full bicycle service?",
+                    "extraction_schema": {"price": "number", "currency": "string"},
+                    "retry_policy": {"max_attempts": 2, "backoff_minutes": [0.05]}}}),
+            ),
+        )
+        .await;
+    let id = batch["id"].as_str().unwrap().to_owned();
+    let done = until_batch(&front, &id, |b| {
+        b["status"] == "completed"
+            && b["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["outcome"].is_string())
+    })
+    .await;
+    assert_eq!(done["counts"], json!({"completed": 3}), "{done:#}");
+    for (i, call) in done["calls"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(call["outcome"], "achieved", "{done:#}");
+        assert_eq!(call["structured_data"]["currency"], "USD", "{done:#}");
+        let quoted = call["structured_data"]["price"].as_f64();
+        assert_eq!(quoted, Some(f64::from(prices[i])), "{done:#}");
+    }
+    // The agent ran with the price-inquiry playbook's prompt.
+    let first = &front.llm.chats()[0];
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("full bicycle service")
+    );
+    for (talker, uas) in shops {
+        let result = tokio::task::block_in_place(|| uas.wait().unwrap());
+        assert!(result.all_ok(), "{}", result.diagnostics());
+        drop(talker.finish());
+    }
+    front.finish().await;
+}
+
+both_databases!(
+    the_readmes_price_survey_returns_structured_results,
+    "pricesurvey"
+);

@@ -119,6 +119,40 @@ fn extraction(request: &Value) -> String {
     .to_string()
 }
 
+/// The after-call summary a model would write: with an objective, the
+/// outcome; with a schema, its fields, a price being the last number
+/// said in the transcript (as speech recognition wrote it: the callee
+/// says it twice, and the first may be clipped).
+fn summary(request: &Value) -> Value {
+    let schema = &request["response_format"]["json_schema"]["schema"]["properties"];
+    let mut answer = json!({"summary": "A caller reported a leak."});
+    if schema.get("outcome").is_some() {
+        answer["outcome"] = json!("achieved");
+    }
+    if let Some(data) = schema.get("structured_data") {
+        let transcript = request["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default();
+        let price: Option<f64> = transcript
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter_map(|w| w.trim_matches('.').parse().ok())
+            .last();
+        let mut out = serde_json::Map::new();
+        for (field, spec) in data["properties"].as_object().into_iter().flatten() {
+            let v = match (field.as_str(), spec["type"].to_string()) {
+                ("price", _) => json!(price),
+                ("currency", _) => json!("USD"),
+                (_, t) if t.contains("boolean") => json!(true),
+                _ => Value::Null,
+            };
+            out.insert(field.clone(), v);
+        }
+        answer["structured_data"] = Value::Object(out);
+        answer["summary"] = json!(format!("The shop quoted {price:?} for a full service."));
+    }
+    answer
+}
+
 async fn completions(
     axum::extract::State(llm): axum::extract::State<Llm>,
     body: Bytes,
@@ -128,6 +162,9 @@ async fn completions(
     if request["stream"] != json!(true) {
         if request["response_format"]["json_schema"]["name"] == "call_report" {
             return completion(&extraction(&request));
+        }
+        if request["response_format"]["json_schema"]["name"] == "call_summary" {
+            return completion(&summary(&request).to_string());
         }
         // The agent's own after-call summary.
         return completion(&json!({"summary": "A caller reported a leak."}).to_string());

@@ -135,8 +135,8 @@ fn summary(request: &Value) -> Value {
             .unwrap_or_default();
         let price: Option<f64> = transcript
             .split(|c: char| !c.is_ascii_digit() && c != '.')
-            .filter_map(|w| w.trim_matches('.').parse().ok())
-            .last();
+            .rev()
+            .find_map(|w| w.trim_matches('.').parse().ok());
         let mut out = serde_json::Map::new();
         for (field, spec) in data["properties"].as_object().into_iter().flatten() {
             let v = match (field.as_str(), spec["type"].to_string()) {

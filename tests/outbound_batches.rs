@@ -184,23 +184,7 @@ async fn a_restart_in_the_middle_loses_and_repeats_nothing(db: TestDb) {
     front.finish().await;
 }
 
-macro_rules! both_databases {
-    ($name:ident, $pg:literal) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::support::db::TestDb::sqlite().await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = super::support::db::TestDb::postgres($pg).await {
-                    super::$name(db).await;
-                }
-            }
-        }
-    };
-}
+use support::both_databases;
 
 both_databases!(a_batch_of_50_keeps_to_its_concurrency, "batch50");
 both_databases!(
@@ -213,10 +197,13 @@ both_databases!(
 /// the price it was quoted. One call at a time: the speech engines of
 /// this 2-core machine are shared with the rest of the suite.
 async fn the_readmes_price_survey_returns_structured_results(db: TestDb) {
-    let prices = [240, 120, 75];
+    // Amounts espeak says and Whisper writes back reliably at 8 kHz
+    // ("one hundred and twenty" can split across two lines, and "forty"
+    // came back as words that are no number).
+    let prices = [60, 90, 75];
     let mut shops = Vec::new();
     for p in prices {
-        let line = format!("A full service costs {p} dollars.");
+        let line = format!("The price is {p} dollars.");
         // Said twice, as a person repeats what was not heard.
         let wav = peers::media::script_wav(&[(4.0, line.as_str()), (4.0, line.as_str())]).unwrap();
         let script = peers::media::read_pcm(&wav).unwrap().1;
@@ -266,7 +253,15 @@ async fn the_readmes_price_survey_returns_structured_results(db: TestDb) {
         assert_eq!(call["outcome"], "achieved", "{done:#}");
         assert_eq!(call["structured_data"]["currency"], "USD", "{done:#}");
         let quoted = call["structured_data"]["price"].as_f64();
-        assert_eq!(quoted, Some(f64::from(prices[i])), "{done:#}");
+        let (_, full) = front
+            .get(&format!("/v1/calls/{}", call["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            quoted,
+            Some(f64::from(prices[i])),
+            "{:#}",
+            full["transcript"]
+        );
     }
     // The agent ran with the price-inquiry playbook's prompt.
     let first = &front.llm.chats()[0];

@@ -294,23 +294,130 @@ async fn a_callee_who_asks_not_to_be_called_goes_on_the_list(db: TestDb) {
     front.finish().await;
 }
 
-macro_rules! both_databases {
-    ($name:ident, $pg:literal) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::support::db::TestDb::sqlite().await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = super::support::db::TestDb::postgres($pg).await {
-                    super::$name(db).await;
-                }
-            }
-        }
-    };
+async fn unanswered_calls_are_retried_until_exhausted(db: TestDb) {
+    let mut run = SippRun::uas(Scenario::from_fixture("uas_ring_cancel.xml"));
+    run.calls = 2;
+    run.timeout = PATIENCE;
+    let mut ringing = tokio::task::block_in_place(|| run.spawn().unwrap());
+    tokio::task::block_in_place(|| ringing.wait_ready(Duration::from_secs(10)).unwrap());
+    let front = Front::start(db).await;
+    let placed = front
+        .send(
+            Method::POST,
+            "/v1/calls",
+            Some(json!({"to": format!("sip:nobody@{}", ringing.sip_addr()),
+                "ring_timeout_secs": 5,
+                "retry_policy": {"max_attempts": 2, "backoff_minutes": [0.01]}})),
+        )
+        .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let call = until_call(&front, &id, |c| c["status"] == "exhausted").await;
+    let history = call["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{call:#}");
+    assert!(
+        history.iter().all(|a| a["status"] == "no_answer"),
+        "{call:#}"
+    );
+    // Each attempt rang for its timeout before it was given up.
+    for a in history {
+        let rang = a["ended_at"].as_i64().unwrap() - a["started_at"].as_i64().unwrap();
+        assert!(rang >= 5000, "rang {rang} ms");
+    }
+    let result = tokio::task::block_in_place(|| ringing.wait().unwrap());
+    assert!(result.all_ok(), "{}", result.diagnostics());
+    front.finish().await;
 }
+
+/// Starts a sipp UAS answering with `script` (8 kHz) as its media.
+fn answering(script: Vec<i16>) -> (Talker, peers::sipp::Sipp) {
+    let talker = Talker::start(TalkerConfig { script, echo: None }).unwrap();
+    let mut run = SippRun::uas(Scenario::uas_answer(Some(talker.port()), 30_000));
+    run.timeout = PATIENCE;
+    let mut uas = tokio::task::block_in_place(|| run.spawn().unwrap());
+    tokio::task::block_in_place(|| uas.wait_ready(Duration::from_secs(10)).unwrap());
+    (talker, uas)
+}
+
+async fn a_machine_or_a_callback_request_puts_the_call_back_in_the_queue(db: TestDb) {
+    let front = Front::start(db).await;
+
+    // An answering machine, with `on_voicemail: retry`: hung up on, and
+    // dialled again after the backoff.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/amd");
+    let wav = std::fs::read(dir.join("machine_01_piper.wav")).unwrap();
+    let greeting = hotline_media::wav::read_wav(&wav).unwrap().samples;
+    let (machine_talker, machine) = answering(greeting);
+    let placed = front
+        .send(
+            Method::POST,
+            "/v1/calls",
+            Some(json!({"to": format!("sip:shop@{}", machine.sip_addr()),
+                "objective": "Ask whether the shop is open on Sunday",
+                "first_message": "Hello, are you open on Sunday?",
+                "on_voicemail": "retry",
+                "retry_policy": {"backoff_minutes": [60]}})),
+        )
+        .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let call = until_call(&front, &id, |c| c["status"] == "retry_scheduled").await;
+    let history = call["attempt_history"].as_array().unwrap();
+    assert_eq!(history[0]["status"], "voicemail", "{call:#}");
+    assert_eq!(history[0]["answered_by"], "machine", "{call:#}");
+    let due = call["next_attempt_at"].as_i64().unwrap();
+    let ended = history[0]["ended_at"].as_i64().unwrap();
+    assert!(due >= ended + 3_600_000, "{call:#}");
+    // Nobody wants the retry after all.
+    let (status, c) = front
+        .request(Method::DELETE, &format!("/v1/calls/{id}"), None)
+        .await;
+    assert_eq!(
+        (status, c["status"].as_str()),
+        (200, Some("canceled")),
+        "{c:#}"
+    );
+    let result = tokio::task::block_in_place(|| machine.wait().unwrap());
+    assert!(result.all_ok(), "{}", result.diagnostics());
+    drop(machine_talker.finish());
+
+    // A person who asks to be called back in an hour: needs_follow_up,
+    // due then.
+    *front.llm.tool.lock().unwrap() =
+        Some(("schedule_callback".into(), json!({"when": "in 1 hour"})));
+    let line = "I am busy, call me back in an hour.";
+    let wav = peers::media::script_wav(&[(3.5, line), (7.0, line)]).unwrap();
+    let (person_talker, person) = answering(peers::media::read_pcm(&wav).unwrap().1);
+    let before = hotline::store::now_ms();
+    let placed = front
+        .send(
+            Method::POST,
+            "/v1/calls",
+            Some(json!({"to": format!("sip:owner@{}", person.sip_addr()),
+                "objective": "Ask whether the shop is open on Sunday",
+                "first_message": "Hello, are you open on Sunday?"})),
+        )
+        .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let call = until_call(&front, &id, |c| c["status"] == "needs_follow_up").await;
+    let due = call["next_attempt_at"].as_i64().unwrap();
+    assert!(
+        (before + 3_600_000..before + 3_700_000).contains(&due),
+        "due {due}, asked at {before}: {call:#}"
+    );
+    assert_eq!(
+        call["attempt_history"][0]["status"], "completed",
+        "{call:#}"
+    );
+    let (status, _) = front
+        .request(Method::DELETE, &format!("/v1/calls/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let result = tokio::task::block_in_place(|| person.wait().unwrap());
+    assert!(result.all_ok(), "{}", result.diagnostics());
+    drop(person_talker.finish());
+    front.finish().await;
+}
+
+use support::both_databases;
 
 both_databases!(
     busy_callee_is_retried_with_backoff_until_exhausted,
@@ -321,3 +428,8 @@ both_databases!(
     "schedule"
 );
 both_databases!(a_callee_who_asks_not_to_be_called_goes_on_the_list, "dnc");
+both_databases!(unanswered_calls_are_retried_until_exhausted, "noanswer");
+both_databases!(
+    a_machine_or_a_callback_request_puts_the_call_back_in_the_queue,
+    "requeue"
+);

@@ -80,10 +80,14 @@ impl TestDb {
             <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
                 .await
                 .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        // FORCE: a server just stopped may still be closing its pool's
+        // connections (Postgres 13 and later).
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
         sqlx::Connection::close(admin).await.unwrap();
     }
 

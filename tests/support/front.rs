@@ -119,6 +119,30 @@ fn extraction(request: &Value) -> String {
     .to_string()
 }
 
+/// The last amount in `text`, in digits ("$40") or in words ("forty"),
+/// as a model reading a transcript would take it.
+fn last_number(text: &str) -> Option<f64> {
+    const TENS: [(&str, f64); 8] = [
+        ("twenty", 20.0),
+        ("thirty", 30.0),
+        ("forty", 40.0),
+        ("fifty", 50.0),
+        ("sixty", 60.0),
+        ("seventy", 70.0),
+        ("eighty", 80.0),
+        ("ninety", 90.0),
+    ];
+    text.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
+        .rev()
+        .find_map(|w| {
+            let w = w.trim_matches('.');
+            w.parse()
+                .ok()
+                .or_else(|| TENS.iter().find(|(t, _)| *t == w).map(|(_, v)| *v))
+        })
+}
+
 /// The after-call summary a model would write: with an objective, the
 /// outcome; with a schema, its fields, a price being the last number
 /// said in the transcript (as speech recognition wrote it: the callee
@@ -133,10 +157,7 @@ fn summary(request: &Value) -> Value {
         let transcript = request["messages"][1]["content"]
             .as_str()
             .unwrap_or_default();
-        let price: Option<f64> = transcript
-            .split(|c: char| !c.is_ascii_digit() && c != '.')
-            .rev()
-            .find_map(|w| w.trim_matches('.').parse().ok());
+        let price = last_number(transcript);
         let mut out = serde_json::Map::new();
         for (field, spec) in data["properties"].as_object().into_iter().flatten() {
             let v = match (field.as_str(), spec["type"].to_string()) {

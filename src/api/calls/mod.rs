@@ -138,6 +138,9 @@ pub struct CreateCallRequest {
     /// defaults (`PUT /v1/numbers/{id}/outbound-defaults`).
     #[serde(default)]
     pub use_saved_agent: bool,
+    /// How long each attempt rings before it counts as `no_answer`, 5 to
+    /// 300 seconds (the engine's default when unset).
+    pub ring_timeout_secs: Option<u64>,
 }
 
 /// One transcript line as the API shows it.
@@ -633,6 +636,12 @@ pub(crate) async fn prepare_call(
             ));
         }
         request.insert("max_duration_secs".into(), json!(secs));
+    }
+    if let Some(secs) = req.ring_timeout_secs {
+        if !(5..=300).contains(&secs) {
+            errors.push(FieldError::body("ring_timeout_secs", "must be 5 to 300"));
+        }
+        request.insert("ring_timeout_secs".into(), json!(secs));
     }
     request.insert("record".into(), json!(req.record));
     request.insert("agent".into(), json!(wants_agent(&req)));

@@ -119,9 +119,12 @@ fn extraction(request: &Value) -> String {
     .to_string()
 }
 
-/// The last amount in `text`, in digits ("$40") or in words ("forty"),
-/// as a model reading a transcript would take it.
-fn last_number(text: &str) -> Option<f64> {
+/// The amount quoted in `text`, in digits ("$40") or in words
+/// ("forty"), as a model reading a transcript would take it: the callee
+/// says it twice, and a repetition that speech recognition clipped or
+/// misheard loses its leading words and comes out smaller ("$5.00" for
+/// "75 dollars"), so the largest amount heard is the quote.
+fn quoted_amount(text: &str) -> Option<f64> {
     const TENS: [(&str, f64); 8] = [
         ("twenty", 20.0),
         ("thirty", 30.0),
@@ -134,19 +137,20 @@ fn last_number(text: &str) -> Option<f64> {
     ];
     text.to_lowercase()
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
-        .rev()
-        .find_map(|w| {
+        .filter_map(|w| {
             let w = w.trim_matches('.');
-            w.parse()
+            w.parse::<f64>()
                 .ok()
                 .or_else(|| TENS.iter().find(|(t, _)| *t == w).map(|(_, v)| *v))
+        })
+        .fold(None, |most: Option<f64>, n| {
+            Some(most.map_or(n, |m| m.max(n)))
         })
 }
 
 /// The after-call summary a model would write: with an objective, the
-/// outcome; with a schema, its fields, a price being the last number
-/// said in the transcript (as speech recognition wrote it: the callee
-/// says it twice, and the first may be clipped).
+/// outcome; with a schema, its fields, the price being the amount the
+/// callee quoted ([`quoted_amount`]).
 fn summary(request: &Value) -> Value {
     let schema = &request["response_format"]["json_schema"]["schema"]["properties"];
     let mut answer = json!({"summary": "A caller reported a leak."});
@@ -157,7 +161,7 @@ fn summary(request: &Value) -> Value {
         let transcript = request["messages"][1]["content"]
             .as_str()
             .unwrap_or_default();
-        let price = last_number(transcript);
+        let price = quoted_amount(transcript);
         let mut out = serde_json::Map::new();
         for (field, spec) in data["properties"].as_object().into_iter().flatten() {
             let v = match (field.as_str(), spec["type"].to_string()) {

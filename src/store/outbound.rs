@@ -153,6 +153,10 @@ impl Store {
         if next_dial_at > now {
             return Ok(Claim::Paced(next_dial_at));
         }
+        // The attempt starts once the gate is held: waiting for it (the
+        // pool, another node's claim) must not date the attempt earlier
+        // than the count of live calls it was admitted on.
+        let started = now.max(now_ms());
         let live = Sql::new("SELECT COUNT(*) AS n FROM calls WHERE org_id = ")
             .text(org_id.to_owned())
             .push(" AND status IN ")
@@ -206,12 +210,12 @@ impl Store {
             .push(", ")
             .int(call.attempts)
             .push(", 'dialing', ")
-            .int(now)
+            .int(started)
             .push(")")
             .execute(&mut *tx)
             .await?;
         Sql::new("UPDATE dial_gates SET next_dial_at = ")
-            .int(now.saturating_add(limits.min_interval_ms))
+            .int(started.saturating_add(limits.min_interval_ms))
             .push(" WHERE org_id = ")
             .text(org_id.to_owned())
             .execute(&mut *tx)

@@ -124,7 +124,7 @@ fn extraction(request: &Value) -> String {
 /// says it twice, and a repetition that speech recognition clipped or
 /// misheard loses its leading words and comes out smaller ("$5.00" for
 /// "75 dollars"), so the largest amount heard is the quote.
-fn quoted_amount(text: &str) -> Option<f64> {
+pub fn quoted_amount(text: &str) -> Option<f64> {
     const TENS: [(&str, f64); 8] = [
         ("twenty", 20.0),
         ("thirty", 30.0),
